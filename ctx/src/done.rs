@@ -1,0 +1,131 @@
+//! The `done()` future and the blocking waits built on it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context as TaskContext, Poll, Wake, Waker};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+use crate::context::Context;
+use crate::error::Error;
+use crate::loom::Arc;
+use crate::tree::{self, Node};
+
+/// Resolves to the [`Error`] once its context is done. Made by
+/// [`Context::done`].
+///
+/// `Send`, `Unpin`, `'static`, executor-agnostic: it registers the task's
+/// waker with the context and is woken by whatever cancels it (a guard, a
+/// parent, the deadline timer thread). Polling it when the context is done
+/// costs one atomic load; it can be polled again after it is ready and gives
+/// the same answer.
+///
+/// # Cancel safety
+///
+/// Cancel-safe. Dropping it unregisters its waker, so a `select!` loop that
+/// makes a fresh `done()` every iteration does not accumulate anything.
+///
+/// # Examples
+///
+/// ```
+/// let (ctx, cancel) = ctx::Context::background().with_cancel();
+/// let waiter = std::thread::spawn(move || futures::executor::block_on(ctx.done()));
+/// cancel.cancel();
+/// assert_eq!(waiter.join().unwrap(), ctx::Error::Canceled);
+/// ```
+///
+/// Go: the channel returned by `Context.Done`.
+#[must_use = "futures do nothing unless awaited"]
+pub struct Done {
+    /// The cancel node whose state we watch; `None` for contexts that are
+    /// never done.
+    node: Option<Arc<Node>>,
+    /// Our slot in the node's waiter list, while registered.
+    key: Option<usize>,
+}
+
+impl Done {
+    pub(crate) fn new(node: Option<Arc<Node>>) -> Done {
+        Done { node, key: None }
+    }
+}
+
+impl Future for Done {
+    type Output = Error;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Error> {
+        let this = self.get_mut();
+        match &this.node {
+            Some(node) => tree::poll_done(node, &mut this.key, cx.waker()),
+            // Never done: nothing will ever wake us, so nothing to register.
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        if let (Some(node), Some(key)) = (&self.node, self.key) {
+            tree::remove_waiter(node, key);
+        }
+    }
+}
+
+impl std::fmt::Debug for Done {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Done")
+            .field("registered", &self.key.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Wakes a parked thread.
+struct ThreadWaker {
+    thread: Thread,
+    woken: AtomicBool,
+}
+
+impl Wake for ThreadWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.thread.unpark();
+    }
+}
+
+/// Parks the current thread until `ctx` is done or `timeout` passes.
+pub(crate) fn wait(ctx: &Context, timeout: Option<Duration>) -> Option<Error> {
+    if let Some(err) = ctx.err() {
+        return Some(err);
+    }
+    let until = timeout.and_then(|t| Instant::now().checked_add(t));
+    let thread_waker = std::sync::Arc::new(ThreadWaker {
+        thread: std::thread::current(),
+        woken: AtomicBool::new(false),
+    });
+    let waker = Waker::from(thread_waker.clone());
+    let mut cx = TaskContext::from_waker(&waker);
+    let mut done = ctx.done();
+    loop {
+        if let Poll::Ready(err) = Pin::new(&mut done).poll(&mut cx) {
+            return Some(err);
+        }
+        // Park until woken; spurious wake-ups just poll again.
+        while !thread_waker.woken.swap(false, Ordering::Acquire) {
+            match until {
+                None => std::thread::park(),
+                Some(until) => {
+                    let now = Instant::now();
+                    if now >= until {
+                        return ctx.err();
+                    }
+                    std::thread::park_timeout(until - now);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! The synchronization shim: std normally, loom's checked doubles under `--cfg loom`.
+//!
+//! Everything in `tree.rs`, `done.rs` and `after_func.rs` that takes part in a
+//! race goes through these names, so the loom models in `ctx/tests/loom_*.rs`
+//! explore the real code. The deadline timer (`timer.rs`) is outside the models:
+//! it runs on its own OS thread and only calls into the tree like any canceler.
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+#[cfg(loom)]
+pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
+#[cfg(loom)]
+pub(crate) use loom::thread::yield_now;
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
+#[cfg(not(loom))]
+pub(crate) use std::thread::yield_now;
+
+/// Locks `mutex`, ignoring poison.
+///
+/// No user code ever runs while a ctx lock is held (callbacks and wakers run
+/// after the lock is released), so a poisoned lock can only come from a panic
+/// in ctx's own bookkeeping; the data is still consistent at every unlock point.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}

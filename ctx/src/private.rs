@@ -1,0 +1,1 @@
+//! What macro expansions call. Not API: may change in any release.

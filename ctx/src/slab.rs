@@ -1,0 +1,120 @@
+//! A tiny slab: O(1) insert and remove by key, storage freed when it empties.
+//!
+//! Used for the waker list and the after_func list of a node. Both are guarded
+//! by the node's lock, so the slab itself needs no synchronization.
+
+pub(crate) struct Slab<T> {
+    entries: Vec<Entry<T>>,
+    /// Head of the free list (an index into `entries`), or `entries.len()`.
+    next_free: usize,
+    len: usize,
+}
+
+enum Entry<T> {
+    Vacant(usize),
+    Occupied(T),
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab::new()
+    }
+}
+
+impl<T> Slab<T> {
+    pub(crate) const fn new() -> Self {
+        Slab {
+            entries: Vec::new(),
+            next_free: 0,
+            len: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn insert(&mut self, value: T) -> usize {
+        let key = self.next_free;
+        if key == self.entries.len() {
+            self.entries.push(Entry::Occupied(value));
+            self.next_free = self.entries.len();
+        } else {
+            match std::mem::replace(&mut self.entries[key], Entry::Occupied(value)) {
+                Entry::Vacant(next) => self.next_free = next,
+                Entry::Occupied(_) => unreachable!("ctx: internal error: slab free list points at an occupied entry"),
+            }
+        }
+        self.len += 1;
+        key
+    }
+
+    pub(crate) fn get_mut(&mut self, key: usize) -> Option<&mut T> {
+        match self.entries.get_mut(key) {
+            Some(Entry::Occupied(value)) => Some(value),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn remove(&mut self, key: usize) -> Option<T> {
+        let entry = self.entries.get_mut(key)?;
+        if matches!(entry, Entry::Vacant(_)) {
+            return None;
+        }
+        let Entry::Occupied(value) = std::mem::replace(entry, Entry::Vacant(self.next_free)) else {
+            unreachable!()
+        };
+        self.next_free = key;
+        self.len -= 1;
+        if self.len == 0 {
+            // A long-lived node that saw a million waiters come and go must
+            // hold no more memory than one that saw none.
+            *self = Slab::new();
+        }
+        Some(value)
+    }
+
+    /// Takes every occupied value out, leaving the slab empty and unallocated.
+    pub(crate) fn take_all(&mut self) -> impl Iterator<Item = T> {
+        let entries = std::mem::take(&mut self.entries);
+        *self = Slab::new();
+        entries.into_iter().filter_map(|entry| match entry {
+            Entry::Occupied(value) => Some(value),
+            Entry::Vacant(_) => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Slab;
+
+    #[test]
+    fn keys_are_reused_and_storage_is_freed_when_empty() {
+        let mut slab = Slab::new();
+        let a = slab.insert("a");
+        let b = slab.insert("b");
+        assert_eq!(slab.remove(a), Some("a"));
+        assert_eq!(slab.remove(a), None, "a removed key stays removed");
+        let c = slab.insert("c");
+        assert_eq!(c, a, "the freed key is reused");
+        assert_eq!(slab.get_mut(b).copied(), Some("b"));
+        assert_eq!(slab.remove(b), Some("b"));
+        assert_eq!(slab.remove(c), Some("c"));
+        assert_eq!(slab.len(), 0);
+        assert_eq!(slab.entries.capacity(), 0, "an empty slab holds no memory");
+    }
+
+    #[test]
+    fn take_all_returns_only_occupied_values() {
+        let mut slab = Slab::new();
+        let keys: Vec<_> = (0..5).map(|i| slab.insert(i)).collect();
+        slab.remove(keys[1]);
+        slab.remove(keys[3]);
+        let mut rest: Vec<_> = slab.take_all().collect();
+        rest.sort();
+        assert_eq!(rest, vec![0, 2, 4]);
+        assert_eq!(slab.len(), 0);
+        assert_eq!(slab.insert(9), 0, "a drained slab starts over");
+    }
+}
