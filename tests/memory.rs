@@ -1,0 +1,155 @@
+//! Leak checks with a counting global allocator: canceled and dropped
+//! contexts give back every byte, and deep chains neither overflow the stack
+//! when canceled nor when dropped.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::time::Duration;
+
+use ctx::Context;
+
+struct Counting;
+
+thread_local! {
+    /// Bytes allocated minus bytes freed by this thread. Every measurement
+    /// below allocates and frees on the test's own thread, so tests running
+    /// in parallel (and the harness) cannot disturb each other.
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+}
+
+fn count(delta: isize) {
+    // try_with: allocations during thread teardown are simply not counted.
+    let _ = LIVE.try_with(|live| live.set(live.get() + delta));
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout.size() as isize);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        count(-(layout.size() as isize));
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.with(Cell::get)
+}
+
+#[test]
+fn a_parent_that_had_a_million_children_holds_no_more_than_one_that_had_none() {
+    let (parent, _guard) = Context::background().with_cancel();
+    let baseline = live();
+    for _ in 0..1_000_000 {
+        let (child, cancel) = parent.with_cancel();
+        assert!(!child.is_done());
+        cancel.cancel();
+    }
+    // Children whose guards are dropped without an explicit cancel, too.
+    for _ in 0..1_000_000 {
+        let _ = parent.with_cancel();
+    }
+    assert_eq!(live(), baseline, "bytes still held after a million canceled children");
+}
+
+#[test]
+fn a_million_timeouts_created_and_dropped_leave_nothing_behind() {
+    let parent = Context::background();
+    // Warm up: the timer thread and its bookkeeping exist from here on.
+    drop(parent.with_timeout(Duration::from_secs(3600)));
+    let baseline = live();
+    for i in 0..1_000_000u64 {
+        let (child, _cancel) = parent.with_timeout(Duration::from_secs(3600 + i % 7));
+        assert!(!child.is_done());
+    }
+    assert_eq!(live(), baseline, "bytes still held after a million timeouts");
+}
+
+#[test]
+fn a_million_done_futures_polled_and_dropped_leave_nothing_behind() {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context as TaskContext, Waker};
+    let (ctx, _guard) = Context::background().with_cancel();
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    let baseline = live();
+    for _ in 0..1_000_000 {
+        let mut done = ctx.done();
+        assert!(pin!(&mut done).poll(&mut cx).is_pending());
+    }
+    assert_eq!(live(), baseline);
+}
+
+#[test]
+fn dropping_every_handle_of_a_subtree_frees_it() {
+    let (root, _guard) = Context::background().with_cancel();
+    let baseline = live();
+    {
+        let mut guards = Vec::new();
+        let mut contexts = Vec::new();
+        let mut frontier = vec![root.clone()];
+        for _ in 0..4 {
+            let mut next = Vec::new();
+            for c in &frontier {
+                for i in 0..5u32 {
+                    let v = c.with_value(i);
+                    let (child, g) = v.with_timeout(Duration::from_secs(3600));
+                    let _after = child.after_func(|| {});
+                    guards.push(g);
+                    next.push(child.clone());
+                    contexts.push(v.without_cancel());
+                }
+            }
+            frontier = next;
+        }
+        assert!(live() > baseline);
+    }
+    assert_eq!(live(), baseline, "a dropped subtree must be freed entirely");
+}
+
+#[test]
+fn a_million_deep_chain_cancels_and_drops_without_overflowing_the_stack() {
+    let baseline = live();
+    {
+        let (root, root_guard) = Context::background().with_cancel();
+        let mut current = root.clone();
+        let mut guards = Vec::with_capacity(1_000_000);
+        for i in 0..1_000_000u32 {
+            current = if i % 2 == 0 {
+                let (c, g) = current.with_cancel();
+                guards.push(g);
+                c
+            } else {
+                current.with_value(i)
+            };
+        }
+        root_guard.cancel();
+        assert_eq!(current.err(), Some(ctx::Error::Canceled));
+        // Drop the guards first, deepest last: the chain is then held only by
+        // `current`, and its drop walks a million parents.
+        drop(guards);
+    }
+    assert_eq!(live(), baseline);
+}
+
+#[test]
+fn report_bytes_per_live_cancelable_child() {
+    let (parent, _guard) = Context::background().with_cancel();
+    const N: usize = 100_000;
+    let mut children = Vec::with_capacity(N);
+    let before = live();
+    for _ in 0..N {
+        children.push(parent.with_cancel());
+    }
+    let vec_bytes = (N * std::mem::size_of::<(Context, ctx::CancelGuard)>()) as isize;
+    let per_child = (live() - before - vec_bytes) as f64 / N as f64;
+    // Our own bookkeeping: node, plus its slot in the parent's child list.
+    eprintln!("bytes per live cancelable child: {per_child:.1}");
+    assert!(per_child < 256.0, "{per_child} bytes per child");
+}
