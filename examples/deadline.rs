@@ -1,0 +1,33 @@
+//! A 50 ms deadline that reports "context deadline exceeded" (Go's
+//! `ExampleWithDeadline`).
+//!
+//! The work would take a second; the deadline ends it after 50 ms. Even
+//! though the deadline will fire by itself, the guard is still kept: it
+//! releases the timer if the work finishes first.
+//!
+//! Run: `cargo run --example deadline`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ctx::Context;
+
+pub type Say = Arc<dyn Fn(String) + Send + Sync>;
+
+pub async fn story(say: Say) {
+    let started = Instant::now();
+    let (ctx, _cancel) = Context::background().with_deadline(started + Duration::from_millis(50));
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_secs(1)) => say("overslept".into()),
+        err = ctx.done() => say(format!("{err}")),
+    }
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(50), "a deadline never fires early");
+    say("the deadline ended the work, not the sleep".into());
+}
+
+#[allow(dead_code)]
+#[tokio::main]
+async fn main() {
+    story(Arc::new(|line| println!("{line}"))).await;
+}
