@@ -1,4 +1,104 @@
-//! Placeholder: the crate documentation (the tour of the model) is written with the core.
+//! Go's `context` for async Rust: cancellation, deadlines and request-scoped
+//! values that flow down every call, with cancel guards the compiler checks
+//! and task groups that cannot leak.
+//!
+//! # The model
+//!
+//! A [`Context`] is a handle to one node of a tree. The roots,
+//! [`Context::background`] and [`Context::todo`], are never done. Every other
+//! context is derived from a parent and ends (becomes *done*) when the parent
+//! does, when its own deadline passes, or when it is canceled, whichever comes
+//! first. Ending flows down the tree, never up: canceling a child leaves its
+//! parent alone.
+//!
+//! ```
+//! use ctx::{Context, Error};
+//!
+//! let root = Context::background();
+//! let (request, cancel_request) = root.with_cancel();
+//! let (query, _cancel_query) = request.with_cancel();
+//!
+//! cancel_request.cancel();
+//! assert_eq!(query.err(), Some(Error::Canceled)); // reached the child
+//! assert_eq!(root.err(), None); // not the root
+//! ```
+//!
+//! Code that may block takes a context as its first parameter, named `ctx`,
+//! checks [`ctx.err()`](Context::err) (one atomic load) or
+//! [`ctx.check()?`](Context::check) between steps, and waits with
+//! [`ctx.done()`](Context::done) (a future for any executor) or
+//! [`ctx.wait_blocking()`](Context::wait_blocking) (plain threads).
+//! [`ctx.run(fut)`](Context::run) races a future against the context.
+//!
+//! # Guards: why dropping cancels
+//!
+//! Every cancelable derivation returns the new context and a [`CancelGuard`].
+//! The guard cancels when it is dropped, so every path out of the function
+//! that owns it (an early `return`, a `?`, a panic) releases the context and
+//! its timer: what `defer cancel()` does in Go, and what `go vet`'s
+//! `lostcancel` check can only warn about, the type system enforces. Bind the
+//! guard to a name (`_cancel` is fine) for as long as the work runs; `let _ =`
+//! would drop it at once. [`CancelGuard::handle`] gives a cloneable
+//! [`CancelHandle`] to cancel from elsewhere.
+//!
+//! # Deadlines
+//!
+//! [`with_deadline`](Context::with_deadline) and
+//! [`with_timeout`](Context::with_timeout) end a context with
+//! [`Error::DeadlineExceeded`] when the time comes: never early, with or
+//! without an async runtime, from one shared timer thread (no thread or task
+//! per context). A child's deadline is never later than its parent's:
+//! [`deadline()`](Context::deadline) reports the earliest on the path to the
+//! root, and [`remaining()`](Context::remaining) the time left, ready to be
+//! sent to the next service.
+//!
+//! # Values
+//!
+//! [`with_value`](Context::with_value) attaches request-scoped data (a
+//! request id, the caller's identity), found by type with
+//! [`value::<T>()`](Context::value). Use a newtype per meaning, so that two
+//! libraries cannot collide. Values are for data that belongs to the request,
+//! not for optional parameters.
+//!
+//! ```
+//! struct RequestId(u64);
+//! let ctx = ctx::Context::background().with_value(RequestId(7));
+//! let (ctx, _cancel) = ctx.with_cancel();
+//! assert_eq!(ctx.value::<RequestId>().map(|id| id.0), Some(7));
+//! ```
+//!
+//! # Causes
+//!
+//! [`err()`](Context::err) says *that* a context ended, [`cause()`](Context::cause)
+//! says *why*. The rules are Go's: the first cancellation of a context or of
+//! an ancestor sets the cause and nothing changes it afterwards; a plain
+//! cancel or a deadline records the matching [`Error`];
+//! [`cancel_with_cause`](CancelGuard::cancel_with_cause),
+//! [`with_deadline_cause`](Context::with_deadline_cause) and failed scope tasks
+//! record their error as a [`Cause`]; a child canceled by its parent reports
+//! the parent's cause.
+//!
+//! # Scopes
+//!
+//! [`scope`] runs a group of tasks under one child context: the first error
+//! cancels the others, a panic is resumed in the caller after its siblings
+//! stop, and no task outlives the scope (Go's `errgroup`, without the leaks).
+//!
+//! # Rules of use
+//!
+//! - Pass the context explicitly, first, as `ctx: &Context`; do not store it
+//!   in structs (except those that represent one request).
+//! - Keep each guard until the work it bounds is over.
+//! - Never block forever on anything but `ctx.done()` or something that
+//!   watches it.
+//! - `Context::todo()` marks code that has not been given a context yet.
+//!
+//! # Macros
+//!
+//! [`#[ctx]`](macro@ctx) adds the `ctx: &ctx::Context` parameter, returns
+//! promptly when the context ends, and rejects discarded guards at compile
+//! time; `#[ctx::main]` gives `main` a context canceled by Ctrl-C, and
+//! `#[ctx::test]` a test with a timeout.
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
