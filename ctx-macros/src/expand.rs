@@ -1,0 +1,280 @@
+//! `#[ctx]`: parse, validate, check, expand.
+//!
+//! Each step adds what it finds to one [`Errors`]; the function is emitted in
+//! every case but one (an item that is not a function), with `ctx` injected,
+//! so a mistake in the options does not also bury the body under
+//! "cannot find value `ctx`" errors.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned, ToTokens};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::visit::Visit;
+use syn::{FnArg, Ident, Pat, ReturnType, Signature, Token, Type};
+
+use crate::args::{self, Args, Macro};
+use crate::check;
+use crate::errors::Errors;
+use crate::func::{Body, Func};
+
+pub(crate) fn ctx(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let args = args::parse(Macro::Ctx, attr, &mut errors);
+    let func = match Func::parse_item(item.clone(), "#[ctx]") {
+        Ok(func) => func,
+        Err(error) => {
+            // Not a function: leave the item as it was.
+            errors.push(error);
+            return quote!(#errors #item);
+        }
+    };
+
+    if let Some(existing) = ctx_param(&func.sig) {
+        errors.push(syn::Error::new(
+            existing.span(),
+            "this function already has a `ctx` parameter; remove it: `#[ctx]` adds \
+             `ctx: &ctx::Context` itself",
+        ));
+        // The function as written already has its `ctx`: injecting a second
+        // one would only add a duplicate-parameter error.
+        return quote!(#errors #item);
+    }
+    validate(&func, &args, &mut errors);
+    if let Some(stmts) = func.stmts() {
+        check::lostcancel(stmts, &mut errors);
+    }
+
+    let krate = args.krate();
+    let sig = inject(&func.sig, &krate);
+    let body = if errors.is_empty() {
+        body(&func, &args, &krate)
+    } else {
+        // Keep the body as written: the errors above say what to fix, and
+        // generated code around a broken option would add noise.
+        None
+    };
+    let out = func.to_tokens_with(&sig, body);
+    quote!(#errors #out)
+}
+
+/// The `ctx` parameter the user already wrote, if any.
+fn ctx_param(sig: &Signature) -> Option<&Ident> {
+    sig.inputs.iter().find_map(|input| match input {
+        FnArg::Typed(typed) => match &*typed.pat {
+            Pat::Ident(pat) if pat.ident == "ctx" => Some(&pat.ident),
+            _ => None,
+        },
+        FnArg::Receiver(_) => None,
+    })
+}
+
+/// Rules about the function and the options together.
+fn validate(func: &Func, args: &Args, errors: &mut Errors) {
+    if let Some(constness) = &func.sig.constness {
+        errors.push(syn::Error::new(
+            constness.span,
+            "a `const fn` cannot look at a context; remove `const`, or take \
+             `ctx: &ctx::Context` by hand",
+        ));
+    }
+    if let Body::Semi(_) = func.body {
+        for key in [args.timeout.as_ref().map(|(key, _)| key), args.cooperative.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            errors.push(syn::Error::new(
+                key.span(),
+                format!(
+                    "`{key}` changes the body, and this declaration has none; \
+                     put it on the implementations"
+                ),
+            ));
+        }
+        return;
+    }
+    if let Some(key) = &args.cooperative {
+        if func.sig.asyncness.is_none() {
+            errors.push(syn::Error::new(
+                key.span(),
+                "`cooperative` only changes `async` functions: a sync body is never \
+                 interrupted; remove it",
+            ));
+        } else if !returns_result(&func.sig) {
+            errors.push(syn::Error::new(
+                key.span(),
+                "`cooperative` only changes functions that return `Result`: others are \
+                 never interrupted; remove it",
+            ));
+        }
+    }
+}
+
+/// Adds `ctx: &ctx::Context` after the receiver, if any.
+///
+/// ```text
+/// fn get(&self, id: u64)  →  fn get(&self, ctx: &::ctx::Context, id: u64)
+/// ```
+fn inject(sig: &Signature, krate: &TokenStream) -> Signature {
+    let param: FnArg = syn::parse_quote! {
+        // A trait impl may have no use for it; it is still part of the
+        // signature.
+        #[allow(unused_variables)]
+        ctx: &#krate::Context
+    };
+    let mut inputs: Punctuated<FnArg, Token![,]> = Punctuated::new();
+    let mut rest = sig.inputs.clone().into_pairs().peekable();
+    if let Some(pair) = rest.next_if(|pair| matches!(pair.value(), FnArg::Receiver(_))) {
+        inputs.push(pair.into_value());
+    }
+    inputs.push(param);
+    for pair in rest {
+        let (arg, comma) = pair.into_tuple();
+        inputs.push_punct(comma.unwrap_or_default());
+        inputs.push_value(arg);
+    }
+    Signature {
+        inputs,
+        ..sig.clone()
+    }
+}
+
+/// Whether the declared return type is spelled `Result<..>` (any path that
+/// ends in `Result`: `io::Result<T>`, a crate's own `Result<T>` alias).
+pub(crate) fn returns_result(sig: &Signature) -> bool {
+    match &sig.output {
+        ReturnType::Type(_, ty) => is_result(ty),
+        ReturnType::Default => false,
+    }
+}
+
+fn is_result(ty: &Type) -> bool {
+    match ty {
+        Type::Path(path) if path.qself.is_none() => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|segment| segment.ident == "Result"),
+        Type::Group(group) => is_result(&group.elem),
+        Type::Paren(paren) => is_result(&paren.elem),
+        _ => false,
+    }
+}
+
+/// The return type, as a type the body can name to pin what its tail must
+/// be; `None` when it cannot be named there (`impl Trait`).
+pub(crate) fn nameable_output(sig: &Signature) -> Option<TokenStream> {
+    match &sig.output {
+        ReturnType::Default => Some(quote!(())),
+        ReturnType::Type(_, ty) => {
+            let mut finder = FindImpl(false);
+            finder.visit_type(ty);
+            (!finder.0).then(|| ty.to_token_stream())
+        }
+    }
+}
+
+struct FindImpl(bool);
+
+impl<'ast> Visit<'ast> for FindImpl {
+    fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
+        self.0 = true;
+    }
+}
+
+/// A local only generated code can name.
+pub(crate) fn local(name: &str) -> Ident {
+    Ident::new(name, Span::mixed_site())
+}
+
+/// `let __ctx_timeout = <checked to be a Duration>;`, spanned on the user's
+/// expression so a wrong type is reported there.
+pub(crate) fn timeout_duration(krate: &TokenStream, expr: &syn::Expr) -> TokenStream {
+    let timeout = local("__ctx_timeout");
+    quote_spanned! {expr.span()=>
+        let #timeout: ::core::time::Duration = #krate::__private::timeout(#expr);
+    }
+}
+
+/// The new body of a function with a body, or `None` to keep it as written.
+///
+/// Sketch, for `async fn f(..) -> Result<T, E>` with `timeout = D`:
+///
+/// ```text
+/// {
+///     let __ctx_timeout = D;
+///     let (__ctx_child, __ctx_guard) = ctx.with_timeout(__ctx_timeout);
+///     let ctx = &__ctx_child;
+///     let __ctx_out = match race(ctx, async move { let __ctx_out: R = { BODY }; __ctx_out }).await {
+///         Ok(out) => out,
+///         Err(e) => Err(E::from(e)),
+///     };
+///     __ctx_out
+/// }
+/// ```
+///
+/// Without `timeout` the first three lines go; with `cooperative`, or on a
+/// sync function, the race is replaced by an entry check
+/// (`if let Some(e) = ctx.err() { return Err(E::from(e)) }`) and the body
+/// runs as is. A function whose return type is not a `Result` keeps its body,
+/// under the child context if there is a `timeout`.
+fn body(func: &Func, args: &Args, krate: &TokenStream) -> Option<TokenStream> {
+    let stmts = func.stmts()?;
+    let result = returns_result(&func.sig);
+    let race = result && func.sig.asyncness.is_some() && args.cooperative.is_none();
+    if !result && args.timeout.is_none() {
+        return None;
+    }
+
+    let ctx = Ident::new("ctx", Span::call_site());
+    let out = local("__ctx_out");
+    let err = local("__ctx_err");
+    // The conversion to the user's error type is spanned on the return type,
+    // so a missing `From<ctx::Error>` is reported on it.
+    let output_span = match &func.sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => Span::call_site(),
+    };
+    let convert = quote_spanned!(output_span=> #krate::__private::err(#err));
+
+    let entry_check = (result && !race).then(|| {
+        quote! {
+            if let ::core::option::Option::Some(#err) = #krate::Context::err(#ctx) {
+                return #convert;
+            }
+        }
+    });
+    let child = args.timeout.as_ref().map(|(_, expr)| {
+        let timeout = local("__ctx_timeout");
+        let child = local("__ctx_child");
+        let guard = local("__ctx_guard");
+        let duration = timeout_duration(krate, expr);
+        quote! {
+            #duration
+            let (#child, #guard) = #krate::Context::with_timeout(#ctx, #timeout);
+            let #ctx: &#krate::Context = &#child;
+        }
+    });
+    let run = if race {
+        let pinned = match nameable_output(&func.sig) {
+            Some(output) => quote!(let #out: #output = { #(#stmts)* }; #out),
+            None => quote!(#(#stmts)*),
+        };
+        quote! {
+            let #out = match #krate::__private::race(#ctx, async move { #pinned }).await {
+                ::core::result::Result::Ok(#out) => #out,
+                ::core::result::Result::Err(#err) => #convert,
+            };
+            #out
+        }
+    } else if child.is_some() {
+        // Bound first, so the child and its guard drop after the tail.
+        quote!(let #out = { #(#stmts)* }; #out)
+    } else {
+        quote!(#(#stmts)*)
+    };
+    Some(quote! {
+        #entry_check
+        #child
+        #run
+    })
+}

@@ -1,0 +1,277 @@
+//! Attributes for the [ctx] crate: `#[ctx]`, `#[ctx::main]` and
+//! `#[ctx::test]`, with a compile-time lostcancel check.
+//!
+//! Use them through `ctx`, which re-exports them; this crate is an
+//! implementation detail and its paths are not API.
+//!
+//! [ctx]: https://docs.rs/ctx
+
+mod args;
+mod check;
+mod entry;
+mod errors;
+mod expand;
+mod func;
+
+use proc_macro::TokenStream;
+
+/// Gives a function a context: adds `ctx: &ctx::Context` as its first
+/// parameter, makes a `Result` function give up when that context is done,
+/// and rejects cancel guards dropped at once.
+///
+/// ```
+/// use ctx::ctx;
+/// # use std::time::Duration;
+/// # #[derive(Debug)] struct AppError(ctx::Error);
+/// # impl From<ctx::Error> for AppError { fn from(e: ctx::Error) -> Self { AppError(e) } }
+///
+/// #[ctx]
+/// async fn fetch_user(id: u64) -> Result<String, AppError> {
+///     // `ctx: &ctx::Context` is in scope here.
+///     tokio::time::sleep(Duration::from_millis(1)).await;
+///     Ok(format!("user {id}"))
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let root = ctx::Context::background();
+/// // The caller passes the context first.
+/// assert_eq!(fetch_user(&root, 7).await.unwrap(), "user 7");
+///
+/// let (canceled, cancel) = root.with_cancel();
+/// cancel.cancel();
+/// assert!(matches!(fetch_user(&canceled, 7).await, Err(AppError(ctx::Error::Canceled))));
+/// # }
+/// ```
+///
+/// Because `ctx` names both the crate and this attribute, write `use
+/// ctx::ctx;` and then `#[ctx]`, or `#[ctx::ctx]` without the import.
+///
+/// # The parameter
+///
+/// `ctx: &ctx::Context` goes first, after `self` on methods. Attributes, doc
+/// comments, visibility, generics and where-clauses stay; so do the spans of
+/// everything the user wrote, so an error in the body points at the body.
+/// It works on free functions, inherent methods, trait method declarations
+/// and their implementations, sync or `async`. Put `#[ctx]` on both the
+/// trait's declaration and each implementation; a declaration without a
+/// body only gets the parameter.
+///
+/// # Functions that return `Result`
+///
+/// When the declared return type is spelled `Result<..>` (any path ending in
+/// `Result`, so `io::Result<T>` and a crate's own `Result<T>` alias count),
+/// the error type must implement `From<ctx::Error>`, and:
+///
+/// - a context that is already done returns `Err(ctx::Error.into())` at
+///   entry, without running the body;
+/// - an `async` body is raced against the context, as
+///   [`Context::run`](https://docs.rs/ctx) does: once the context is done,
+///   the body's future is dropped at its next `.await` and the function
+///   returns `Err` at once instead of finishing wasted work.
+///
+/// Any other return type only gets the parameter: there is no value to
+/// return early. A return type that is a `Result` under another name (an
+/// alias not ending in `Result`) is not recognized; spell it `Result`.
+///
+/// # `cooperative`
+///
+/// `#[ctx(cooperative)]` turns the race off: the body always runs to its end
+/// and must watch `ctx` itself (`ctx.check()?`, `ctx.done()` in a
+/// `select!`), for bodies that must not be dropped halfway, such as one that
+/// has to roll back. The entry check stays. On a sync function, or one that
+/// does not return `Result`, there is no race, and the option is an error.
+///
+/// ```
+/// # use ctx::ctx;
+/// #[ctx(cooperative)]
+/// async fn copy_all(items: Vec<u32>) -> Result<usize, ctx::Error> {
+///     let mut done = 0;
+///     for _item in items {
+///         ctx.check()?; // stop between items, never inside one
+///         done += 1;
+///     }
+///     Ok(done)
+/// }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// # assert_eq!(copy_all(&ctx::Context::background(), vec![1, 2]).await, Ok(2));
+/// # }
+/// ```
+///
+/// # `timeout = EXPR`
+///
+/// `#[ctx(timeout = Duration::from_secs(5))]` runs the body under a child
+/// context with that timeout (`ctx.with_timeout(EXPR)`); inside, `ctx` is the
+/// child. `EXPR` is any expression of type `std::time::Duration`, evaluated
+/// on each call, after the parameters are bound, so it may use them. An
+/// `async` `Result` function whose body overruns returns
+/// `Err(ctx::Error::DeadlineExceeded.into())`. A sync body cannot be
+/// interrupted: it sees the deadline through `ctx` and must check it.
+///
+/// ```
+/// # use ctx::ctx;
+/// # use std::time::Duration;
+/// #[ctx(timeout = Duration::from_millis(10))]
+/// async fn slow() -> Result<(), ctx::Error> {
+///     tokio::time::sleep(Duration::from_secs(60)).await;
+///     Ok(())
+/// }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// assert_eq!(slow(&ctx::Context::background()).await, Err(ctx::Error::DeadlineExceeded));
+/// # }
+/// ```
+///
+/// # `crate = path`
+///
+/// Generated code names the crate by absolute paths (`::ctx::Context`,
+/// `::ctx::__private::...`), so items of the user's own named `Context`,
+/// `Error` or `Result` do not get in the way. When the dependency is
+/// renamed, say how it is called: `#[renamed::ctx(crate = renamed)]`.
+///
+/// # Expansion
+///
+/// ```text
+/// #[ctx(timeout = D)]
+/// async fn get(&self, id: u64) -> Result<T, E> { BODY }
+/// ```
+///
+/// becomes, in outline (generated names start with `__ctx_`):
+///
+/// ```text
+/// async fn get(&self, ctx: &::ctx::Context, id: u64) -> Result<T, E> {
+///     let (__ctx_child, __ctx_guard) = ctx.with_timeout(D);
+///     let ctx = &__ctx_child;
+///     match ctx.run(async move { BODY }).await {
+///         Ok(out) => out,
+///         Err(e) => Err(E::from(e)),
+///     }
+/// }
+/// ```
+///
+/// A sync or `cooperative` `Result` function instead starts with
+/// `if let Some(e) = ctx.err() { return Err(E::from(e)); }` and keeps its
+/// body.
+///
+/// # The lostcancel check
+///
+/// Each derivation (`with_cancel`, `with_deadline`, `with_timeout`,
+/// `with_deadline_cause`, `with_timeout_cause`, and `ctx::signal::notify`)
+/// returns the new context with a `CancelGuard` that cancels it when dropped.
+/// A guard dropped at once leaves a context that is canceled before anything
+/// uses it: the mistake Go's `go vet` reports as lostcancel. Inside the body
+/// of a `#[ctx]`, `#[ctx::main]` or `#[ctx::test]` function, on any receiver,
+/// in nested blocks, closures and async blocks, these are compile errors:
+///
+/// ```text
+/// let (c, _) = x.with_cancel();         // error on `_` (and on `..`)
+/// let _ = x.with_timeout(d);            // error on `_`
+/// x.with_deadline(t);                   // error on the statement
+/// (c, _) = x.with_timeout_cause(d, e);  // error on `_`
+/// let c = x.with_cancel().0;            // error on `.0`
+/// ```
+///
+/// The fix is to bind the guard and keep it until the work ends:
+/// `let (c, _cancel) = x.with_cancel();` (`_cancel` is a name, kept to the
+/// end of the scope; `_` is not). A guard bound to a name, moved into a
+/// struct, returned, passed to a function, or canceled by hand on some paths
+/// is fine.
+///
+/// The check reads syntax, before types exist, so it cannot see:
+///
+/// - a guard dropped through a path it does not look at: a guard bound and
+///   then dropped early (`drop(guard)`, a block that ends), a pair moved into
+///   a function that drops it, a derivation wrapped in another expression
+///   (`let (c, _) = if a { x.with_cancel() } else { y.with_cancel() };`), or
+///   built inside a macro invocation, whose tokens it does not parse;
+/// - code outside the attributed function: nested `fn` items and other
+///   functions without `#[ctx]` (there, `#[must_use]` on the guard and on the
+///   derivations gives a warning instead);
+/// - types: any method named like a derivation, with the same number of
+///   arguments, counts, whatever its receiver. A method of another type
+///   called `with_timeout(d)` whose result is dropped is reported too;
+///   bind the result to a name (`let _unused = ...`) to silence it.
+#[proc_macro_attribute]
+pub fn ctx(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::ctx(args.into(), item.into()).into()
+}
+
+/// Runs an `async fn main` on a tokio runtime, with `ctx` in scope: a root
+/// context canceled on SIGINT or SIGTERM (Ctrl-C).
+///
+/// ```no_run
+/// #[ctx::main]
+/// async fn main() -> Result<(), ctx::Error> {
+///     // Runs until Ctrl-C, then returns cleanly.
+///     let why = ctx.done().await;
+///     println!("shutting down: {why}");
+///     Ok(())
+/// }
+/// ```
+///
+/// `ctx` is `&ctx::Context` and comes from
+/// [`ctx::signal::notify`](https://docs.rs/ctx): the first signal cancels it
+/// (its cause says which signal); a second signal, once it is canceled, ends
+/// the process at once, as Ctrl-C does in a program that does not catch it.
+/// The body is checked for lost cancel guards as in `#[ctx]`.
+///
+/// # Options
+///
+/// - `flavor = "multi_thread"` (the default) or `flavor = "current_thread"`:
+///   the tokio runtime to build, as in `#[tokio::main]`;
+/// - `worker_threads = N`: the number of worker threads of the
+///   `multi_thread` runtime;
+/// - `crate = path`: the path the ctx crate is known by, if renamed.
+///
+/// # Expansion
+///
+/// ```text
+/// fn main() -> R {
+///     let __ctx_body = async move {
+///         let (__ctx_root, __ctx_guard) = ctx::signal::notify(&Context::background())?;
+///         let ctx = &__ctx_root;
+///         BODY
+///     };
+///     tokio::runtime::Builder::new_multi_thread().enable_all().build()
+///         .expect("ctx::main: failed to build the tokio runtime")
+///         .block_on(__ctx_body)
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry::main(args.into(), item.into()).into()
+}
+
+/// Runs an `async fn` as a test on a tokio runtime, with `ctx` in scope.
+///
+/// ```
+/// # use std::time::Duration;
+/// #[ctx::test(timeout = Duration::from_secs(5))]
+/// async fn finishes_in_time() {
+///     assert!(ctx.deadline().is_some());
+///     assert!(!ctx.is_done());
+/// }
+/// # fn main() {}
+/// ```
+///
+/// `ctx` is `&ctx::Context`, a root context for the test. The body is
+/// checked for lost cancel guards as in `#[ctx]`.
+///
+/// # `timeout = EXPR`
+///
+/// `EXPR` is a `std::time::Duration`. `ctx` gets that timeout; when it
+/// expires, the context is canceled and the test fails with a panic message
+/// that names the timeout (`#[should_panic(expected = "timeout")]` matches
+/// it), even if the body ignores `ctx`: its future is dropped. Without
+/// `timeout`, `ctx` is never done while the test runs.
+///
+/// # Other options
+///
+/// - `flavor = "current_thread"` (the default) or `flavor = "multi_thread"`,
+///   and `worker_threads = N` (which implies `multi_thread`), as in
+///   `#[tokio::test]`;
+/// - `crate = path`: the path the ctx crate is known by, if renamed.
+///
+/// Do not add `#[test]`: this attribute adds it.
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry::test(args.into(), item.into()).into()
+}

@@ -1,0 +1,257 @@
+//! Contexts canceled by SIGINT or SIGTERM (Ctrl-C): Go's
+//! `signal.NotifyContext`.
+//!
+//! `#[ctx::main]` gives its body such a context; [`notify`] makes one by
+//! hand. Either way the first signal cancels every context from `notify`
+//! that is still live, with a [`Received`] cause, so a server can stop taking
+//! work, finish what it holds and return.
+//!
+//! # A second signal
+//!
+//! tokio, which listens for the signals, cannot give them back to the
+//! operating system's default action, as Go's `stop` does. So `ctx` does it
+//! by hand: a signal that arrives while no context from `notify` is live
+//! (all were canceled by an earlier signal, or their guards were dropped)
+//! ends the process at once with the exit status a shell shows for it, 130
+//! for SIGINT and 143 for SIGTERM. Pressing Ctrl-C a second time during a
+//! slow shutdown therefore quits, as users expect. A program that handles
+//! these signals itself as well should keep one `notify` context alive for as
+//! long as it does.
+//!
+//! # Runtime
+//!
+//! None is needed: the signals are watched by one background thread, named
+//! `ctx-signal`, started by the first call to [`notify`] and kept for the
+//! life of the process (Go has the same loop in its runtime). `notify` works
+//! inside any tokio runtime, whatever its configuration, and outside one.
+
+use std::fmt;
+use std::io;
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+use crate::{CancelGuard, CancelHandle, Context};
+
+/// Returns a child of `parent` that is canceled when the process receives
+/// SIGINT or SIGTERM (on Windows: Ctrl-C), with the signal as its
+/// [`cause`](Context::cause).
+///
+/// The child is also done when `parent` is, or when the guard is dropped or
+/// canceled; dropping the guard is how to stop listening (Go's `stop`).
+/// After that, see the [module docs](self) for what a later signal does.
+///
+/// # Errors
+///
+/// When the signals cannot be watched at all: the background thread or its
+/// runtime could not be started, or the operating system refused the signal
+/// handler. Only the first call can fail this way; a later call tries again.
+///
+/// # Examples
+///
+/// ```no_run
+/// # #[tokio::main] async fn main() -> std::io::Result<()> {
+/// let (ctx, _stop) = ctx::signal::notify(&ctx::Context::background())?;
+/// let why = ctx.done().await; // Ctrl-C
+/// assert_eq!(why, ctx::Error::Canceled);
+/// let cause = ctx.cause().unwrap();
+/// assert!(cause.downcast_ref::<ctx::signal::Received>().is_some());
+/// # Ok(()) }
+/// ```
+///
+/// Go: `signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)`.
+pub fn notify(parent: &Context) -> io::Result<(Context, CancelGuard)> {
+    let hub = hub()?;
+    let (ctx, guard) = parent.with_cancel();
+    if !ctx.is_done() {
+        // The watcher keeps a clone of the context only to see, later, that
+        // it is done and forget it.
+        let sent = hub.registrations.send((ctx.clone(), guard.handle()));
+        if sent.is_err() {
+            panic!("ctx: internal error: the signal thread is gone");
+        }
+    }
+    Ok((ctx, guard))
+}
+
+/// The cause of a context canceled by [`notify`]: which signal arrived.
+///
+/// ```
+/// let (ctx, cancel) = ctx::Context::background().with_cancel();
+/// cancel.cancel_with_cause(ctx::signal::Received::Interrupt);
+/// let cause = ctx.cause().unwrap();
+/// assert_eq!(cause.downcast_ref(), Some(&ctx::signal::Received::Interrupt));
+/// assert_eq!(cause.to_string(), "received SIGINT");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Received {
+    /// SIGINT: Ctrl-C in a terminal (on Windows, the Ctrl-C event).
+    Interrupt,
+    /// SIGTERM: the polite stop of `kill`, systemd, container runtimes.
+    Terminate,
+}
+
+impl Received {
+    /// The exit status a shell shows for a process this signal ended.
+    fn exit_status(self) -> i32 {
+        match self {
+            Received::Interrupt => 128 + 2,
+            Received::Terminate => 128 + 15,
+        }
+    }
+}
+
+impl fmt::Display for Received {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Received::Interrupt => "received SIGINT",
+            Received::Terminate => "received SIGTERM",
+        })
+    }
+}
+
+impl std::error::Error for Received {}
+
+/// A context from `notify` and the handle that cancels it.
+type Registration = (Context, CancelHandle);
+
+/// The one watcher of the process.
+struct Hub {
+    registrations: UnboundedSender<Registration>,
+}
+
+fn hub() -> io::Result<&'static Hub> {
+    static HUB: OnceLock<Hub> = OnceLock::new();
+    // Only one thread may start the watcher; a failed start is not cached,
+    // so a later call tries again.
+    static STARTING: Mutex<()> = Mutex::new(());
+
+    if let Some(hub) = HUB.get() {
+        return Ok(hub);
+    }
+    let _starting = STARTING.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(hub) = HUB.get() {
+        return Ok(hub);
+    }
+    let hub = start()?;
+    Ok(HUB.get_or_init(|| hub))
+}
+
+/// Starts the `ctx-signal` thread and waits until it listens.
+fn start() -> io::Result<Hub> {
+    let (registrations, incoming) = unbounded_channel();
+    let (ready, listening) = std::sync::mpsc::sync_channel::<io::Result<()>>(1);
+    std::thread::Builder::new()
+        .name("ctx-signal".to_owned())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    let _ = ready.send(Err(err));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                match Signals::new() {
+                    Ok(signals) => {
+                        let _ = ready.send(Ok(()));
+                        watch(signals, incoming).await;
+                    }
+                    Err(err) => {
+                        let _ = ready.send(Err(err));
+                    }
+                }
+            });
+        })?;
+    match listening.recv() {
+        Ok(Ok(())) => Ok(Hub { registrations }),
+        Ok(Err(err)) => Err(err),
+        Err(_) => panic!("ctx: internal error: the signal thread stopped before it listened"),
+    }
+}
+
+/// The watcher's loop: remembers live contexts, cancels them on a signal,
+/// and ends the process on a signal that finds none.
+async fn watch(mut signals: Signals, mut incoming: UnboundedReceiver<Registration>) {
+    let mut live: Vec<Registration> = Vec::new();
+    loop {
+        tokio::select! {
+            registration = incoming.recv() => match registration {
+                Some(registration) => {
+                    live.retain(|(ctx, _)| !ctx.is_done());
+                    live.push(registration);
+                }
+                // The hub is a static: never dropped while the process runs.
+                None => return,
+            },
+            received = signals.recv() => {
+                // `notify` sends before it returns, so a context made before
+                // the signal arrived is queued by now.
+                while let Ok(registration) = incoming.try_recv() {
+                    live.push(registration);
+                }
+                live.retain(|(ctx, _)| !ctx.is_done());
+                if live.is_empty() {
+                    std::process::exit(received.exit_status());
+                }
+                for (_, handle) in live.drain(..) {
+                    handle.cancel_with_cause(received);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Signals {
+    /// Must run inside the watcher's runtime.
+    fn new() -> io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn recv(&mut self) -> Received {
+        // `recv` yields `None` only once the runtime shuts down, which ends
+        // this loop anyway; pending forever is the honest answer then.
+        tokio::select! {
+            Some(()) = self.interrupt.recv() => Received::Interrupt,
+            Some(()) = self.terminate.recv() => Received::Terminate,
+            else => std::future::pending().await,
+        }
+    }
+}
+
+#[cfg(windows)]
+struct Signals {
+    ctrl_c: tokio::signal::windows::CtrlC,
+}
+
+#[cfg(windows)]
+impl Signals {
+    /// Must run inside the watcher's runtime.
+    fn new() -> io::Result<Signals> {
+        Ok(Signals {
+            ctrl_c: tokio::signal::windows::ctrl_c()?,
+        })
+    }
+
+    async fn recv(&mut self) -> Received {
+        match self.ctrl_c.recv().await {
+            Some(()) => Received::Interrupt,
+            None => std::future::pending().await,
+        }
+    }
+}
