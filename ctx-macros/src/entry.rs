@@ -13,7 +13,7 @@ use syn::{Attribute, Signature};
 use crate::args::{self, Args, Flavor, Macro};
 use crate::check;
 use crate::errors::Errors;
-use crate::expand::{local, nameable_output, timeout_duration};
+use crate::expand::{bind_and_return, local, nameable_output, timeout_duration};
 use crate::func::{Body, Func};
 
 /// Input:
@@ -31,7 +31,7 @@ use crate::func::{Body, Func};
 ///         let (__ctx_root, __ctx_stop) = ::ctx::__private::main_context(); // signal::notify
 ///         let ctx: &::ctx::Context = &__ctx_root;
 ///         let __ctx_out: R = { BODY };
-///         __ctx_out
+///         return __ctx_out;
 ///     };
 ///     tokio::runtime::Builder::new_multi_thread().enable_all().build()
 ///         .expect(..).block_on(__ctx_body)
@@ -60,7 +60,7 @@ pub(crate) fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
 ///         ::ctx::__private::test_within(&__ctx_root, __ctx_timeout, "D", async {
 ///             let ctx = &__ctx_root;
 ///             let __ctx_out: R = { BODY };
-///             __ctx_out
+///             return __ctx_out;
 ///         }).await
 ///     };
 ///     tokio::runtime::Builder::new_current_thread().enable_all().build()
@@ -173,7 +173,7 @@ fn body(mac: Macro, func: &Func, args: &Args) -> TokenStream {
     let body_future = local("__ctx_body");
     let timeout = local("__ctx_timeout");
     let user = match nameable_output(&func.sig) {
-        Some(output) => quote!(let #out: #output = { #(#stmts)* }; #out),
+        Some(output) => bind_and_return(quote!(: #output), stmts),
         None => quote!(#(#stmts)*),
     };
 

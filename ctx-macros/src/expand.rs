@@ -195,6 +195,23 @@ pub(crate) fn timeout_duration(krate: &TokenStream, expr: &syn::Expr) -> TokenSt
     }
 }
 
+/// `let __ctx_out: R = { BODY }; return __ctx_out;`
+///
+/// Binding the body's value first drops the temporaries of its tail
+/// expression before the generated locals it may borrow (the child context).
+/// `R`, when given, pins the type, so a wrong tail is reported on the user's
+/// tail and return type. A body that never returns (`todo!()`, `loop {}`)
+/// makes the `return` unreachable, and that warning would point at the
+/// attribute: it is silenced on that one generated statement only.
+pub(crate) fn bind_and_return(ty: TokenStream, stmts: &[syn::Stmt]) -> TokenStream {
+    let out = local("__ctx_out");
+    quote! {
+        let #out #ty = { #(#stmts)* };
+        #[allow(unreachable_code)]
+        return #out;
+    }
+}
+
 /// The new body of a function with a body, or `None` to keep it as written.
 ///
 /// Sketch, for `async fn f(..) -> Result<T, E>` with `timeout = D`:
@@ -204,7 +221,7 @@ pub(crate) fn timeout_duration(krate: &TokenStream, expr: &syn::Expr) -> TokenSt
 ///     let __ctx_timeout = D;
 ///     let (__ctx_child, __ctx_guard) = ctx.with_timeout(__ctx_timeout);
 ///     let ctx = &__ctx_child;
-///     let __ctx_out = match race(ctx, async move { let __ctx_out: R = { BODY }; __ctx_out }).await {
+///     let __ctx_out = match race(ctx, async move { let __ctx_out: R = { BODY }; return __ctx_out; }).await {
 ///         Ok(out) => out,
 ///         Err(e) => Err(E::from(e)),
 ///     };
@@ -256,7 +273,7 @@ fn body(func: &Func, args: &Args, krate: &TokenStream) -> Option<TokenStream> {
     });
     let run = if race {
         let pinned = match nameable_output(&func.sig) {
-            Some(output) => quote!(let #out: #output = { #(#stmts)* }; #out),
+            Some(output) => bind_and_return(quote!(: #output), stmts),
             None => quote!(#(#stmts)*),
         };
         quote! {
@@ -267,8 +284,7 @@ fn body(func: &Func, args: &Args, krate: &TokenStream) -> Option<TokenStream> {
             #out
         }
     } else if child.is_some() {
-        // Bound first, so the child and its guard drop after the tail.
-        quote!(let #out = { #(#stmts)* }; #out)
+        bind_and_return(TokenStream::new(), stmts)
     } else {
         quote!(#(#stmts)*)
     };
