@@ -1,0 +1,130 @@
+//! `#[ctx::main]`: `examples/signal.rs` runs as a child process and gets
+//! real signals.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Generous: the child only has to react to a signal.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The `signal` example, built next to this test (cargo builds examples for
+/// `cargo test`; a run limited to this file builds it here).
+fn example() -> PathBuf {
+    // One build for all tests: a test must not start a binary that another
+    // test's build is still writing.
+    static EXAMPLE: OnceLock<PathBuf> = OnceLock::new();
+    EXAMPLE.get_or_init(build_example).clone()
+}
+
+fn build_example() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    // target/<profile>/deps/macro_main-<hash>
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("tests run from target/<profile>/deps");
+    let path = profile_dir
+        .join("examples")
+        .join(format!("signal{}", std::env::consts::EXE_SUFFIX));
+    if !path.exists() {
+        let mut build = Command::new(env!("CARGO"));
+        build
+            .args(["build", "--example", "signal", "--manifest-path"])
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+        if profile_dir.file_name().is_some_and(|name| name == "release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("cargo runs");
+        assert!(status.success(), "building the signal example failed");
+    }
+    path
+}
+
+struct Running {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Running {
+        let mut child = Command::new(example())
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the example starts");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        let mut running = Running { child, stdout };
+        // The example prints this once its context listens for signals.
+        assert_eq!(running.line(), "ready: press Ctrl-C to stop");
+        running
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("stdout reads");
+        line.trim_end().to_owned()
+    }
+
+    fn kill(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits for the exit, killing the child if it takes too long.
+    fn wait(mut self) -> (ExitStatus, String) {
+        let at = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("the child can be waited on") {
+                break status;
+            }
+            if at.elapsed() > PATIENCE {
+                let _ = self.child.kill();
+                panic!("the example did not exit within {PATIENCE:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut rest = String::new();
+        self.stdout.read_to_string(&mut rest).expect("stdout reads");
+        (status, rest)
+    }
+}
+
+#[test]
+fn sigint_cancels_ctx_and_main_exits_cleanly() {
+    let running = Running::start(&[]);
+    running.kill("INT");
+    let (status, out) = running.wait();
+    assert!(status.success(), "{status}");
+    assert_eq!(out, "canceled: context canceled (received SIGINT)\n");
+}
+
+#[test]
+fn sigterm_cancels_ctx_too() {
+    let running = Running::start(&[]);
+    running.kill("TERM");
+    let (status, out) = running.wait();
+    assert!(status.success(), "{status}");
+    assert_eq!(out, "canceled: context canceled (received SIGTERM)\n");
+}
+
+#[test]
+fn a_second_sigint_ends_a_program_that_ignores_the_first() {
+    let mut running = Running::start(&["--stubborn"]);
+    running.kill("INT");
+    assert_eq!(
+        running.line(),
+        "canceled: context canceled (received SIGINT)"
+    );
+    assert_eq!(running.line(), "ignoring it");
+    running.kill("INT");
+    let (status, out) = running.wait();
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(out, "");
+}
