@@ -5,7 +5,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::context::Context;
 use crate::loom::{lock, Arc, AtomicU8, Mutex, Ordering};
-use crate::tree::{self, Node};
+use crate::tree::{self, CancelNode};
 
 const PENDING: u8 = 0;
 const STARTED: u8 = 1;
@@ -31,7 +31,7 @@ type Callback = Box<dyn FnOnce() + Send + 'static>;
 pub struct AfterFunc {
     shared: Arc<Shared>,
     /// Where it is registered, to unregister on `stop`.
-    registration: Option<(Arc<Node>, usize)>,
+    registration: Option<(Arc<CancelNode>, usize)>,
 }
 
 /// The part the context's node holds on to.

@@ -4,7 +4,7 @@ use std::fmt;
 
 use crate::error::{Cause, Error};
 use crate::loom::Arc;
-use crate::tree::{self, Node};
+use crate::tree::{self, CancelNode};
 
 /// Cancels its context when dropped, or earlier with [`cancel`](CancelGuard::cancel).
 ///
@@ -36,11 +36,11 @@ use crate::tree::{self, Node};
 /// Go: `context.CancelFunc` used with `defer`.
 #[must_use = "dropping a CancelGuard cancels its context at once; bind it (`let (ctx, _cancel) = ...`) and keep it until the work ends"]
 pub struct CancelGuard {
-    node: Option<Arc<Node>>,
+    node: Option<Arc<CancelNode>>,
 }
 
 impl CancelGuard {
-    pub(crate) fn new(node: Arc<Node>) -> CancelGuard {
+    pub(crate) fn new(node: Arc<CancelNode>) -> CancelGuard {
         CancelGuard { node: Some(node) }
     }
 
@@ -124,7 +124,7 @@ impl fmt::Debug for CancelGuard {
 /// ```
 #[derive(Clone)]
 pub struct CancelHandle {
-    node: Arc<Node>,
+    node: Arc<CancelNode>,
 }
 
 impl CancelHandle {

@@ -11,7 +11,7 @@ use crate::cancel::CancelGuard;
 use crate::done::Done;
 use crate::error::{Cause, Error};
 use crate::loom::Arc;
-use crate::tree::{Kind, Node};
+use crate::tree::{CancelNode, ValueNode, WithoutCancelNode};
 
 /// A handle to one node of the context tree: a cancellation signal, maybe a
 /// deadline, and request-scoped values.
@@ -48,11 +48,14 @@ pub struct Context {
     pub(crate) repr: Repr,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub(crate) enum Repr {
+    #[default]
     Background,
     Todo,
-    Node(Arc<Node>),
+    Cancel(Arc<CancelNode>),
+    Value(Arc<ValueNode>),
+    WithoutCancel(Arc<WithoutCancelNode>),
 }
 
 impl Context {
@@ -89,22 +92,23 @@ impl Context {
         Context { repr: Repr::Todo }
     }
 
-    pub(crate) fn from_node(node: Arc<Node>) -> Context {
-        Context {
-            repr: Repr::Node(node),
-        }
-    }
-
     /// The nearest cancel node at or above this context: where its done
     /// state lives. `None` for contexts that can never be done.
     #[inline]
-    pub(crate) fn signal(&self) -> Option<&Arc<Node>> {
+    pub(crate) fn signal(&self) -> Option<&Arc<CancelNode>> {
         match &self.repr {
-            Repr::Node(node) => match &node.kind {
-                Kind::Cancel(_) => Some(node),
-                Kind::Value(value) => value.signal.as_ref(),
-                Kind::WithoutCancel => None,
-            },
+            Repr::Cancel(node) => Some(node),
+            Repr::Value(node) => node.signal.as_ref(),
+            Repr::Background | Repr::Todo | Repr::WithoutCancel(_) => None,
+        }
+    }
+
+    /// The context this one was derived from; `None` for the roots.
+    pub(crate) fn parent(&self) -> Option<&Context> {
+        match &self.repr {
+            Repr::Cancel(node) => Some(&node.parent),
+            Repr::Value(node) => Some(&node.parent),
+            Repr::WithoutCancel(node) => Some(&node.parent),
             Repr::Background | Repr::Todo => None,
         }
     }
@@ -127,7 +131,7 @@ impl Context {
     ///
     /// Go: `Context.Deadline`.
     pub fn deadline(&self) -> Option<Instant> {
-        self.signal().and_then(|node| node.cancel_node().deadline)
+        self.signal().and_then(|node| node.deadline())
     }
 
     /// Time left until the deadline: `None` without a deadline, zero once it
@@ -159,7 +163,10 @@ impl Context {
     /// Go: `Context.Err`.
     #[inline]
     pub fn err(&self) -> Option<Error> {
-        self.signal().and_then(|node| node.cancel_node().err())
+        match self.signal() {
+            Some(node) => node.err(),
+            None => None,
+        }
     }
 
     /// True once the context is done; the same as `err().is_some()`.
@@ -218,14 +225,16 @@ impl Context {
     ///
     /// Go: `context.Cause`.
     pub fn cause(&self) -> Option<Cause> {
-        self.signal().and_then(|node| node.cancel_node().cause())
+        self.signal().and_then(|node| node.cause())
     }
 
     /// A future that resolves to the [`Error`] once the context is done.
     ///
-    /// It is `Send`, `Unpin` and `'static`, works on any executor, and is
-    /// ready immediately once [`err`](Context::err) is `Some`. For
-    /// [`background`](Context::background) it never resolves.
+    /// It is `Send` and `Unpin`, works on any executor, and is ready
+    /// immediately once [`err`](Context::err) is `Some`. For
+    /// [`background`](Context::background) it never resolves. It borrows the
+    /// context, so making one costs nothing until it has to wait; to wait in
+    /// a spawned task, move a clone of the context into the task.
     ///
     /// # Cancel safety
     ///
@@ -247,8 +256,8 @@ impl Context {
     /// ```
     ///
     /// Go: `Context.Done`.
-    pub fn done(&self) -> Done {
-        Done::new(self.signal().cloned())
+    pub fn done(&self) -> Done<'_> {
+        Done::new(self.signal())
     }
 
     /// Runs `fut` until it finishes or the context is done, whichever comes
@@ -344,8 +353,8 @@ impl Context {
     /// Go: `context.WithCancel`.
     #[must_use = "the guard cancels the context when dropped; bind it (`let (ctx, _cancel) = ...`) and keep it until the work ends"]
     pub fn with_cancel(&self) -> (Context, CancelGuard) {
-        let node = Node::new_cancel(self, self.deadline(), 0);
-        (Context::from_node(node.clone()), CancelGuard::new(node))
+        let node = CancelNode::new(self, None, 0);
+        (Context::from_cancel(node.clone()), CancelGuard::new(node))
     }
 
     /// A cancelable child that also ends with [`Error::DeadlineExceeded`]
@@ -446,10 +455,11 @@ impl Context {
     /// Go: `context.WithoutCancel`.
     #[must_use = "deriving a context has no effect unless the new context is used"]
     pub fn without_cancel(&self) -> Context {
-        Context::from_node(Arc::new(Node {
-            parent: self.clone(),
-            kind: Kind::WithoutCancel,
-        }))
+        Context {
+            repr: Repr::WithoutCancel(Arc::new(WithoutCancelNode {
+                parent: self.clone(),
+            })),
+        }
     }
 
     /// Arranges for `f` to run once, after this context is done: on the
@@ -483,6 +493,14 @@ impl Context {
     }
 }
 
+impl Context {
+    pub(crate) fn from_cancel(node: Arc<CancelNode>) -> Context {
+        Context {
+            repr: Repr::Cancel(node),
+        }
+    }
+}
+
 impl Default for Context {
     /// [`Context::background`].
     fn default() -> Self {
@@ -493,22 +511,28 @@ impl Default for Context {
 impl fmt::Debug for Context {
     /// The chain from the root, e.g. `background.with_cancel.with_value(app::RequestId)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut chain = Vec::new();
-        let mut current = self;
-        let root = loop {
-            match &current.repr {
-                Repr::Background => break "background",
-                Repr::Todo => break "todo",
-                Repr::Node(node) => {
-                    chain.push(node);
-                    current = &node.parent;
-                }
+        let mut chain = vec![self];
+        while let Some(parent) = chain[chain.len() - 1].parent() {
+            chain.push(parent);
+        }
+        for (i, ctx) in chain.iter().rev().enumerate() {
+            if i > 0 {
+                f.write_str(".")?;
             }
-        };
-        f.write_str(root)?;
-        for node in chain.iter().rev() {
-            f.write_str(".")?;
-            node.describe(f)?;
+            match &ctx.repr {
+                Repr::Background => f.write_str("background")?,
+                Repr::Todo => f.write_str("todo")?,
+                Repr::Cancel(node) if node.from_deadline() => match ctx.deadline() {
+                    Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                        Some(left) => write!(f, "with_deadline(in {left:?})")?,
+                        None => f.write_str("with_deadline(passed)")?,
+                    },
+                    None => f.write_str("with_deadline(never)")?,
+                },
+                Repr::Cancel(_) => f.write_str("with_cancel")?,
+                Repr::Value(node) => write!(f, "with_value({})", node.type_name)?,
+                Repr::WithoutCancel(_) => f.write_str("without_cancel")?,
+            }
         }
         Ok(())
     }

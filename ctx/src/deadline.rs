@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use crate::cancel::CancelGuard;
 use crate::context::Context;
 use crate::error::{Cause, Error};
-use crate::tree::{self, Node, FROM_DEADLINE};
+use crate::tree::{self, CancelNode, FROM_DEADLINE};
 
 pub(crate) fn with_timeout(
     parent: &Context,
@@ -16,8 +16,8 @@ pub(crate) fn with_timeout(
         Some(deadline) => with_deadline(parent, deadline, cause),
         // Beyond what an Instant can hold: no deadline of its own.
         None => {
-            let node = Node::new_cancel(parent, parent.deadline(), FROM_DEADLINE);
-            (Context::from_node(node.clone()), CancelGuard::new(node))
+            let node = CancelNode::new(parent, None, FROM_DEADLINE);
+            (Context::from_cancel(node.clone()), CancelGuard::new(node))
         }
     }
 }
@@ -28,15 +28,15 @@ pub(crate) fn with_deadline(
     deadline: Instant,
     cause: Option<Cause>,
 ) -> (Context, CancelGuard) {
-    let inherited = parent.deadline();
-    if let Some(earlier) = inherited.filter(|&d| d < deadline) {
-        // The parent's deadline fires first and reaches us anyway: no timer.
-        let node = Node::new_cancel(parent, Some(earlier), FROM_DEADLINE);
-        return (Context::from_node(node.clone()), CancelGuard::new(node));
+    if parent.deadline().is_some_and(|earlier| earlier < deadline) {
+        // The parent's deadline fires first and reaches us anyway: no timer,
+        // and `deadline()` reports the parent's.
+        let node = CancelNode::new(parent, None, FROM_DEADLINE);
+        return (Context::from_cancel(node.clone()), CancelGuard::new(node));
     }
-    let node = Node::new_cancel(parent, Some(deadline), FROM_DEADLINE);
+    let node = CancelNode::new(parent, Some(deadline), FROM_DEADLINE);
     let guard = CancelGuard::new(node.clone());
-    if node.cancel_node().err().is_none() {
+    if node.err().is_none() {
         if deadline <= Instant::now() {
             tree::cancel(&node, Error::DeadlineExceeded, cause);
         } else {
@@ -47,5 +47,5 @@ pub(crate) fn with_deadline(
             }
         }
     }
-    (Context::from_node(node), guard)
+    (Context::from_cancel(node), guard)
 }

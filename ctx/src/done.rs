@@ -10,16 +10,16 @@ use std::time::{Duration, Instant};
 use crate::context::Context;
 use crate::error::Error;
 use crate::loom::Arc;
-use crate::tree::{self, Node};
+use crate::tree::{self, CancelNode};
 
 /// Resolves to the [`Error`] once its context is done. Made by
 /// [`Context::done`].
 ///
-/// `Send`, `Unpin`, `'static`, executor-agnostic: it registers the task's
-/// waker with the context and is woken by whatever cancels it (a guard, a
-/// parent, the deadline timer thread). Polling it when the context is done
-/// costs one atomic load; it can be polled again after it is ready and gives
-/// the same answer.
+/// `Send`, `Unpin`, executor-agnostic: it registers the task's waker with
+/// the context and is woken by whatever cancels it (a guard, a parent, the
+/// deadline timer thread). It borrows the context: making one and polling it
+/// when the context is done costs one atomic load and touches no reference
+/// count; it can be polled again after it is ready and gives the same answer.
 ///
 /// # Cancel safety
 ///
@@ -31,32 +31,33 @@ use crate::tree::{self, Node};
 /// ```
 /// let (ctx, cancel) = ctx::Context::background().with_cancel();
 /// let waiter = std::thread::spawn(move || futures::executor::block_on(ctx.done()));
+/// // (the thread owns `ctx`; `done()` borrows it for as long as it waits)
 /// cancel.cancel();
 /// assert_eq!(waiter.join().unwrap(), ctx::Error::Canceled);
 /// ```
 ///
 /// Go: the channel returned by `Context.Done`.
 #[must_use = "futures do nothing unless awaited"]
-pub struct Done {
+pub struct Done<'a> {
     /// The cancel node whose state we watch; `None` for contexts that are
     /// never done.
-    node: Option<Arc<Node>>,
+    node: Option<&'a Arc<CancelNode>>,
     /// Our slot in the node's waiter list, while registered.
     key: Option<usize>,
 }
 
-impl Done {
-    pub(crate) fn new(node: Option<Arc<Node>>) -> Done {
+impl<'a> Done<'a> {
+    pub(crate) fn new(node: Option<&'a Arc<CancelNode>>) -> Done<'a> {
         Done { node, key: None }
     }
 }
 
-impl Future for Done {
+impl Future for Done<'_> {
     type Output = Error;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Error> {
         let this = self.get_mut();
-        match &this.node {
+        match this.node {
             Some(node) => tree::poll_done(node, &mut this.key, cx.waker()),
             // Never done: nothing will ever wake us, so nothing to register.
             None => Poll::Pending,
@@ -64,15 +65,15 @@ impl Future for Done {
     }
 }
 
-impl Drop for Done {
+impl Drop for Done<'_> {
     fn drop(&mut self) {
-        if let (Some(node), Some(key)) = (&self.node, self.key) {
+        if let (Some(node), Some(key)) = (self.node, self.key) {
             tree::remove_waiter(node, key);
         }
     }
 }
 
-impl std::fmt::Debug for Done {
+impl std::fmt::Debug for Done<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Done")
             .field("registered", &self.key.is_some())

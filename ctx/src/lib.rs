@@ -110,12 +110,16 @@ mod done;
 mod error;
 mod loom;
 mod scope;
+// tokio has no signal support in loom builds; the loom models need neither
+// signals nor the macro helpers.
+#[cfg(not(loom))]
 pub mod signal;
 mod slab;
 mod timer;
 mod tree;
 mod value;
 
+#[cfg(not(loom))]
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
@@ -125,8 +129,6 @@ pub use cancel::{CancelGuard, CancelHandle};
 pub use context::Context;
 pub use done::Done;
 pub use error::{Cause, Error};
-// `scope` and `Scope` (explicit list once the scope module lands).
-pub use scope::*;
+pub use scope::{scope, Scope, TaskHandle};
 
-// `ctx`, `main`, `test` (explicit list once the macros land).
-pub use ctx_macros::*;
+pub use ctx_macros::{ctx, main, test};

@@ -201,7 +201,9 @@ where
             return Err(E::from(err));
         }
         let rt = Handle::try_current().unwrap_or_else(|_| {
-            panic!("ctx::scope must be polled inside a tokio runtime (none is running on this thread)")
+            panic!(
+                "ctx::scope must be polled inside a tokio runtime (none is running on this thread)"
+            )
         });
         let (group, guard) = parent.with_cancel();
         let shared = Arc::new(Shared::new(group, guard.handle(), parent, rt));
@@ -237,7 +239,9 @@ where
         running.finish()?;
         match value {
             Some(value) => Ok(value),
-            None => unreachable!("ctx: internal error: a scope without a value recorded no failure"),
+            None => {
+                unreachable!("ctx: internal error: a scope without a value recorded no failure")
+            }
         }
     }
 }
@@ -668,10 +672,11 @@ where
                     slot: Arc::clone(&slot),
                     group: self.shared.ctx.clone(),
                 };
-                st.queue.push_back(Box::new(move |shared: &Arc<Shared<E>>, key: Key| {
-                    let join = shared.launch(key, launch);
-                    sender.started(join);
-                }));
+                st.queue
+                    .push_back(Box::new(move |shared: &Arc<Shared<E>>, key: Key| {
+                        let join = shared.launch(key, launch);
+                        sender.started(join);
+                    }));
                 drop(st);
                 Some(TaskHandle::new(HandleState::Queued(slot)))
             }
@@ -959,7 +964,6 @@ impl<E> Shared<E> {
     fn group_err(&self) -> Error {
         self.ctx.err().unwrap_or(Error::Canceled)
     }
-
 }
 
 impl<E: GroupError> Shared<E> {

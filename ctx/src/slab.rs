@@ -30,9 +30,8 @@ impl<T> Slab<T> {
         }
     }
 
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.len
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     pub(crate) fn insert(&mut self, value: T) -> usize {
@@ -43,7 +42,9 @@ impl<T> Slab<T> {
         } else {
             match std::mem::replace(&mut self.entries[key], Entry::Occupied(value)) {
                 Entry::Vacant(next) => self.next_free = next,
-                Entry::Occupied(_) => unreachable!("ctx: internal error: slab free list points at an occupied entry"),
+                Entry::Occupied(_) => {
+                    unreachable!("ctx: internal error: slab free list points at an occupied entry")
+                }
             }
         }
         self.len += 1;
@@ -102,7 +103,7 @@ mod tests {
         assert_eq!(slab.get_mut(b).copied(), Some("b"));
         assert_eq!(slab.remove(b), Some("b"));
         assert_eq!(slab.remove(c), Some("c"));
-        assert_eq!(slab.len(), 0);
+        assert!(slab.is_empty());
         assert_eq!(slab.entries.capacity(), 0, "an empty slab holds no memory");
     }
 
@@ -115,7 +116,7 @@ mod tests {
         let mut rest: Vec<_> = slab.take_all().collect();
         rest.sort();
         assert_eq!(rest, vec![0, 2, 4]);
-        assert_eq!(slab.len(), 0);
+        assert!(slab.is_empty());
         assert_eq!(slab.insert(9), 0, "a drained slab starts over");
     }
 }

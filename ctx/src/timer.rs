@@ -1,51 +1,82 @@
-//! The one shared deadline timer: a sorted map of entries and one thread.
+//! The one shared deadline timer: sharded ordered maps and one thread.
 //!
 //! Deadlines must fire with no async runtime at all and inside any runtime,
 //! never early, and cost nothing per context beyond an entry: no thread and
 //! no task per context. One lazily started thread (`ctx-timer`) sleeps until
 //! the earliest entry is due, cancels every due node, and sleeps again.
-//! Registration and removal are O(log n) under the timer lock. The lock is
-//! never held while a node lock is (the thread collects due entries, unlocks,
-//! then cancels), and canceled contexts remove their entry eagerly, so a
-//! million timeouts created and dropped leave nothing behind.
+//!
+//! Entries live in [`SHARDS`] ordered maps; each thread inserts into its own
+//! shard, so threads that create timeouts in parallel do not contend on one
+//! lock. Registration and removal are O(log n). Canceled contexts remove
+//! their entry eagerly, so a million timeouts created and dropped leave
+//! nothing behind.
+//!
+//! # Waking the thread
+//!
+//! The thread publishes in `next_wake` the instant it will sleep until
+//! (`SCANNING` while it looks at the shards, `IDLE` when there is nothing).
+//! An insert whose deadline is earlier than that, or that sees `SCANNING`,
+//! notifies the condition variable under `sleep`. Both sides use `SeqCst`:
+//! if the thread's scan missed an entry, the scan of that shard happened
+//! before the insert, so the inserter's later load sees `SCANNING` or the
+//! freshly published instant, and notifies if needed. The thread holds
+//! `sleep` from publishing until it waits, so a notification cannot fall in
+//! between.
+//!
+//! Lock order: `sleep` before a shard. No timer lock is ever held together
+//! with a node lock (the thread collects due entries, unlocks, then cancels).
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::error::{Cause, Error};
 use crate::loom::Arc;
-use crate::tree::{self, Node};
+use crate::tree::{self, CancelNode};
 
-/// Identifies an entry: its deadline and a tie-breaking sequence number.
+const SHARDS: usize = 16;
+const IDLE: u64 = u64::MAX;
+const SCANNING: u64 = 0;
+
+/// Identifies an entry: its deadline, a tie-breaking sequence number, and
+/// the shard it lives in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct TimerKey {
     deadline: Instant,
     seq: u64,
+    shard: u8,
 }
 
 struct Entry {
-    node: Arc<Node>,
+    node: Arc<CancelNode>,
     cause: Option<Cause>,
 }
 
-struct Timer {
-    state: Mutex<State>,
-    /// Signaled when an entry earlier than every other one arrives.
-    wake: Condvar,
-}
-
 #[derive(Default)]
-struct State {
+struct Shard {
     entries: BTreeMap<TimerKey, Entry>,
     next_seq: u64,
+}
+
+struct Timer {
+    shards: [Mutex<Shard>; SHARDS],
+    /// Nanoseconds after `epoch` the thread sleeps until, or `IDLE`/`SCANNING`.
+    next_wake: AtomicU64,
+    epoch: Instant,
+    sleep: Mutex<()>,
+    wake: Condvar,
 }
 
 fn timer() -> &'static Timer {
     static TIMER: OnceLock<Timer> = OnceLock::new();
     static THREAD: OnceLock<()> = OnceLock::new();
     let timer = TIMER.get_or_init(|| Timer {
-        state: Mutex::new(State::default()),
+        shards: std::array::from_fn(|_| Mutex::new(Shard::default())),
+        next_wake: AtomicU64::new(IDLE),
+        epoch: Instant::now(),
+        sleep: Mutex::new(()),
         wake: Condvar::new(),
     });
     THREAD.get_or_init(|| {
@@ -57,25 +88,53 @@ fn timer() -> &'static Timer {
     timer
 }
 
-fn lock(timer: &Timer) -> MutexGuard<'_, State> {
-    // Nothing panics while holding this lock; ignore poison regardless.
-    timer.state.lock().unwrap_or_else(|e| e.into_inner())
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while holding these locks; ignore poison regardless.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Arms a deadline for `node`; cancels it with `DeadlineExceeded` and
-/// `cause` at `deadline` unless [`remove`]d first.
-pub(crate) fn insert(node: Arc<Node>, deadline: Instant, cause: Option<Cause>) -> TimerKey {
+/// This thread's shard: threads are spread round-robin on first use.
+fn my_shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    SHARD.with(|shard| {
+        if shard.get() == usize::MAX {
+            shard.set(NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS);
+        }
+        shard.get()
+    })
+}
+
+impl Timer {
+    fn nanos(&self, at: Instant) -> u64 {
+        // Deadlines before the epoch are due at once; clamp so they never
+        // read as SCANNING.
+        let nanos = at.saturating_duration_since(self.epoch).as_nanos();
+        u64::try_from(nanos).unwrap_or(IDLE - 1).max(1)
+    }
+}
+
+/// Arms a deadline for `node`: cancels it with `DeadlineExceeded` and `cause`
+/// at `deadline`, unless [`remove`]d first.
+pub(crate) fn insert(node: Arc<CancelNode>, deadline: Instant, cause: Option<Cause>) -> TimerKey {
     let timer = timer();
-    let mut state = lock(timer);
-    let key = TimerKey {
-        deadline,
-        seq: state.next_seq,
+    let index = my_shard();
+    let key = {
+        let mut shard = lock(&timer.shards[index]);
+        let key = TimerKey {
+            deadline,
+            seq: shard.next_seq,
+            shard: index as u8,
+        };
+        shard.next_seq += 1;
+        shard.entries.insert(key, Entry { node, cause });
+        key
     };
-    state.next_seq += 1;
-    let earliest = state.entries.first_key_value().map(|(k, _)| k.deadline);
-    state.entries.insert(key, Entry { node, cause });
-    drop(state);
-    if earliest.is_none_or(|earliest| deadline < earliest) {
+    let next = timer.next_wake.load(Ordering::SeqCst);
+    if next == SCANNING || timer.nanos(deadline) < next {
+        let _sleep = lock(&timer.sleep);
         timer.wake.notify_one();
     }
     key
@@ -83,47 +142,56 @@ pub(crate) fn insert(node: Arc<Node>, deadline: Instant, cause: Option<Cause>) -
 
 /// Disarms an entry; does nothing if it already fired.
 pub(crate) fn remove(key: TimerKey) {
-    let removed = lock(timer()).entries.remove(&key);
+    let removed = lock(&timer().shards[usize::from(key.shard)])
+        .entries
+        .remove(&key);
     // The node (maybe its last reference) drops outside the timer lock.
     drop(removed);
 }
 
 fn run(timer: &'static Timer) {
-    let mut state = lock(timer);
+    let mut sleep = lock(&timer.sleep);
+    let mut due = Vec::new();
     loop {
+        timer.next_wake.store(SCANNING, Ordering::SeqCst);
         let now = Instant::now();
-        let mut due = Vec::new();
-        while let Some(entry) = state.entries.first_entry() {
-            // Never early: only entries whose instant has been reached.
-            if entry.key().deadline > now {
-                break;
+        let mut earliest: Option<Instant> = None;
+        for shard in &timer.shards {
+            let mut shard = lock(shard);
+            while let Some(entry) = shard.entries.first_entry() {
+                // Never early: only entries whose instant has been reached.
+                if entry.key().deadline > now {
+                    let at = entry.key().deadline;
+                    earliest = Some(earliest.map_or(at, |e| e.min(at)));
+                    break;
+                }
+                due.push(entry.remove());
             }
-            due.push(entry.remove());
         }
         if !due.is_empty() {
-            drop(state);
-            for entry in due {
+            drop(sleep);
+            for entry in due.drain(..) {
                 tree::cancel(&entry.node, Error::DeadlineExceeded, entry.cause);
             }
-            state = lock(timer);
+            sleep = lock(&timer.sleep);
             continue;
         }
-        state = match state.entries.first_key_value() {
-            Some((key, _)) => {
-                let wait = key.deadline.saturating_duration_since(now);
-                timer
+        match earliest {
+            Some(at) => {
+                timer.next_wake.store(timer.nanos(at), Ordering::SeqCst);
+                let wait = at
+                    .saturating_duration_since(now)
+                    .max(Duration::from_micros(1));
+                sleep = timer
                     .wake
-                    .wait_timeout(state, wait)
+                    .wait_timeout(sleep, wait)
                     .unwrap_or_else(|e| e.into_inner())
-                    .0
+                    .0;
             }
-            None => timer.wake.wait(state).unwrap_or_else(|e| e.into_inner()),
-        };
+            None => {
+                timer.next_wake.store(IDLE, Ordering::SeqCst);
+                sleep = timer.wake.wait(sleep).unwrap_or_else(|e| e.into_inner());
+            }
+        }
     }
-}
-
-/// Live entries (for tests and the leak checks).
-#[cfg(test)]
-pub(crate) fn len() -> usize {
-    lock(timer()).entries.len()
 }

@@ -1,29 +1,39 @@
 //! The private context tree: nodes, registration, the cancel walk, unlinking.
 //!
 //! This is the only file that takes the node locks. A [`Context`] is a handle
-//! to a [`Node`]; a node points at its parent (for values and the `Debug`
-//! chain), never the other way round, except that a *cancel node* lists its
-//! live cancelable descendants (through value and without-cancel nodes, the
-//! nearest cancel node below it) in `children`, so that cancellation can reach
-//! them.
+//! to one of three node kinds, each pointing at its parent (for values and the
+//! `Debug` chain): [`CancelNode`] (made by `with_cancel`, `with_deadline`,
+//! `with_timeout`), [`ValueNode`] and [`WithoutCancelNode`]. Only cancel nodes
+//! have state; a value node caches the nearest cancel node above it (its
+//! *signal*). A cancel node lists the cancel nodes whose signal parent it is
+//! (its `children`), so that cancellation can reach them.
+//!
+//! # Memory
+//!
+//! A cancel node is 56 bytes including the `Arc` header: parent, state word,
+//! slot index and a lock around an optional [`Extra`]. Everything a node may
+//! never need (children, waiters, callbacks, a cause, a timer, a deadline)
+//! lives in `Extra`, allocated on first use and freed when it empties again,
+//! so a leaf that nobody waits on costs one small allocation, and a parent
+//! whose children have all gone holds nothing.
 //!
 //! # State
 //!
-//! A cancel node's `state` word holds the error bits (`CANCELED`,
-//! `DEADLINE`), `SETTLED`, and constant flags. `err()` is one `Acquire` load
-//! of that word, with no lock.
+//! A cancel node's `state` byte holds the error bits (`CANCELED`, `DEADLINE`),
+//! `SETTLED`, and constant flags set at creation (`HAS_DEADLINE`,
+//! `FROM_DEADLINE`). `err()` is one `Acquire` load of that byte, with no lock.
 //!
 //! # Invariants
 //!
 //! 1. The error bits go from zero to non-zero once, only while holding the
 //!    node's lock, in the same critical section that records the cause and
-//!    takes `children`, `waiters`, `after_funcs` and `timer` out of the node.
+//!    takes children, waiters, callbacks and the timer out of the node.
 //!    Hence: under the lock, a node that is not done still owns all four, and
 //!    a node that is done has given them up for good.
-//! 2. A node is registered in its parent's `children` iff, under the parent's
-//!    lock, the parent is not done and the node has not unlinked itself. While
-//!    registered, `children[index] == node`; `index` is read and written only
-//!    under the parent's lock.
+//! 2. A node is registered in its signal parent's `children` iff, under the
+//!    parent's lock, the parent is not done and the node has not unlinked
+//!    itself. While registered, `children[index] == node`; `index` is read and
+//!    written only under the parent's lock.
 //! 3. `SETTLED` is set on a done node only after every node in its subtree is
 //!    done. A `cancel` that finds its node already done waits for `SETTLED`
 //!    before it returns, so *every* return from `cancel` leaves the whole
@@ -36,8 +46,8 @@
 //! There is none to get wrong: no code path holds two node locks at once.
 //! Registration locks the parent only (the child is not yet shared);
 //! the cancel walk locks one node at a time; unlinking locks the parent after
-//! the child's lock is released. The timer's lock is never held together with
-//! a node lock either.
+//! the child's lock is released. The timer's locks are never held together
+//! with a node lock either.
 //!
 //! # Why waiting for `SETTLED` cannot deadlock
 //!
@@ -56,16 +66,19 @@ use std::time::Instant;
 use crate::after_func::Shared as AfterFuncShared;
 use crate::context::{Context, Repr};
 use crate::error::{Cause, Error};
-use crate::loom::{lock, yield_now, Arc, AtomicU8, AtomicUsize, Mutex, Ordering};
+use crate::loom::{lock, yield_now, Arc, AtomicU32, AtomicU8, Mutex, MutexGuard, Ordering};
 use crate::slab::Slab;
 use crate::timer::TimerKey;
 
-const CANCELED: u8 = 0b0001;
-const DEADLINE: u8 = 0b0010;
+const CANCELED: u8 = 0b0000_0001;
+const DEADLINE: u8 = 0b0000_0010;
 const ERR_MASK: u8 = CANCELED | DEADLINE;
-const SETTLED: u8 = 0b0100;
-/// Constant: the node was made by `with_deadline`/`with_timeout` (for `Debug`).
-pub(crate) const FROM_DEADLINE: u8 = 0b1000;
+const SETTLED: u8 = 0b0000_0100;
+/// Constant: this node's `Extra` holds a deadline (its own, earlier than any
+/// above it).
+const HAS_DEADLINE: u8 = 0b0000_1000;
+/// Constant: made by `with_deadline`/`with_timeout` (for `Debug`).
+pub(crate) const FROM_DEADLINE: u8 = 0b0001_0000;
 
 fn err_bits(err: Error) -> u8 {
     match err {
@@ -82,67 +95,125 @@ fn decode(state: u8) -> Option<Error> {
     }
 }
 
-/// One node of the tree. Immutable after construction except for the
-/// cancel state, which is atomic or behind the node's lock.
-pub(crate) struct Node {
+/// A context that can be done. Go: `cancelCtx` (and `timerCtx`).
+pub(crate) struct CancelNode {
     /// The context this node was derived from.
     pub(crate) parent: Context,
-    pub(crate) kind: Kind,
-}
-
-pub(crate) enum Kind {
-    Cancel(CancelNode),
-    Value(ValueNode),
-    WithoutCancel,
-}
-
-pub(crate) struct ValueNode {
-    pub(crate) type_id: TypeId,
-    pub(crate) type_name: &'static str,
-    pub(crate) value: Box<dyn Any + Send + Sync>,
-    /// The nearest cancel node above, cached so `err()` is one hop.
-    pub(crate) signal: Option<Arc<Node>>,
-}
-
-pub(crate) struct CancelNode {
     state: AtomicU8,
-    /// The effective deadline: the earlier of our own and the parent's.
-    pub(crate) deadline: Option<Instant>,
-    /// Our slot in the parent's `children` (invariant 2).
-    index: AtomicUsize,
-    inner: Mutex<Inner>,
+    /// Our slot in the signal parent's `children` (invariant 2).
+    index: AtomicU32,
+    /// `None` until something needs storing (see [`Extra`]).
+    inner: Mutex<Option<Box<Extra>>>,
 }
 
+/// What only some cancel nodes need; allocated on first use, freed when empty.
 #[derive(Default)]
-struct Inner {
-    children: Vec<Arc<Node>>,
+struct Extra {
+    children: Vec<Arc<CancelNode>>,
     waiters: Slab<Waker>,
     after_funcs: Slab<Arc<AfterFuncShared>>,
     /// The recorded cause when it is not simply the error itself.
     cause: Option<Cause>,
     timer: Option<TimerKey>,
+    /// Set once at creation on `HAS_DEADLINE` nodes.
+    deadline: Option<Instant>,
 }
 
-impl Node {
-    /// The cancel state of a node known to be a cancel node.
-    pub(crate) fn cancel_node(&self) -> &CancelNode {
-        match &self.kind {
-            Kind::Cancel(node) => node,
-            _ => unreachable!("ctx: internal error: signal points at a node that cannot be canceled"),
-        }
+impl Extra {
+    fn is_empty(&self) -> bool {
+        self.children.is_empty()
+            && self.waiters.is_empty()
+            && self.after_funcs.is_empty()
+            && self.cause.is_none()
+            && self.timer.is_none()
+            && self.deadline.is_none()
     }
+}
 
+/// Frees `Extra` once nothing is left in it: a node that had a million
+/// children or waiters come and go holds no more than one that had none.
+fn release_if_empty(inner: &mut Option<Box<Extra>>) {
+    if inner.as_ref().is_some_and(|extra| extra.is_empty()) {
+        *inner = None;
+    }
+}
+
+/// A context carrying one value. Go: `valueCtx`.
+pub(crate) struct ValueNode {
+    pub(crate) parent: Context,
+    pub(crate) type_id: TypeId,
+    pub(crate) type_name: &'static str,
+    pub(crate) value: Box<dyn Any + Send + Sync>,
+    /// The nearest cancel node above, cached so `err()` is one hop.
+    pub(crate) signal: Option<Arc<CancelNode>>,
+}
+
+/// A context that keeps its parent's values only. Go: `withoutCancelCtx`.
+pub(crate) struct WithoutCancelNode {
+    pub(crate) parent: Context,
+}
+
+/// Drops a parent chain iteratively: a million-deep chain whose last handle
+/// goes away must not overflow the stack.
+fn drop_chain(mut parent: Context) {
+    loop {
+        parent = match std::mem::take(&mut parent).repr {
+            Repr::Cancel(node) => match Arc::try_unwrap(node) {
+                Ok(mut node) => std::mem::take(&mut node.parent),
+                Err(_) => return,
+            },
+            Repr::Value(node) => match Arc::try_unwrap(node) {
+                Ok(mut node) => std::mem::take(&mut node.parent),
+                Err(_) => return,
+            },
+            Repr::WithoutCancel(node) => match Arc::try_unwrap(node) {
+                Ok(mut node) => std::mem::take(&mut node.parent),
+                Err(_) => return,
+            },
+            Repr::Background | Repr::Todo => return,
+        };
+        // The node unwrapped above drops here with a background parent.
+    }
+}
+
+impl Drop for CancelNode {
+    fn drop(&mut self) {
+        drop_chain(std::mem::take(&mut self.parent));
+    }
+}
+
+impl Drop for ValueNode {
+    fn drop(&mut self) {
+        drop_chain(std::mem::take(&mut self.parent));
+    }
+}
+
+impl Drop for WithoutCancelNode {
+    fn drop(&mut self) {
+        drop_chain(std::mem::take(&mut self.parent));
+    }
+}
+
+impl CancelNode {
     /// A new cancelable child of `parent`, registered with the nearest cancel
-    /// node above it (or born canceled if that one is done already).
-    pub(crate) fn new_cancel(parent: &Context, deadline: Option<Instant>, flags: u8) -> Arc<Node> {
-        let node = Arc::new(Node {
+    /// node above it (or born canceled if that one is done already). With a
+    /// `deadline`, the node reports it (the caller arms the timer).
+    pub(crate) fn new(parent: &Context, deadline: Option<Instant>, flags: u8) -> Arc<CancelNode> {
+        let (flags, extra) = match deadline {
+            Some(deadline) => (
+                flags | HAS_DEADLINE,
+                Some(Box::new(Extra {
+                    deadline: Some(deadline),
+                    ..Extra::default()
+                })),
+            ),
+            None => (flags, None),
+        };
+        let node = Arc::new(CancelNode {
             parent: parent.clone(),
-            kind: Kind::Cancel(CancelNode {
-                state: AtomicU8::new(flags),
-                deadline,
-                index: AtomicUsize::new(0),
-                inner: Mutex::new(Inner::default()),
-            }),
+            state: AtomicU8::new(flags),
+            index: AtomicU32::new(0),
+            inner: Mutex::new(extra),
         });
         if let Some(signal) = parent.signal() {
             propagate_cancel(signal, &node);
@@ -150,52 +221,38 @@ impl Node {
         node
     }
 
-    /// The chain element this node contributes to `Debug`.
-    pub(crate) fn describe(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.kind {
-            Kind::Cancel(node) if node.state.load(Ordering::Relaxed) & FROM_DEADLINE != 0 => {
-                match node.deadline.map(|d| d.checked_duration_since(Instant::now())) {
-                    Some(Some(left)) => write!(f, "with_deadline(in {left:?})"),
-                    Some(None) => f.write_str("with_deadline(passed)"),
-                    None => f.write_str("with_deadline(never)"),
-                }
-            }
-            Kind::Cancel(_) => f.write_str("with_cancel"),
-            Kind::Value(value) => write!(f, "with_value({})", value.type_name),
-            Kind::WithoutCancel => f.write_str("without_cancel"),
-        }
-    }
-}
-
-impl Drop for Node {
-    /// Drops the parent chain iteratively: a million-deep chain whose last
-    /// handle goes away must not overflow the stack.
-    fn drop(&mut self) {
-        let mut parent = std::mem::replace(&mut self.parent, Context::background());
-        while let Repr::Node(node) = parent.repr {
-            match Arc::try_unwrap(node) {
-                Ok(mut node) => {
-                    parent = std::mem::replace(&mut node.parent, Context::background());
-                    // `node` drops here with a background parent: no recursion.
-                }
-                Err(_) => break,
-            }
-        }
-    }
-}
-
-impl CancelNode {
     /// One lock-free load.
     #[inline]
     pub(crate) fn err(&self) -> Option<Error> {
         decode(self.state.load(Ordering::Acquire))
     }
 
+    fn lock(&self) -> MutexGuard<'_, Option<Box<Extra>>> {
+        lock(&self.inner)
+    }
+
+    /// The cause: `None` while live.
     pub(crate) fn cause(&self) -> Option<Cause> {
         let err = self.err()?;
         // Invariant 1: the cause was written under the lock before the bits.
-        let inner = lock(&self.inner);
-        Some(inner.cause.clone().unwrap_or_else(|| err.into()))
+        let cause = self.lock().as_ref().and_then(|extra| extra.cause.clone());
+        Some(cause.unwrap_or_else(|| err.into()))
+    }
+
+    /// The earliest deadline at or above this node.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        let mut node = self;
+        loop {
+            if node.state.load(Ordering::Relaxed) & HAS_DEADLINE != 0 {
+                // An own deadline is only set when earlier than every one above.
+                return node.lock().as_ref().and_then(|extra| extra.deadline);
+            }
+            node = node.parent.signal()?.as_ref();
+        }
+    }
+
+    pub(crate) fn from_deadline(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & FROM_DEADLINE != 0
     }
 
     fn wait_settled(&self) {
@@ -203,46 +260,71 @@ impl CancelNode {
             yield_now();
         }
     }
+
+    /// The node's slot index, as stored in a `u32` to keep nodes small.
+    fn set_index(&self, index: usize) {
+        let index =
+            u32::try_from(index).expect("ctx: more than 4 billion live children under one context");
+        self.index.store(index, Ordering::Relaxed);
+    }
 }
 
 /// Registers `child` (not yet shared with anyone) under `parent`.
 ///
 /// Go: `propagateCancel`.
-fn propagate_cancel(parent: &Arc<Node>, child: &Arc<Node>) {
-    let p = parent.cancel_node();
-    let mut inner = lock(&p.inner);
-    if let Some(err) = decode(p.state.load(Ordering::Acquire)) {
+fn propagate_cancel(parent: &Arc<CancelNode>, child: &Arc<CancelNode>) {
+    let mut inner = parent.lock();
+    if let Some(err) = decode(parent.state.load(Ordering::Acquire)) {
         // Invariant 1: the parent gave up its lists; the child is born done
         // with the parent's error and cause.
-        let cause = inner.cause.clone();
+        let cause = inner.as_ref().and_then(|extra| extra.cause.clone());
         drop(inner);
-        let c = child.cancel_node();
-        lock(&c.inner).cause = cause;
-        c.state.fetch_or(err_bits(err) | SETTLED, Ordering::Release);
+        if cause.is_some() {
+            child.lock().get_or_insert_with(Box::default).cause = cause;
+        }
+        child
+            .state
+            .fetch_or(err_bits(err) | SETTLED, Ordering::Release);
         return;
     }
+    let children = &mut inner.get_or_insert_with(Box::default).children;
     // Invariant 2: we hold the parent's lock, so `index` is ours to write.
-    child.cancel_node().index.store(inner.children.len(), Ordering::Relaxed);
-    inner.children.push(child.clone());
+    child.set_index(children.len());
+    children.push(child.clone());
 }
 
 /// What a cancel walk must do once no lock is held (invariant 4).
 #[derive(Default)]
 struct Aftermath {
-    settle: Vec<Arc<Node>>,
+    settle: Vec<Arc<CancelNode>>,
     wakers: Vec<Waker>,
     after_funcs: Vec<Arc<AfterFuncShared>>,
     timers: Vec<TimerKey>,
 }
 
 impl Aftermath {
-    /// Moves everything out of a node that just became done (invariant 1).
-    fn take_from(&mut self, inner: &mut Inner, stack: &mut Vec<Arc<Node>>) {
-        stack.append(&mut inner.children);
-        inner.children = Vec::new();
-        self.wakers.extend(inner.waiters.take_all());
-        self.after_funcs.extend(inner.after_funcs.take_all());
-        self.timers.extend(inner.timer.take());
+    /// Marks `node` (locked as `inner`) done and moves everything out of it
+    /// (invariant 1); its children go onto `stack`.
+    fn transition(
+        &mut self,
+        node: &CancelNode,
+        inner: &mut Option<Box<Extra>>,
+        err: Error,
+        cause: &Option<Cause>,
+        stack: &mut Vec<Arc<CancelNode>>,
+    ) {
+        if let Some(extra) = inner.as_deref_mut() {
+            stack.append(&mut extra.children);
+            extra.children = Vec::new();
+            self.wakers.extend(extra.waiters.take_all());
+            self.after_funcs.extend(extra.after_funcs.take_all());
+            self.timers.extend(extra.timer.take());
+        }
+        if cause.is_some() {
+            inner.get_or_insert_with(Box::default).cause = cause.clone();
+        }
+        release_if_empty(inner);
+        node.state.fetch_or(err_bits(err), Ordering::Release);
     }
 }
 
@@ -254,45 +336,46 @@ impl Aftermath {
 /// call was that first one.
 ///
 /// Go: `(*cancelCtx).cancel(true, err, cause)`.
-pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: Option<Cause>) -> bool {
-    // A cause equal to the plain error is stored as "none": no allocation kept.
+pub(crate) fn cancel(node: &Arc<CancelNode>, err: Error, cause: Option<Cause>) -> bool {
+    // A cause equal to the plain error is stored as "none": nothing kept.
     let cause = cause.filter(|cause| cause.as_ctx_error() != Some(err));
-    let c = node.cancel_node();
-    let mut inner = lock(&c.inner);
-    if c.state.load(Ordering::Relaxed) & ERR_MASK != 0 {
+    let mut inner = node.lock();
+    if node.state.load(Ordering::Relaxed) & ERR_MASK != 0 {
         drop(inner);
-        c.wait_settled();
+        node.wait_settled();
         return false;
     }
-    inner.cause = cause.clone();
-    c.state.fetch_or(err_bits(err), Ordering::Release);
     let mut aftermath = Aftermath::default();
     let mut stack = Vec::new();
-    aftermath.take_from(&mut inner, &mut stack);
+    aftermath.transition(node, &mut inner, err, &cause, &mut stack);
     drop(inner);
-    aftermath.settle.push(node.clone());
 
-    // Iterative, so that a million-deep chain cannot overflow the stack.
-    while let Some(child) = stack.pop() {
-        let cc = child.cancel_node();
-        let mut inner = lock(&cc.inner);
-        if cc.state.load(Ordering::Relaxed) & ERR_MASK != 0 {
-            // Canceled by another thread since we took it from its parent;
-            // that thread finishes its subtree (invariant 3).
+    if stack.is_empty() {
+        // The common case, a leaf: nobody below to wait for.
+        node.state.fetch_or(SETTLED, Ordering::Release);
+    } else {
+        aftermath.settle.push(node.clone());
+        // Iterative, so that a million-deep chain cannot overflow the stack.
+        while let Some(child) = stack.pop() {
+            let mut inner = child.lock();
+            if child.state.load(Ordering::Relaxed) & ERR_MASK != 0 {
+                // Canceled by another thread since we took it from its
+                // parent; that thread finishes its subtree (invariant 3).
+                drop(inner);
+                child.wait_settled();
+                continue;
+            }
+            aftermath.transition(&child, &mut inner, err, &cause, &mut stack);
             drop(inner);
-            cc.wait_settled();
-            continue;
+            aftermath.settle.push(child);
         }
-        inner.cause = cause.clone();
-        cc.state.fetch_or(err_bits(err), Ordering::Release);
-        aftermath.take_from(&mut inner, &mut stack);
-        drop(inner);
-        aftermath.settle.push(child);
+        // Children first, so that nobody sees a settled node above an
+        // unsettled one.
+        for done in aftermath.settle.iter().rev() {
+            done.state.fetch_or(SETTLED, Ordering::Release);
+        }
     }
 
-    for done in &aftermath.settle {
-        done.cancel_node().state.fetch_or(SETTLED, Ordering::Release);
-    }
     for key in aftermath.timers {
         crate::timer::remove(key);
     }
@@ -310,31 +393,36 @@ pub(crate) fn cancel(node: &Arc<Node>, err: Error, cause: Option<Cause>) -> bool
 /// Unlinks a node that just became done from its parent's `children`.
 ///
 /// Go: `removeChild`.
-fn remove_child(node: &Arc<Node>) {
+fn remove_child(node: &Arc<CancelNode>) {
     let Some(parent) = node.parent.signal() else {
         return;
     };
-    let p = parent.cancel_node();
-    let mut inner = lock(&p.inner);
-    if p.state.load(Ordering::Relaxed) & ERR_MASK != 0 {
+    let mut inner = parent.lock();
+    if parent.state.load(Ordering::Relaxed) & ERR_MASK != 0 {
         // Invariant 1: the parent's cancel already took its children.
         return;
     }
     // Invariant 2: registered, at `index`, readable under the parent's lock.
-    let index = node.cancel_node().index.load(Ordering::Relaxed);
-    let registered = inner.children.get(index).is_some_and(|c| Arc::ptr_eq(c, node));
-    assert!(registered, "ctx: internal error: a live parent lost track of its child");
-    let removed = inner.children.swap_remove(index);
-    if let Some(moved) = inner.children.get(index) {
-        moved.cancel_node().index.store(index, Ordering::Relaxed);
+    let index = node.index.load(Ordering::Relaxed) as usize;
+    let extra = inner
+        .as_deref_mut()
+        .expect("ctx: internal error: a live parent lost its child list");
+    let children = &mut extra.children;
+    let registered = children.get(index).is_some_and(|c| Arc::ptr_eq(c, node));
+    assert!(
+        registered,
+        "ctx: internal error: a live parent lost track of its child"
+    );
+    let removed = children.swap_remove(index);
+    if let Some(moved) = children.get(index) {
+        moved.set_index(index);
     }
-    let (len, cap) = (inner.children.len(), inner.children.capacity());
+    let (len, cap) = (children.len(), children.capacity());
     if len == 0 {
-        // A parent that had a million children come and go holds no more
-        // memory than one that had none.
-        inner.children = Vec::new();
+        extra.children = Vec::new();
+        release_if_empty(&mut inner);
     } else if cap > 16 && len * 4 <= cap {
-        inner.children.shrink_to(len * 2);
+        children.shrink_to(len * 2);
     }
     drop(inner);
     drop(removed);
@@ -343,37 +431,39 @@ fn remove_child(node: &Arc<Node>) {
 /// Polls for done on a cancel node, registering the waker if not done yet.
 ///
 /// `key` is the waiter slot of the polling future; it is cleared once done.
-pub(crate) fn poll_done(node: &Arc<Node>, key: &mut Option<usize>, waker: &Waker) -> Poll<Error> {
-    let c = node.cancel_node();
-    if let Some(err) = c.err() {
+pub(crate) fn poll_done(node: &CancelNode, key: &mut Option<usize>, waker: &Waker) -> Poll<Error> {
+    if let Some(err) = node.err() {
         *key = None;
         return Poll::Ready(err);
     }
-    let mut inner = lock(&c.inner);
+    let mut inner = node.lock();
     // Re-check under the lock: a cancel between the load above and the lock
     // has taken the waiter list already (invariant 1), so registering now
     // would be a lost wake-up.
-    if let Some(err) = decode(c.state.load(Ordering::Acquire)) {
+    if let Some(err) = decode(node.state.load(Ordering::Acquire)) {
         *key = None;
         return Poll::Ready(err);
     }
-    match key.and_then(|k| inner.waiters.get_mut(k)) {
+    let waiters = &mut inner.get_or_insert_with(Box::default).waiters;
+    match key.and_then(|k| waiters.get_mut(k)) {
         Some(stored) => {
             if !stored.will_wake(waker) {
                 stored.clone_from(waker);
             }
         }
-        None => *key = Some(inner.waiters.insert(waker.clone())),
+        None => *key = Some(waiters.insert(waker.clone())),
     }
     Poll::Pending
 }
 
 /// Forgets a waiter registered by [`poll_done`].
-pub(crate) fn remove_waiter(node: &Arc<Node>, key: usize) {
-    let c = node.cancel_node();
-    let mut inner = lock(&c.inner);
-    if c.state.load(Ordering::Relaxed) & ERR_MASK == 0 {
-        let waker = inner.waiters.remove(key);
+pub(crate) fn remove_waiter(node: &CancelNode, key: usize) {
+    let mut inner = node.lock();
+    if node.state.load(Ordering::Relaxed) & ERR_MASK == 0 {
+        let waker = inner
+            .as_deref_mut()
+            .and_then(|extra| extra.waiters.remove(key));
+        release_if_empty(&mut inner);
         drop(inner);
         drop(waker);
     }
@@ -381,21 +471,27 @@ pub(crate) fn remove_waiter(node: &Arc<Node>, key: usize) {
 
 /// Registers an after-func; `None` if the node is already done (the caller
 /// runs it at once).
-pub(crate) fn add_after_func(node: &Arc<Node>, after: Arc<AfterFuncShared>) -> Option<usize> {
-    let c = node.cancel_node();
-    let mut inner = lock(&c.inner);
-    if c.state.load(Ordering::Relaxed) & ERR_MASK != 0 {
+pub(crate) fn add_after_func(node: &CancelNode, after: Arc<AfterFuncShared>) -> Option<usize> {
+    let mut inner = node.lock();
+    if node.state.load(Ordering::Relaxed) & ERR_MASK != 0 {
         return None;
     }
-    Some(inner.after_funcs.insert(after))
+    Some(
+        inner
+            .get_or_insert_with(Box::default)
+            .after_funcs
+            .insert(after),
+    )
 }
 
 /// Forgets an after-func registered by [`add_after_func`].
-pub(crate) fn remove_after_func(node: &Arc<Node>, key: usize) {
-    let c = node.cancel_node();
-    let mut inner = lock(&c.inner);
-    if c.state.load(Ordering::Relaxed) & ERR_MASK == 0 {
-        let after = inner.after_funcs.remove(key);
+pub(crate) fn remove_after_func(node: &CancelNode, key: usize) {
+    let mut inner = node.lock();
+    if node.state.load(Ordering::Relaxed) & ERR_MASK == 0 {
+        let after = inner
+            .as_deref_mut()
+            .and_then(|extra| extra.after_funcs.remove(key));
+        release_if_empty(&mut inner);
         drop(inner);
         drop(after);
     }
@@ -403,18 +499,11 @@ pub(crate) fn remove_after_func(node: &Arc<Node>, key: usize) {
 
 /// Hands the node its timer entry; false (and nothing stored) if the node is
 /// done already, in which case the caller removes the entry.
-pub(crate) fn set_timer(node: &Arc<Node>, key: TimerKey) -> bool {
-    let c = node.cancel_node();
-    let mut inner = lock(&c.inner);
-    if c.state.load(Ordering::Relaxed) & ERR_MASK != 0 {
+pub(crate) fn set_timer(node: &CancelNode, key: TimerKey) -> bool {
+    let mut inner = node.lock();
+    if node.state.load(Ordering::Relaxed) & ERR_MASK != 0 {
         return false;
     }
-    inner.timer = Some(key);
+    inner.get_or_insert_with(Box::default).timer = Some(key);
     true
-}
-
-/// How many children are registered under a cancel node (for tests).
-#[cfg(test)]
-pub(crate) fn child_count(node: &Arc<Node>) -> usize {
-    lock(&node.cancel_node().inner).children.len()
 }

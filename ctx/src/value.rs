@@ -4,7 +4,7 @@ use std::any::TypeId;
 
 use crate::context::{Context, Repr};
 use crate::loom::Arc;
-use crate::tree::{Kind, Node, ValueNode};
+use crate::tree::ValueNode;
 
 impl Context {
     /// A child carrying `value`, found by [`value::<T>`](Context::value) on
@@ -29,15 +29,15 @@ impl Context {
     /// Go: `context.WithValue` (whose untyped keys this replaces).
     #[must_use = "deriving a context has no effect unless the new context is used"]
     pub fn with_value<T: Send + Sync + 'static>(&self, value: T) -> Context {
-        Context::from_node(Arc::new(Node {
-            parent: self.clone(),
-            kind: Kind::Value(ValueNode {
+        Context {
+            repr: Repr::Value(Arc::new(ValueNode {
+                parent: self.clone(),
                 type_id: TypeId::of::<T>(),
                 type_name: std::any::type_name::<T>(),
                 value: Box::new(value),
                 signal: self.signal().cloned(),
-            }),
-        }))
+            })),
+        }
     }
 
     /// The nearest value of type `T` on the path to the root, if any.
@@ -53,17 +53,17 @@ impl Context {
         let wanted = TypeId::of::<T>();
         let mut current = self;
         loop {
-            match &current.repr {
-                Repr::Node(node) => {
-                    if let Kind::Value(value) = &node.kind {
-                        if value.type_id == wanted {
-                            return value.value.downcast_ref::<T>();
-                        }
+            current = match &current.repr {
+                Repr::Value(node) => {
+                    if node.type_id == wanted {
+                        return node.value.downcast_ref::<T>();
                     }
-                    current = &node.parent;
+                    &node.parent
                 }
+                Repr::Cancel(node) => &node.parent,
+                Repr::WithoutCancel(node) => &node.parent,
                 Repr::Background | Repr::Todo => return None,
-            }
+            };
         }
     }
 }
