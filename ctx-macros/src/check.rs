@@ -112,8 +112,10 @@ impl LostCancel<'_> {
                 // that covers it, drops it.
                 let elems: Vec<&Pat> = tuple.elems.iter().collect();
                 match elems.as_slice() {
-                    [_, Pat::Wild(wild)] => self.push(wild, guard_only(name)),
-                    [Pat::Rest(rest)] | [_, Pat::Rest(rest)] => self.push(rest, guard_only(name)),
+                    [_, Pat::Wild(wild)] => self.push(wild, guard_only("_", name)),
+                    [Pat::Rest(rest)] | [_, Pat::Rest(rest)] => {
+                        self.push(rest, guard_only("..", name))
+                    }
                     _ => {}
                 }
             }
@@ -129,11 +131,11 @@ impl LostCancel<'_> {
             Expr::Tuple(tuple) => {
                 let elems: Vec<&Expr> = tuple.elems.iter().collect();
                 match elems.as_slice() {
-                    [_, Expr::Infer(infer)] => self.push(infer, guard_only(name)),
+                    [_, Expr::Infer(infer)] => self.push(infer, guard_only("_", name)),
                     [Expr::Range(rest)] | [_, Expr::Range(rest)]
                         if rest.start.is_none() && rest.end.is_none() =>
                     {
-                        self.push(rest, guard_only(name))
+                        self.push(rest, guard_only("..", name))
                     }
                     _ => {}
                 }
@@ -143,9 +145,9 @@ impl LostCancel<'_> {
     }
 }
 
-fn guard_only(name: &str) -> String {
+fn guard_only(discard: &str, name: &str) -> String {
     format!(
-        "this `_` drops the cancel guard from `{name}` at once, so the context is already \
+        "this `{discard}` drops the cancel guard from `{name}` at once, so the context is already \
          canceled; bind it (`_cancel`) and keep it until the work ends"
     )
 }

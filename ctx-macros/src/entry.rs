@@ -81,7 +81,7 @@ fn entry(mac: Macro, attr: TokenStream, item: TokenStream) -> TokenStream {
     };
     let mut errors = Errors::default();
     let args = args::parse(mac, attr, &mut errors);
-    let func = match Func::parse_item(item.clone(), name) {
+    let mut func = match Func::parse_item(item.clone(), name) {
         Ok(func) => func,
         Err(error) => {
             errors.push(error);
@@ -93,6 +93,11 @@ fn entry(mac: Macro, attr: TokenStream, item: TokenStream) -> TokenStream {
         check::lostcancel(stmts, &mut errors);
     }
 
+    if let Macro::Test = mac {
+        // A `#[test]` of the user's is reported above; emitting it as well
+        // would only add a duplicate-attribute warning.
+        func.attrs.retain(|attr| !is_test_attr(attr));
+    }
     let Body::Block { .. } = &func.body else {
         // A declaration (an error above) or a body that does not parse
         // (rustc reports it): emit what there is.

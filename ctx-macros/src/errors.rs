@@ -15,10 +15,6 @@ impl Errors {
             None => self.0 = Some(error),
         }
     }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_none()
-    }
 }
 
 impl ToTokens for Errors {

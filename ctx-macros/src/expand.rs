@@ -46,11 +46,11 @@ pub(crate) fn ctx(attr: TokenStream, item: TokenStream) -> TokenStream {
 
     let krate = args.krate();
     let sig = inject(&func.sig, &krate);
-    let body = if errors.is_empty() {
+    let body = if func.sig.constness.is_none() {
         body(&func, &args, &krate)
     } else {
-        // Keep the body as written: the errors above say what to fix, and
-        // generated code around a broken option would add noise.
+        // Keep the body as written: the error above says what to fix, and
+        // the generated checks, not being `const`, would add more.
         None
     };
     let out = func.to_tokens_with(&sig, body);
@@ -181,6 +181,51 @@ impl<'ast> Visit<'ast> for FindImpl {
     }
 }
 
+/// The span of `E` in `Result<T, E>`, or of the whole type when the error
+/// type is not written out (`io::Result<T>`).
+fn error_type_span(ty: &Type) -> Span {
+    if let Type::Path(path) = ty {
+        if let Some(syn::PathSegment {
+            arguments: syn::PathArguments::AngleBracketed(generics),
+            ..
+        }) = path.path.segments.last()
+        {
+            let types: Vec<&Type> = generics
+                .args
+                .iter()
+                .filter_map(|arg| match arg {
+                    syn::GenericArgument::Type(ty) => Some(ty),
+                    _ => None,
+                })
+                .collect();
+            if let [_, error] = types.as_slice() {
+                return error.span();
+            }
+        }
+    }
+    ty.span()
+}
+
+/// `tokens` with every span set to `span`: a path built from them is then
+/// reported where the user's code is, not on the attribute.
+pub(crate) fn respan(tokens: &TokenStream, span: Span) -> TokenStream {
+    tokens
+        .clone()
+        .into_iter()
+        .map(|mut token| {
+            if let proc_macro2::TokenTree::Group(group) = &token {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), respan(&group.stream(), span));
+                inner.set_span(span);
+                token = proc_macro2::TokenTree::Group(inner);
+            } else {
+                token.set_span(span);
+            }
+            token
+        })
+        .collect()
+}
+
 /// A local only generated code can name.
 pub(crate) fn local(name: &str) -> Ident {
     Ident::new(name, Span::mixed_site())
@@ -190,7 +235,9 @@ pub(crate) fn local(name: &str) -> Ident {
 /// expression so a wrong type is reported there.
 pub(crate) fn timeout_duration(krate: &TokenStream, expr: &syn::Expr) -> TokenStream {
     let timeout = local("__ctx_timeout");
-    quote_spanned! {expr.span()=>
+    let span = expr.span();
+    let krate = respan(krate, span);
+    quote_spanned! {span=>
         let #timeout: ::core::time::Duration = #krate::__private::timeout(#expr);
     }
 }
@@ -245,13 +292,16 @@ fn body(func: &Func, args: &Args, krate: &TokenStream) -> Option<TokenStream> {
     let ctx = Ident::new("ctx", Span::call_site());
     let out = local("__ctx_out");
     let err = local("__ctx_err");
-    // The conversion to the user's error type is spanned on the return type,
-    // so a missing `From<ctx::Error>` is reported on it.
-    let output_span = match &func.sig.output {
-        ReturnType::Type(_, ty) => ty.span(),
+    // The conversion to the user's error type is spanned on that type, so a
+    // missing `From<ctx::Error>` is reported on it.
+    let error_span = match &func.sig.output {
+        ReturnType::Type(_, ty) => error_type_span(ty),
         ReturnType::Default => Span::call_site(),
     };
-    let convert = quote_spanned!(output_span=> #krate::__private::err(#err));
+    let convert = {
+        let krate = respan(krate, error_span);
+        quote_spanned!(error_span=> #krate::__private::err(#err))
+    };
 
     let entry_check = (result && !race).then(|| {
         quote! {

@@ -64,12 +64,6 @@ impl Timeout for Duration {
     }
 }
 
-impl Timeout for &Duration {
-    fn duration(self) -> Duration {
-        *self
-    }
-}
-
 /// The duration of `timeout = EXPR`, checked to be one.
 pub fn timeout<T: Timeout>(timeout: T) -> Duration {
     timeout.duration()

@@ -1,0 +1,4 @@
+#[ctx::ctx(crate = not_a_crate)]
+fn fetch() {}
+
+fn main() {}

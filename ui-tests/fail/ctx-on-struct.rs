@@ -1,0 +1,8 @@
+use ctx::ctx;
+
+#[ctx]
+struct Server {
+    port: u16,
+}
+
+fn main() {}

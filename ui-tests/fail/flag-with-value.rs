@@ -1,0 +1,8 @@
+use ctx::ctx;
+
+#[ctx(cooperative = true)]
+async fn fetch() -> Result<(), ctx::Error> {
+    Ok(())
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[ctx::main]
+async fn main() {
+    let _ = ctx.with_cancel();
+}

@@ -1,0 +1,4 @@
+#[ctx::main(flavor = "single_thread")]
+async fn main() {
+    let _ = ctx;
+}

@@ -1,0 +1,4 @@
+#[ctx::main]
+fn main() {
+    let _ = ctx;
+}

@@ -1,0 +1,4 @@
+#[ctx::main]
+async fn main(args: Vec<String>) {
+    let _ = (ctx, args);
+}

@@ -1,0 +1,4 @@
+#[ctx::main(flavor = "current_thread", worker_threads = 2)]
+async fn main() {
+    let _ = ctx;
+}

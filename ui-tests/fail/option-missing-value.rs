@@ -1,0 +1,8 @@
+use ctx::ctx;
+
+#[ctx(timeout)]
+async fn fetch() -> Result<(), ctx::Error> {
+    Ok(())
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[ctx::test]
+fn runs() {
+    let _ = ctx;
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[ctx::test]
+#[test]
+async fn runs() {
+    let _ = ctx;
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use ctx::ctx;
+
+#[ctx(deadline = 5)]
+fn fetch() {}
+
+fn main() {}

@@ -1,0 +1,38 @@
+//! What the check does not look at compiles: nested items, methods of
+//! other types with another arity, and code outside `#[ctx]`.
+#![deny(warnings)]
+
+use std::time::Duration;
+
+use ctx::{ctx, Context};
+
+struct Builder;
+
+impl Builder {
+    fn with_timeout(&self, _connect: Duration, _read: Duration) -> Builder {
+        Builder
+    }
+    fn with_cancel(&self, _yes: bool) {}
+}
+
+#[ctx]
+fn nested_items_are_not_this_body() {
+    fn helper(parent: &Context) {
+        // Not checked: another function. (`let _ =` also silences
+        // `#[must_use]`; this is the mistake, made outside `#[ctx]`.)
+        let _ = parent.with_cancel();
+    }
+    helper(ctx);
+}
+
+#[ctx]
+fn same_name_other_arity() {
+    let _ = Builder.with_timeout(Duration::from_secs(1), Duration::from_secs(2));
+    Builder.with_cancel(true);
+}
+
+fn main() {
+    let root = Context::background();
+    nested_items_are_not_this_body(&root);
+    same_name_other_arity(&root);
+}
