@@ -237,7 +237,10 @@ async fn through_the_full_path() -> Result<(), Error> {
 #[tokio::test]
 async fn full_path_attribute_works_like_the_import() {
     assert_eq!(through_the_full_path(&Context::background()).await, Ok(()));
-    assert_eq!(through_the_full_path(&canceled()).await, Err(Error::Canceled));
+    assert_eq!(
+        through_the_full_path(&canceled()).await,
+        Err(Error::Canceled)
+    );
 }
 
 /// The body's `ctx` is the caller's context: values and deadlines flow in.

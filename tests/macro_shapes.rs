@@ -60,8 +60,18 @@ async fn methods_take_ctx_after_the_receiver() {
     assert_eq!(counter.bump(&root), Ok(1));
     assert_eq!(counter.bump(&canceled()), Err(Error::Canceled));
     assert_eq!(counter.bump_async(&root, 2).await, Ok(3));
-    assert_eq!(counter.bump_async(&canceled(), 2).await, Err(Error::Canceled));
-    assert_eq!(Box::new(Counter { name: String::new(), count: 5 }).boxed(&root), 5);
+    assert_eq!(
+        counter.bump_async(&canceled(), 2).await,
+        Err(Error::Canceled)
+    );
+    assert_eq!(
+        Box::new(Counter {
+            name: String::new(),
+            count: 5
+        })
+        .boxed(&root),
+        5
+    );
     assert_eq!(counter.into_count(&root), Ok(3));
 }
 
@@ -109,7 +119,11 @@ async fn trait_methods_declarations_impls_and_defaults() {
 }
 
 #[ctx]
-async fn generic<T, U: Clone>(value: T, other: &U, shown: impl Display) -> Result<(T, U, String), Error>
+async fn generic<T, U: Clone>(
+    value: T,
+    other: &U,
+    shown: impl Display,
+) -> Result<(T, U, String), Error>
 where
     T: Send + 'static,
 {

@@ -26,7 +26,9 @@ async fn a_test_may_return_result() -> Result<(), Error> {
 }
 
 #[ctx::test(timeout = Duration::from_millis(50))]
-#[should_panic(expected = "test ran past its timeout of 50ms (`timeout = Duration :: from_millis(50)`)")]
+#[should_panic(
+    expected = "test ran past its timeout of 50ms (`timeout = Duration :: from_millis(50)`)"
+)]
 async fn a_test_that_ignores_ctx_and_outlives_its_timeout_fails() {
     // Ignores ctx: the test still ends, with the timeout named.
     tokio::time::sleep(Duration::from_secs(30)).await;

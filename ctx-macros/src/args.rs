@@ -280,7 +280,9 @@ fn set_worker_threads(args: &mut Args, key: Ident, expr: Expr, errors: &mut Erro
 /// `crate = my_ctx`, `crate = ::my_ctx` or `crate = "my_ctx"`.
 fn crate_path(expr: &Expr) -> Option<Path> {
     match expr {
-        Expr::Path(path) if path.qself.is_none() && path.attrs.is_empty() => Some(path.path.clone()),
+        Expr::Path(path) if path.qself.is_none() && path.attrs.is_empty() => {
+            Some(path.path.clone())
+        }
         Expr::Lit(ExprLit {
             lit: Lit::Str(lit), ..
         }) => {

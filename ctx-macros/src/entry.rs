@@ -125,14 +125,16 @@ fn validate(mac: Macro, name: &str, func: &Func, errors: &mut Errors) {
         ));
     }
     if !sig.inputs.is_empty() {
-        let what = match mac {
-            Macro::Main => "`main`",
-            Macro::Test | Macro::Ctx => "a test",
+        let message = match mac {
+            Macro::Main => {
+                "`main` takes no parameters: read arguments with `std::env::args()`; \
+                 `ctx` is in scope in the body without one"
+            }
+            Macro::Test | Macro::Ctx => {
+                "a test takes no parameters; `ctx` is in scope in the body without one"
+            }
         };
-        errors.push(syn::Error::new_spanned(
-            &sig.inputs,
-            format!("{what} takes no parameters; `ctx` is in scope in the body without one"),
-        ));
+        errors.push(syn::Error::new_spanned(&sig.inputs, message));
     }
     if !sig.generics.params.is_empty() {
         errors.push(syn::Error::new_spanned(

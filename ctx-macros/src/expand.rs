@@ -78,9 +78,12 @@ fn validate(func: &Func, args: &Args, errors: &mut Errors) {
         ));
     }
     if let Body::Semi(_) = func.body {
-        for key in [args.timeout.as_ref().map(|(key, _)| key), args.cooperative.as_ref()]
-            .into_iter()
-            .flatten()
+        for key in [
+            args.timeout.as_ref().map(|(key, _)| key),
+            args.cooperative.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
         {
             errors.push(syn::Error::new(
                 key.span(),

@@ -91,10 +91,17 @@ impl Func {
         let block = match (&self.body, body) {
             (Body::Semi(semi), _) => semi.to_token_stream(),
             (Body::Raw { brace, tokens }, _) => braces(brace, tokens.clone()),
-            (Body::Block { brace, inner, .. }, Some(body)) => braces(brace, quote!(#(#inner)* #body)),
-            (Body::Block { brace, inner, stmts }, None) => {
-                braces(brace, quote!(#(#inner)* #(#stmts)*))
+            (Body::Block { brace, inner, .. }, Some(body)) => {
+                braces(brace, quote!(#(#inner)* #body))
             }
+            (
+                Body::Block {
+                    brace,
+                    inner,
+                    stmts,
+                },
+                None,
+            ) => braces(brace, quote!(#(#inner)* #(#stmts)*)),
         };
         quote!(#(#attrs)* #vis #sig #block)
     }
@@ -117,7 +124,8 @@ fn braces(brace: &Brace, tokens: TokenStream) -> TokenStream {
 /// What a non-function item is ("a struct"), where its keyword is, and a
 /// hint for the common case of a struct.
 fn what_instead(item: TokenStream) -> Option<(&'static str, Span, &'static str)> {
-    const STORED: &str = ": a context is passed to each call, not stored; put `#[ctx]` on the methods that need one";
+    const STORED: &str =
+        ": a context is passed to each call, not stored; put `#[ctx]` on the methods that need one";
     if let Ok(item) = syn::parse2::<Item>(item.clone()) {
         return Some(match item {
             Item::Struct(s) => ("a struct", s.struct_token.span, STORED),

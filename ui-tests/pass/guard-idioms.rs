@@ -101,7 +101,10 @@ fn with_signals() -> std::io::Result<bool> {
 fn main() {
     let root = Context::background();
     assert!(!bound_to_underscore_name(&root));
-    assert_eq!(bound_to_a_name_and_canceled_on_some_paths(&root, false), Ok(false));
+    assert_eq!(
+        bound_to_a_name_and_canceled_on_some_paths(&root, false),
+        Ok(false)
+    );
     assert!(bound_to_a_name_and_canceled_on_some_paths(&root, true).is_err());
     let worker = moved_into_a_struct(&root);
     assert!(!worker.ctx.is_done());
@@ -113,7 +116,9 @@ fn main() {
     assert!(handle_kept_for_another_task(&root));
     let _cancel = context_discarded_guard_kept(&root);
     assert!(!guard_used_by_a_temporary_in_one_statement(&root));
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     assert!(!runtime.block_on(in_closures_and_async_blocks(&root)));
     assert_eq!(with_signals(&root).unwrap(), false);
 }

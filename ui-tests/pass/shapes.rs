@@ -66,7 +66,9 @@ where
 
 fn main() {
     let root = Context::background();
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     assert_eq!(runtime.block_on(Echo("e".into()).call(&root, 3)), Ok(3));
     assert_eq!(Echo("e".into()).name(&root), "e");
     let shown = runtime.block_on(displays(&root, 4)).unwrap().to_string();
