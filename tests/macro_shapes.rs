@@ -43,6 +43,8 @@ impl Counter {
         Ok(self.count)
     }
 
+    // The typed receiver is what this shows.
+    #[allow(clippy::boxed_local)]
     #[ctx]
     fn boxed(self: Box<Self>) -> u32 {
         self.count
@@ -194,4 +196,36 @@ async fn futures_are_send() {
         counter.bump_async(&root, 4).await
     });
     assert_eq!(task.await.unwrap(), Ok(4));
+}
+
+#[ctx]
+fn first(xs: &[u8]) -> &u8 {
+    &xs[0]
+}
+
+#[ctx]
+fn first_named<'a>(xs: &'a [u8], _len: usize) -> Option<&u8> {
+    xs.first()
+}
+
+#[ctx]
+async fn first_async(xs: &[u8]) -> Result<&u8, Error> {
+    tokio::task::yield_now().await;
+    xs.first().ok_or(Error::Canceled)
+}
+
+#[ctx]
+fn split(text: &str) -> impl Iterator<Item = &str> + '_ {
+    text.split(',')
+}
+
+#[tokio::test]
+async fn a_borrowed_return_keeps_borrowing_from_its_only_borrowed_input() {
+    let root = Context::background();
+    let xs = vec![4, 5];
+    assert_eq!(first(&root, &xs), &4);
+    assert_eq!(first_named(&root, &xs, 2), Some(&4));
+    assert_eq!(first_async(&root, &xs).await, Ok(&4));
+    assert_eq!(first_async(&canceled(), &xs).await, Err(Error::Canceled));
+    assert_eq!(split(&root, "a,b").collect::<Vec<_>>(), ["a", "b"]);
 }

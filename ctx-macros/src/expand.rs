@@ -16,6 +16,7 @@ use crate::args::{self, Args, Macro};
 use crate::check;
 use crate::errors::Errors;
 use crate::func::{Body, Func};
+use crate::lifetimes;
 
 pub(crate) fn ctx(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
@@ -118,6 +119,8 @@ fn validate(func: &Func, args: &Args, errors: &mut Errors) {
 /// fn get(&self, id: u64)  →  fn get(&self, ctx: &::ctx::Context, id: u64)
 /// ```
 fn inject(sig: &Signature, krate: &TokenStream) -> Signature {
+    let mut sig = sig.clone();
+    lifetimes::name_elided(&mut sig);
     let param: FnArg = syn::parse_quote! {
         // A trait impl may have no use for it; it is still part of the
         // signature.
@@ -135,10 +138,7 @@ fn inject(sig: &Signature, krate: &TokenStream) -> Signature {
         inputs.push_punct(comma.unwrap_or_default());
         inputs.push_value(arg);
     }
-    Signature {
-        inputs,
-        ..sig.clone()
-    }
+    Signature { inputs, ..sig }
 }
 
 /// Whether the declared return type is spelled `Result<..>` (any path that

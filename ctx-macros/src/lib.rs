@@ -12,6 +12,7 @@ mod entry;
 mod errors;
 mod expand;
 mod func;
+mod lifetimes;
 
 use proc_macro::TokenStream;
 
