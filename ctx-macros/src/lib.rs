@@ -57,6 +57,12 @@ use proc_macro::TokenStream;
 /// trait's declaration and each implementation; a declaration without a
 /// body only gets the parameter.
 ///
+/// A free function that returns a borrow keeps borrowing from where elision
+/// said: `fn first(xs: &[u8]) -> &u8` becomes
+/// `fn first<'__ctx_elided>(ctx: &Context, xs: &'__ctx_elided [u8]) -> &'__ctx_elided u8`.
+/// A lifetime hidden in a path (`Ref` for `Ref<'a>`) cannot be seen; there,
+/// name the lifetimes.
+///
 /// # Functions that return `Result`
 ///
 /// When the declared return type is spelled `Result<..>` (any path ending in
