@@ -157,9 +157,11 @@ fn report_bytes_per_live_cancelable_child() {
     for _ in 0..N {
         children.push(parent.with_cancel());
     }
-    let vec_bytes = (N * std::mem::size_of::<(Context, ctx::CancelGuard)>()) as isize;
-    let per_child = (live() - before - vec_bytes) as f64 / N as f64;
-    // Our own bookkeeping: node, plus its slot in the parent's child list.
+    // `children` was allocated before `before`: what is counted is the
+    // node and its slot in the parent's list (with the list's growth slack).
+    let per_child = (live() - before) as f64 / N as f64;
     eprintln!("bytes per live cancelable child: {per_child:.1}");
-    assert!(per_child < 256.0, "{per_child} bytes per child");
+    // Go 1.27 measures 151.7 bytes (runtime.MemStats, see BENCHMARKS.md);
+    // the target is at most half of that.
+    assert!(per_child <= 151.7 / 2.0, "{per_child} bytes per child");
 }

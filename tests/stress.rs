@@ -74,7 +74,7 @@ fn many_threads_hammer_one_subtree_then_every_node_is_checked() {
                 for i in 0..20_000u64 {
                     match rng.next() % 6 {
                         0 | 1 => {
-                            let base = if live.is_empty() || rng.next() % 2 == 0 {
+                            let base = if live.is_empty() || rng.next().is_multiple_of(2) {
                                 shared.clone()
                             } else {
                                 let (c, _): &(Context, _) = &live[(rng.next() as usize) % live.len()];
@@ -93,8 +93,11 @@ fn many_threads_hammer_one_subtree_then_every_node_is_checked() {
                         }
                         4 if !live.is_empty() => {
                             let (c, _) = &live[(rng.next() as usize) % live.len()];
-                            let _ = c.wait_timeout(Duration::ZERO);
-                            let _ = futures::executor::block_on(async {
+                            // Sticky: once waiting reports an error, err() agrees.
+                            if let Some(err) = c.wait_timeout(Duration::ZERO) {
+                                assert_eq!(c.err(), Some(err));
+                            }
+                            futures::executor::block_on(async {
                                 futures::future::select(c.done(), futures::future::ready(())).await;
                             });
                         }

@@ -256,6 +256,7 @@ impl Context {
     /// ```
     ///
     /// Go: `Context.Done`.
+    #[inline]
     pub fn done(&self) -> Done<'_> {
         Done::new(self.signal())
     }
@@ -522,7 +523,7 @@ impl fmt::Debug for Context {
             match &ctx.repr {
                 Repr::Background => f.write_str("background")?,
                 Repr::Todo => f.write_str("todo")?,
-                Repr::Cancel(node) if node.from_deadline() => match ctx.deadline() {
+                Repr::Cancel(node) if node.made_by_deadline() => match ctx.deadline() {
                     Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
                         Some(left) => write!(f, "with_deadline(in {left:?})")?,
                         None => f.write_str("with_deadline(passed)")?,

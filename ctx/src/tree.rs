@@ -251,7 +251,7 @@ impl CancelNode {
         }
     }
 
-    pub(crate) fn from_deadline(&self) -> bool {
+    pub(crate) fn made_by_deadline(&self) -> bool {
         self.state.load(Ordering::Relaxed) & FROM_DEADLINE != 0
     }
 
