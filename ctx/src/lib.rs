@@ -99,6 +99,16 @@
 //! promptly when the context ends, and rejects discarded guards at compile
 //! time; `#[ctx::main]` gives `main` a context canceled by Ctrl-C, and
 //! `#[ctx::test]` a test with a timeout.
+//!
+//! # Across the network
+//!
+//! Behind cargo features, all off by default: `http` and `tower` give every
+//! HTTP request its own context, canceled when the client goes away, with
+//! the caller's `grpc-timeout` as its deadline and a request id as a value,
+//! and make outgoing calls carry the deadline on (`ctx::http`, Go's
+//! `r.Context()`); `axum` makes `ctx: ctx::Context` a handler argument;
+//! `tonic` does the same for gRPC (`ctx::grpc`); `tracing` logs the request
+//! id in a span around each request.
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
@@ -108,6 +118,10 @@ mod context;
 mod deadline;
 mod done;
 mod error;
+#[cfg(feature = "tonic")]
+pub mod grpc;
+#[cfg(feature = "http")]
+pub mod http;
 mod loom;
 mod scope;
 // tokio has no signal support in loom builds; the loom models need neither

@@ -1,0 +1,130 @@
+//! axum extractors: a handler takes `ctx: ctx::Context` (and `RequestId`)
+//! as arguments; `ctx::Error` is a response.
+
+use std::fmt;
+
+use axum_core::extract::FromRequestParts;
+use axum_core::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::StatusCode;
+
+use super::RequestId;
+use crate::{Context, Error};
+
+/// The request's context, put there by [`ContextLayer`](super::ContextLayer).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use axum::{routing::get, Router};
+/// use tower::ServiceExt;
+///
+/// async fn handler(ctx: ctx::Context) -> Result<&'static str, ctx::Error> {
+///     ctx.check()?; // 503 if the request is canceled, 504 past its deadline
+///     Ok("hello")
+/// }
+///
+/// let root = ctx::Context::background();
+/// let app = Router::new()
+///     .route("/", get(handler))
+///     .layer(ctx::http::ContextLayer::new(&root));
+/// let resp = app.oneshot(http::Request::new(axum::body::Body::empty())).await.unwrap();
+/// assert_eq!(resp.status(), 200);
+/// # }
+/// ```
+impl<S: Send + Sync> FromRequestParts<S> for Context {
+    type Rejection = MissingContext;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Context, MissingContext> {
+        parts
+            .extensions
+            .get::<Context>()
+            .cloned()
+            .ok_or(MissingContext)
+    }
+}
+
+/// The request's id, from its context.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use axum::{routing::get, Router};
+/// use ctx::http::RequestId;
+/// use tower::ServiceExt;
+///
+/// async fn handler(id: RequestId) -> String {
+///     format!("you are {id}")
+/// }
+///
+/// let app = Router::new()
+///     .route("/", get(handler))
+///     .layer(ctx::http::ContextLayer::new(&ctx::Context::background()));
+/// let req = http::Request::builder()
+///     .header("x-request-id", "r-1")
+///     .body(axum::body::Body::empty())
+///     .unwrap();
+/// let resp = app.oneshot(req).await.unwrap();
+/// assert_eq!(resp.headers()["x-request-id"], "r-1");
+/// # }
+/// ```
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = MissingContext;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<RequestId, MissingContext> {
+        parts
+            .extensions
+            .get::<Context>()
+            .and_then(|ctx| ctx.value::<RequestId>())
+            .cloned()
+            .ok_or(MissingContext)
+    }
+}
+
+/// The rejection of the [`Context`] and [`RequestId`] extractors when the
+/// request went through no [`ContextLayer`](super::ContextLayer): a
+/// configuration mistake, answered with 500 Internal Server Error.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use axum::{routing::get, Router};
+/// use tower::ServiceExt;
+///
+/// let app = Router::new().route("/", get(|_: ctx::Context| async { "unreachable" })); // no layer
+/// let resp = app.oneshot(http::Request::new(axum::body::Body::empty())).await.unwrap();
+/// assert_eq!(resp.status(), 500);
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MissingContext;
+
+impl fmt::Display for MissingContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the request has no ctx::Context: add ctx::http::ContextLayer to the router")
+    }
+}
+
+impl std::error::Error for MissingContext {}
+
+impl IntoResponse for MissingContext {
+    fn into_response(self) -> Response {
+        (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+    }
+}
+
+/// A handler may return `Err(ctx::Error)`: `Canceled` answers 503 Service
+/// Unavailable (the server is shutting down, or nobody is listening),
+/// `DeadlineExceeded` 504 Gateway Timeout.
+///
+/// ```
+/// use axum_core::response::IntoResponse;
+/// assert_eq!(ctx::Error::Canceled.into_response().status(), 503);
+/// assert_eq!(ctx::Error::DeadlineExceeded.into_response().status(), 504);
+/// ```
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = match self {
+            Error::Canceled => StatusCode::SERVICE_UNAVAILABLE,
+            Error::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        };
+        (status, self.to_string()).into_response()
+    }
+}

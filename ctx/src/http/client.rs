@@ -1,0 +1,439 @@
+//! The client side: [`ClientLayer`] sends a request's deadline and id on,
+//! and aborts the call when its context is done.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{decode_timeout, encode_timeout, RequestId, GRPC_TIMEOUT, X_REQUEST_ID};
+use crate::{Context, Error};
+
+/// The error type of boxed service errors, as tower and hyper use it.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A tower layer for outgoing requests (hyper-util's client, a tonic
+/// channel, any `Service<http::Request<B>>`) that makes each call obey the
+/// [`Context`] the request carries.
+///
+/// For a request with a context in its extensions (put there with
+/// [`RequestExt::with_context`](super::RequestExt::with_context)):
+///
+/// - a context that is done already fails the call with
+///   [`ClientError::Context`] without calling the inner service, so nothing
+///   is sent; so does a deadline that has passed, even before the timer
+///   marks the context done ([`Error::DeadlineExceeded`]);
+/// - the time left is sent as `grpc-timeout` (or the request's own
+///   `grpc-timeout`, if that is shorter), and the context's [`RequestId`] as
+///   `x-request-id` (unless the request has one);
+/// - once the context is done, the call is aborted: the inner future, and
+///   later the response body, are dropped (which closes the connection or
+///   resets the stream) and the call, or the next read of the body, fails
+///   with [`ClientError::Context`].
+///
+/// A request without a context passes through unchanged.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::time::Duration;
+/// use ctx::http::{ClientError, ClientLayer, RequestExt};
+/// use tower::{Layer, ServiceExt};
+///
+/// // Stands for a real client: checks the deadline it was sent.
+/// let client = ClientLayer::new().layer(tower::service_fn(|req: http::Request<()>| async move {
+///     let sent = ctx::http::decode_timeout(&req.headers()["grpc-timeout"]).unwrap();
+///     assert!(sent <= Duration::from_secs(2));
+///     Ok::<_, std::io::Error>(http::Response::new(()))
+/// }));
+///
+/// let (ctx, cancel) = ctx::Context::background().with_timeout(Duration::from_secs(2));
+/// client.clone().oneshot(http::Request::new(()).with_context(&ctx)).await.unwrap();
+///
+/// cancel.cancel();
+/// let err = client.oneshot(http::Request::new(()).with_context(&ctx)).await.unwrap_err();
+/// assert_eq!(err.context_error(), Some(ctx::Error::Canceled)); // never sent
+/// # }
+/// ```
+///
+/// Go: `http.NewRequestWithContext` with a client, and grpc-go's deadline
+/// propagation.
+#[derive(Clone, Debug, Default)]
+pub struct ClientLayer {
+    _private: (),
+}
+
+impl ClientLayer {
+    /// The layer. It has no settings: everything comes from each request's
+    /// context.
+    ///
+    /// ```
+    /// let layer = ctx::http::ClientLayer::new();
+    /// # let _ = layer;
+    /// ```
+    pub fn new() -> ClientLayer {
+        ClientLayer { _private: () }
+    }
+}
+
+impl<S> Layer<S> for ClientLayer {
+    type Service = ClientService<S>;
+
+    fn layer(&self, inner: S) -> ClientService<S> {
+        ClientService { inner }
+    }
+}
+
+/// The service made by [`ClientLayer`]: see there.
+///
+/// ```
+/// use tower::Layer;
+/// let client = ctx::http::ClientLayer::new().layer(tower::service_fn(|_: http::Request<()>| async {
+///     Ok::<_, std::io::Error>(http::Response::new(String::new()))
+/// }));
+/// # let _ = client;
+/// ```
+#[derive(Clone, Debug)]
+pub struct ClientService<S> {
+    inner: S,
+}
+
+impl<S> ClientService<S> {
+    /// The wrapped service.
+    ///
+    /// ```
+    /// use tower::Layer;
+    /// let client = ctx::http::ClientLayer::new().layer(7);
+    /// assert_eq!(*client.get_ref(), 7);
+    /// ```
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S, B, ResBody> Service<Request<B>> for ClientService<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    S::Error: Into<BoxError>,
+{
+    type Response = Response<ClientBody<ResBody>>;
+    type Error = ClientError;
+    type Future = ClientFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), ClientError>> {
+        self.inner
+            .poll_ready(cx)
+            .map_err(|err| ClientError::Service(err.into()))
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let Some(ctx) = req.extensions().get::<Context>().cloned() else {
+            return ClientFuture::running(self.inner.call(req), None);
+        };
+        if let Err(err) = prepare(&ctx, &mut req) {
+            return ClientFuture::failed(err);
+        }
+        let watch = Watch::new(ctx);
+        ClientFuture::running(self.inner.call(req), Some(watch))
+    }
+}
+
+/// Checks the context and writes its deadline and id into the headers.
+fn prepare<B>(ctx: &Context, req: &mut Request<B>) -> Result<(), Error> {
+    ctx.check()?;
+    if let Some(left) = ctx.remaining() {
+        // The timer may not have fired yet at the very instant the deadline
+        // passes; a call with no time left would only fail remotely.
+        if left == Duration::ZERO {
+            return Err(Error::DeadlineExceeded);
+        }
+        let headers = req.headers_mut();
+        let own = headers.get(GRPC_TIMEOUT).and_then(decode_timeout);
+        if own.is_none_or(|own| own > left) {
+            headers.insert(GRPC_TIMEOUT, encode_timeout(left));
+        }
+    }
+    if let Some(id) = ctx.value::<RequestId>() {
+        req.headers_mut()
+            .entry(X_REQUEST_ID)
+            .or_insert_with(|| id.header_value().clone());
+    }
+    Ok(())
+}
+
+/// A context's `done()`, owning its context, so that it can live in a
+/// future or body across polls (`done()` borrows; boxing pins the pair).
+struct Watch(Pin<Box<dyn Future<Output = Error> + Send>>);
+
+impl Watch {
+    fn new(ctx: Context) -> Watch {
+        Watch(Box::pin(async move { ctx.done().await }))
+    }
+
+    #[inline]
+    fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<Error> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+pin_project! {
+    /// The response future of [`ClientService`]: the inner call, raced
+    /// against the request's context.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it drops the inner call, as dropping any tower future does.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use ctx::http::RequestExt;
+    /// use tower::{Layer, Service};
+    /// let mut client = ctx::http::ClientLayer::new().layer(tower::service_fn(|_: http::Request<()>| {
+    ///     std::future::pending::<Result<http::Response<String>, std::io::Error>>()
+    /// }));
+    /// let (ctx, cancel) = ctx::Context::background().with_cancel();
+    /// let call: ctx::http::ClientFuture<_> = client.call(http::Request::new(()).with_context(&ctx));
+    /// cancel.cancel(); // aborts the call that would never answer
+    /// assert_eq!(call.await.unwrap_err().context_error(), Some(ctx::Error::Canceled));
+    /// # }
+    /// ```
+    pub struct ClientFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Running {
+            #[pin]
+            inner: F,
+            watch: Option<Watch>,
+        },
+        Failed {
+            err: Option<Error>,
+        },
+    }
+}
+
+impl<F> ClientFuture<F> {
+    fn running(inner: F, watch: Option<Watch>) -> ClientFuture<F> {
+        ClientFuture {
+            state: State::Running { inner, watch },
+        }
+    }
+
+    fn failed(err: Error) -> ClientFuture<F> {
+        ClientFuture {
+            state: State::Failed { err: Some(err) },
+        }
+    }
+}
+
+impl<F, ResBody, E> Future for ClientFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<Response<ClientBody<ResBody>>, ClientError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Failed { err } => Poll::Ready(Err(ClientError::Context(
+                err.take()
+                    .expect("ctx: internal error: ClientFuture polled after it finished"),
+            ))),
+            StateProj::Running { inner, watch } => {
+                // The context first: once it is done the call is over, even
+                // if the answer arrived in the same instant.
+                if let Some(err) = watch.as_mut().and_then(|w| ready_err(w.poll(cx))) {
+                    return Poll::Ready(Err(ClientError::Context(err)));
+                }
+                match inner.poll(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Err(err)) => Poll::Ready(Err(ClientError::Service(err.into()))),
+                    Poll::Ready(Ok(resp)) => {
+                        let watch = watch.take();
+                        Poll::Ready(Ok(resp.map(|inner| ClientBody {
+                            inner,
+                            watch,
+                            aborted: false,
+                        })))
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn ready_err(poll: Poll<Error>) -> Option<Error> {
+    match poll {
+        Poll::Ready(err) => Some(err),
+        Poll::Pending => None,
+    }
+}
+
+impl<F> fmt::Debug for ClientFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientFuture").finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    /// A response body that fails with [`ClientError::Context`] once the
+    /// request's context is done, so that reading a slow body obeys the
+    /// deadline too (Go: the context covers "reading the response headers
+    /// and body").
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use ctx::http::RequestExt;
+    /// use http_body::Body;
+    /// use tower::{Layer, ServiceExt};
+    /// let client = ctx::http::ClientLayer::new().layer(tower::service_fn(|_: http::Request<()>| async {
+    ///     Ok::<_, std::io::Error>(http::Response::new(String::from("body")))
+    /// }));
+    /// let (ctx, cancel) = ctx::Context::background().with_cancel();
+    /// let resp = client.oneshot(http::Request::new(()).with_context(&ctx)).await.unwrap();
+    /// let mut body: ctx::http::ClientBody<String> = resp.into_body();
+    /// cancel.cancel();
+    /// let frame = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await;
+    /// assert_eq!(frame.unwrap().unwrap_err().context_error(), Some(ctx::Error::Canceled));
+    /// # }
+    /// ```
+    pub struct ClientBody<B> {
+        #[pin]
+        inner: B,
+        watch: Option<Watch>,
+        aborted: bool,
+    }
+}
+
+impl<B> Body for ClientBody<B>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Data = B::Data;
+    type Error = ClientError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, ClientError>>> {
+        let this = self.project();
+        if *this.aborted {
+            return Poll::Ready(None);
+        }
+        if let Some(err) = this.watch.as_mut().and_then(|w| ready_err(w.poll(cx))) {
+            *this.aborted = true;
+            *this.watch = None;
+            return Poll::Ready(Some(Err(ClientError::Context(err))));
+        }
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(None) => {
+                *this.watch = None;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(frame)) => {
+                Poll::Ready(Some(frame.map_err(|err| ClientError::Service(err.into()))))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    #[inline]
+    fn is_end_stream(&self) -> bool {
+        self.aborted || self.inner.is_end_stream()
+    }
+
+    #[inline]
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B> fmt::Debug for ClientBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBody")
+            .field("aborted", &self.aborted)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a call through [`ClientLayer`] failed: its context, or the service.
+///
+/// ```
+/// let err = ctx::http::ClientError::Context(ctx::Error::DeadlineExceeded);
+/// assert_eq!(err.context_error(), Some(ctx::Error::DeadlineExceeded));
+/// assert_eq!(err.to_string(), "context deadline exceeded");
+/// let io: std::io::Error = err.into();
+/// assert_eq!(io.kind(), std::io::ErrorKind::TimedOut);
+/// ```
+#[derive(Debug)]
+pub enum ClientError {
+    /// The request's context was done before the call, or became done during
+    /// it: the call was not sent, or was aborted.
+    Context(Error),
+    /// The wrapped service failed (connecting, sending, reading).
+    Service(BoxError),
+}
+
+impl ClientError {
+    /// The context's error, if that is what ended the call.
+    ///
+    /// ```
+    /// let err = ctx::http::ClientError::Service(std::io::Error::other("refused").into());
+    /// assert_eq!(err.context_error(), None);
+    /// ```
+    pub fn context_error(&self) -> Option<Error> {
+        match self {
+            ClientError::Context(err) => Some(*err),
+            ClientError::Service(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Context(err) => fmt::Display::fmt(err, f),
+            ClientError::Service(err) => fmt::Display::fmt(err, f),
+        }
+    }
+}
+
+/// Transparent: the display and the source are the wrapped error's own.
+impl std::error::Error for ClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ClientError::Context(err) => err.source(),
+            ClientError::Service(err) => err.source(),
+        }
+    }
+}
+
+impl From<ClientError> for std::io::Error {
+    /// A context error converts as [`Error`] does (`Interrupted`,
+    /// `TimedOut`); a service error becomes `Other`, or stays the I/O error
+    /// it was.
+    fn from(err: ClientError) -> std::io::Error {
+        match err {
+            ClientError::Context(err) => err.into(),
+            ClientError::Service(err) => match err.downcast::<std::io::Error>() {
+                Ok(io) => *io,
+                Err(other) => std::io::Error::other(other),
+            },
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! The server side: [`ContextLayer`] gives each request a context.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+
+use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{decode_timeout, RequestId, GRPC_TIMEOUT, X_REQUEST_ID};
+use crate::{CancelGuard, Context};
+
+/// A tower layer that gives every request its own [`Context`], a child of
+/// the server's root, stored in the request's extensions.
+///
+/// The request context carries the request's [`RequestId`] and a deadline
+/// (from `grpc-timeout`, else the default, capped by the maximum), and ends
+/// when the first of these happens: the deadline passes, the root is
+/// canceled, the response future is dropped unfinished (the client went
+/// away: cause [`Abandoned`]), or the response body has been sent. The
+/// [module docs](super) tell the whole story.
+///
+/// The response gets the request id as `x-request-id`, unless the service
+/// set that header itself. With the `tracing` feature, the service's future
+/// runs inside a `request` span with the id as its `request_id` field.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::time::Duration;
+/// use ctx::http::{ContextLayer, RequestExt, RequestId};
+/// use tower::{Layer, Service, ServiceExt};
+///
+/// let root = ctx::Context::background();
+/// let layer = ContextLayer::new(&root).max_timeout(Duration::from_secs(30));
+/// let mut svc = layer.layer(tower::service_fn(|req: http::Request<String>| async move {
+///     let ctx = req.context(); // this request's own context
+///     assert!(ctx.remaining().unwrap() <= Duration::from_secs(5));
+///     let id = ctx.value::<RequestId>().unwrap().clone();
+///     Ok::<_, std::convert::Infallible>(http::Response::new(format!("hello from {id}")))
+/// }));
+///
+/// let req = http::Request::builder()
+///     .header("grpc-timeout", "5S")
+///     .header("x-request-id", "abc")
+///     .body(String::new())
+///     .unwrap();
+/// let resp = svc.ready().await.unwrap().call(req).await.unwrap();
+/// assert_eq!(resp.headers()["x-request-id"], "abc");
+/// # }
+/// ```
+///
+/// Go: `http.Server.BaseContext` and `http.Request.Context`.
+#[derive(Clone, Debug)]
+pub struct ContextLayer {
+    root: Context,
+    default_timeout: Option<Duration>,
+    max_timeout: Option<Duration>,
+}
+
+impl ContextLayer {
+    /// A layer deriving request contexts from `root`: cancel `root` and every
+    /// request in flight is canceled. No default or maximum timeout.
+    ///
+    /// ```
+    /// let (root, _stop) = ctx::Context::background().with_cancel();
+    /// let layer = ctx::http::ContextLayer::new(&root);
+    /// # let _ = layer;
+    /// ```
+    pub fn new(root: &Context) -> ContextLayer {
+        ContextLayer {
+            root: root.clone(),
+            default_timeout: None,
+            max_timeout: None,
+        }
+    }
+
+    /// The timeout of a request that sends no (valid) `grpc-timeout`: for
+    /// plain HTTP clients, which do not say how long they will wait.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let layer = ctx::http::ContextLayer::new(&ctx::Context::background())
+    ///     .default_timeout(Duration::from_secs(10));
+    /// # let _ = layer;
+    /// ```
+    pub fn default_timeout(mut self, timeout: Duration) -> ContextLayer {
+        self.default_timeout = Some(timeout);
+        self
+    }
+
+    /// The longest any request may run, whatever its `grpc-timeout` asks
+    /// and whether or not it sends one.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let layer = ctx::http::ContextLayer::new(&ctx::Context::background())
+    ///     .max_timeout(Duration::from_secs(60));
+    /// # let _ = layer;
+    /// ```
+    pub fn max_timeout(mut self, timeout: Duration) -> ContextLayer {
+        self.max_timeout = Some(timeout);
+        self
+    }
+
+    /// The request's timeout: what it asked for (else the default), never
+    /// more than the maximum.
+    fn timeout_for<B>(&self, req: &Request<B>) -> Option<Duration> {
+        let asked = req.headers().get(GRPC_TIMEOUT).and_then(decode_timeout);
+        match (asked.or(self.default_timeout), self.max_timeout) {
+            (Some(timeout), Some(max)) => Some(timeout.min(max)),
+            (timeout, max) => timeout.or(max),
+        }
+    }
+}
+
+impl<S> Layer<S> for ContextLayer {
+    type Service = ContextService<S>;
+
+    fn layer(&self, inner: S) -> ContextService<S> {
+        ContextService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service made by [`ContextLayer`]: see there.
+///
+/// ```
+/// use tower::Layer;
+/// let svc = ctx::http::ContextLayer::new(&ctx::Context::background())
+///     .layer(tower::service_fn(|_: http::Request<()>| async {
+///         Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+///     }));
+/// # let _ = svc;
+/// ```
+#[derive(Clone, Debug)]
+pub struct ContextService<S> {
+    inner: S,
+    layer: ContextLayer,
+}
+
+impl<S, B, ResBody> Service<Request<B>> for ContextService<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    ResBody: Body,
+{
+    type Response = Response<ContextBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let id = req
+            .headers()
+            .get(X_REQUEST_ID)
+            .and_then(RequestId::from_header)
+            .unwrap_or_else(RequestId::generate);
+        let span = span::new(&req, &id);
+        // A deadline too far to represent is no deadline.
+        let deadline = self
+            .layer
+            .timeout_for(&req)
+            .and_then(|timeout| Instant::now().checked_add(timeout));
+        let ctx = self.layer.root.with_value(id.clone());
+        let (ctx, guard) = match deadline {
+            Some(deadline) => ctx.with_deadline(deadline),
+            None => ctx.with_cancel(),
+        };
+        req.extensions_mut().insert(ctx);
+        let inner = {
+            let _entered = span::enter(&span);
+            self.inner.call(req)
+        };
+        ResponseFuture {
+            inner,
+            guard: Some(guard),
+            id: Some(id),
+            span,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`ContextService`]: the inner service's, with
+    /// the request context's guard.
+    ///
+    /// Dropping it before it finishes cancels the request context with the
+    /// cause [`Abandoned`]; once it finishes, the guard moves into the
+    /// response body ([`ContextBody`]).
+    ///
+    /// ```
+    /// fn assert_future<F: std::future::Future>(_: &F) {}
+    /// # use tower::{Layer, Service};
+    /// # let mut svc = ctx::http::ContextLayer::new(&ctx::Context::background())
+    /// #     .layer(tower::service_fn(|_: http::Request<()>| async {
+    /// #         Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    /// #     }));
+    /// let fut: ctx::http::ResponseFuture<_> = svc.call(http::Request::new(()));
+    /// assert_future(&fut);
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it is how a server says the request is over: the request
+    /// context is canceled before the drop returns.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        guard: Option<CancelGuard>,
+        id: Option<RequestId>,
+        span: span::Span,
+    }
+
+    impl<F> PinnedDrop for ResponseFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(guard) = this.project().guard.take() {
+                guard.cancel_with_cause(Abandoned);
+            }
+        }
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    ResBody: Body,
+{
+    type Output = Result<Response<ContextBody<ResBody>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = {
+            let _entered = span::enter(this.span);
+            ready!(this.inner.poll(cx))
+        };
+        // An error ends the request here: the guard drops (plain cancel).
+        let guard = this.guard.take();
+        Poll::Ready(result.map(|mut resp| {
+            if let Some(id) = this.id.take() {
+                resp.headers_mut()
+                    .entry(X_REQUEST_ID)
+                    .or_insert_with(|| id.header_value().clone());
+            }
+            resp.map(|inner| ContextBody { inner, guard })
+        }))
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    /// A response body that holds its request's context open until the body
+    /// has been sent: at its end (or at an error, or when it is dropped) the
+    /// request context is canceled, as Go cancels `r.Context()` when
+    /// `ServeHTTP` returns.
+    ///
+    /// Dropped before its end (the client went away mid-body), it cancels
+    /// with the cause [`Abandoned`]. Data, trailers, size hint and end of
+    /// stream are the inner body's.
+    ///
+    /// ```
+    /// use http_body::Body;
+    /// # use tower::{Layer, Service};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # let mut svc = ctx::http::ContextLayer::new(&ctx::Context::background())
+    /// #     .layer(tower::service_fn(|_: http::Request<()>| async {
+    /// #         Ok::<_, std::convert::Infallible>(http::Response::new(String::from("hi")))
+    /// #     }));
+    /// let resp = svc.call(http::Request::new(())).await.unwrap();
+    /// let body: &ctx::http::ContextBody<String> = resp.body();
+    /// assert_eq!(body.size_hint().exact(), Some(2));
+    /// # }
+    /// ```
+    pub struct ContextBody<B>
+    where
+        B: Body,
+    {
+        #[pin]
+        inner: B,
+        guard: Option<CancelGuard>,
+    }
+
+    impl<B> PinnedDrop for ContextBody<B>
+    where
+        B: Body,
+    {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(guard) = this.guard.take() {
+                if this.inner.is_end_stream() {
+                    // hyper need not poll a body that says it is over.
+                    guard.cancel();
+                } else {
+                    guard.cancel_with_cause(Abandoned);
+                }
+            }
+        }
+    }
+}
+
+impl<B: Body> Body for ContextBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        if !matches!(frame, Some(Ok(_))) {
+            // The end, or an error that ends the body: the request is over.
+            this.guard.take();
+        }
+        Poll::Ready(frame)
+    }
+
+    #[inline]
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    #[inline]
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B: Body> fmt::Debug for ContextBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContextBody")
+            .field("open", &self.guard.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The cause of a request context canceled because the request was
+/// abandoned before its response was complete: the client disconnected or
+/// reset the stream, or something above the layer (a timeout, a shutdown
+/// that gave up waiting) dropped the request.
+///
+/// ```
+/// let (ctx, cancel) = ctx::Context::background().with_cancel();
+/// cancel.cancel_with_cause(ctx::http::Abandoned);
+/// let cause = ctx.cause().unwrap();
+/// assert!(cause.downcast_ref::<ctx::http::Abandoned>().is_some());
+/// assert_eq!(cause.to_string(), "request abandoned before its response was sent (client went away)");
+/// ```
+///
+/// Go: the cancellation of `r.Context()` when the client's connection closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Abandoned;
+
+impl fmt::Display for Abandoned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("request abandoned before its response was sent (client went away)")
+    }
+}
+
+impl std::error::Error for Abandoned {}
+
+/// The request span: real with the `tracing` feature, nothing without.
+mod span {
+    #[cfg(feature = "tracing")]
+    pub(super) type Span = tracing::Span;
+    #[cfg(not(feature = "tracing"))]
+    pub(super) type Span = ();
+
+    #[cfg(feature = "tracing")]
+    pub(super) fn new<B>(req: &http::Request<B>, id: &super::RequestId) -> Span {
+        tracing::info_span!(
+            "request",
+            request_id = %id,
+            method = %req.method(),
+            path = %req.uri().path(),
+        )
+    }
+
+    #[cfg(not(feature = "tracing"))]
+    #[inline]
+    pub(super) fn new<B>(_: &http::Request<B>, _: &super::RequestId) -> Span {}
+
+    #[cfg(feature = "tracing")]
+    #[inline]
+    pub(super) fn enter(span: &Span) -> tracing::span::Entered<'_> {
+        span.enter()
+    }
+
+    #[cfg(not(feature = "tracing"))]
+    #[inline]
+    pub(super) fn enter(_: &Span) {}
+}
