@@ -495,10 +495,14 @@ where
     /// and starts nothing new until fewer than `n` run. `usize::MAX` means no
     /// limit, the default. The body of the scope does not count.
     ///
-    /// Because a task waiting for [`Scope::ready`] holds its own slot, wait
-    /// for `ready` only in the body or in code outside the group's tasks: if
-    /// every running task waited for a free slot, none would ever free.
-    /// Spawning (which queues) is always safe.
+    /// # Deadlock
+    ///
+    /// A running task holds its slot while it waits, so a task must not wait
+    /// for a slot to free: neither through [`Scope::ready`] nor by awaiting the
+    /// [`TaskHandle`] of a task it spawned, which may be queued behind it. If
+    /// every running task waits like that, no slot ever frees (Go's `SetLimit`
+    /// has the same trap). Spawning from a task is safe (it queues and returns
+    /// at once); wait for `ready` and for handles in the body.
     ///
     /// # Panics
     ///
