@@ -1,1 +1,318 @@
+//! `ctx::http`: request contexts on real servers and clients, on loopback.
+//!
+//! Every server here listens on 127.0.0.1 with a port the system picks.
+//! Handlers hand their request context to the test through a channel, so
+//! the test waits on the context itself instead of sleeping.
 
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::routing::get;
+use axum::Router;
+use ctx::http::{Abandoned, ClientError, ClientLayer, ContextLayer, RequestExt, RequestId};
+use ctx::{Context, Error};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tower::{Layer, ServiceExt};
+
+/// Generous: how long anything that should be prompt may take on a busy
+/// two-core machine before the test calls it a failure.
+const PATIENCE: Duration = Duration::from_secs(5);
+
+/// The disconnect-to-cancel bound of the issue.
+const PROMPT: Duration = Duration::from_millis(200);
+
+async fn serve(app: Router) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// A router whose one handler sends its request context to the test, then
+/// waits until that context ends and answers with the error.
+fn reporting(root: &Context) -> (Router, mpsc::UnboundedReceiver<Context>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let app = Router::new()
+        .route(
+            "/",
+            get(|State(tx): State<mpsc::UnboundedSender<Context>>, ctx: Context| async move {
+                tx.send(ctx.clone()).unwrap();
+                Err::<(), _>(ctx.done().await)
+            }),
+        )
+        .with_state(tx)
+        .layer(ContextLayer::new(root));
+    (app, rx)
+}
+
+async fn within<F: std::future::Future>(what: &str, fut: F) -> F::Output {
+    tokio::time::timeout(PATIENCE, fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not happen within {PATIENCE:?}"))
+}
+
+#[tokio::test]
+async fn request_context_is_canceled_when_the_client_disconnects() {
+    let (app, mut contexts) = reporting(&Context::background());
+    let addr = serve(app).await;
+
+    let mut latencies = Vec::new();
+    for _ in 0..5 {
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        conn.write_all(b"GET / HTTP/1.1\r\nhost: test\r\n\r\n")
+            .await
+            .unwrap();
+        let ctx = within("the request", contexts.recv()).await.unwrap();
+        assert_eq!(ctx.err(), None);
+
+        drop(conn);
+        let gone = Instant::now();
+        assert_eq!(within("the cancel", ctx.done()).await, Error::Canceled);
+        latencies.push(gone.elapsed());
+        let cause = ctx.cause().unwrap();
+        assert!(cause.downcast_ref::<Abandoned>().is_some(), "cause: {cause}");
+    }
+    latencies.sort();
+    eprintln!("disconnect-to-cancel latency: {latencies:?}");
+    assert!(
+        latencies[latencies.len() / 2] < PROMPT,
+        "median disconnect-to-cancel latency over {PROMPT:?}: {latencies:?}"
+    );
+}
+
+#[tokio::test]
+async fn request_context_ends_once_the_response_is_sent() {
+    let (tx, mut contexts) = mpsc::unbounded_channel();
+    let app = Router::new()
+        .route(
+            "/",
+            get(|ctx: Context| async move {
+                tx.send(ctx).unwrap();
+                "done"
+            }),
+        )
+        .layer(ContextLayer::new(&Context::background()));
+    let addr = serve(app).await;
+
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"GET / HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).await.unwrap();
+    assert!(response.ends_with("done"), "{response}");
+
+    let ctx = within("the request", contexts.recv()).await.unwrap();
+    assert_eq!(within("the end", ctx.done()).await, Error::Canceled);
+    let cause = ctx.cause().unwrap();
+    assert!(cause.is(Error::Canceled), "a finished request is not abandoned: {cause}");
+}
+
+#[tokio::test]
+async fn canceling_the_root_cancels_requests_in_flight() {
+    let (root, stop) = Context::background().with_cancel();
+    let (app, mut contexts) = reporting(&root);
+    let addr = serve(app).await;
+
+    let client = http_client();
+    let call = tokio::spawn(client.get(format!("http://{addr}/").parse().unwrap()));
+    let ctx = within("the request", contexts.recv()).await.unwrap();
+    stop.cancel();
+    let resp = within("the answer", call).await.unwrap().unwrap();
+    assert_eq!(resp.status(), 503, "a canceled handler answers 503");
+    assert_eq!(ctx.err(), Some(Error::Canceled));
+}
+
+/// The layer alone, in-process: the context the handler gets for the given
+/// headers, and the id the response echoes.
+async fn seen(layer: ContextLayer, headers: &[(&str, &[u8])]) -> (Context, String) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let svc = layer.layer(tower::service_fn(move |req: http::Request<Body>| {
+        tx.send(req.context()).unwrap();
+        async { Ok::<_, Infallible>(http::Response::new(Body::empty())) }
+    }));
+    let mut req = http::Request::builder();
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let resp = svc.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+    let echoed = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    (rx.recv().await.unwrap(), echoed)
+}
+
+fn layer() -> ContextLayer {
+    ContextLayer::new(&Context::background())
+}
+
+fn left(ctx: &Context) -> Duration {
+    ctx.deadline().expect("a deadline") - Instant::now().min(ctx.deadline().unwrap())
+}
+
+fn id(ctx: &Context) -> String {
+    ctx.value::<RequestId>().expect("every request has an id").to_string()
+}
+
+#[tokio::test]
+async fn grpc_timeout_becomes_the_deadline() {
+    let (ctx, _) = seen(layer(), &[("grpc-timeout", b"1500m")]).await;
+    let left = left(&ctx);
+    assert!(left <= Duration::from_millis(1500) && left > Duration::from_millis(500), "{left:?}");
+
+    let (ctx, _) = seen(layer(), &[]).await;
+    assert_eq!(ctx.deadline(), None, "no header, no default: no deadline");
+}
+
+#[tokio::test]
+async fn the_maximum_caps_and_the_default_fills_in() {
+    let capped = layer().max_timeout(Duration::from_secs(1));
+    let (ctx, _) = seen(capped.clone(), &[("grpc-timeout", b"5S")]).await;
+    assert!(left(&ctx) <= Duration::from_secs(1));
+    let (ctx, _) = seen(capped, &[]).await;
+    assert!(left(&ctx) <= Duration::from_secs(1), "the maximum applies without a header too");
+
+    let defaulted = layer().default_timeout(Duration::from_millis(700));
+    let (ctx, _) = seen(defaulted.clone(), &[]).await;
+    assert!(left(&ctx) <= Duration::from_millis(700));
+    let (ctx, _) = seen(defaulted, &[("grpc-timeout", b"3S")]).await;
+    assert!(left(&ctx) > Duration::from_secs(2), "the client's timeout wins over the default");
+}
+
+#[tokio::test]
+async fn malformed_or_hostile_headers_are_ignored() {
+    let defaulted = layer().default_timeout(Duration::from_secs(9));
+    for bad in [&b"1.5S"[..], b"-1S", b"123456789n", b"S", b"", b"9\xffS"] {
+        let (ctx, _) = seen(defaulted.clone(), &[("grpc-timeout", bad)]).await;
+        assert!(left(&ctx) > Duration::from_secs(8), "{bad:?} should fall back to the default");
+    }
+    // The largest value the format allows is fine: a deadline far away.
+    let (ctx, _) = seen(layer(), &[("grpc-timeout", b"99999999H")]).await;
+    assert!(ctx.deadline().is_none_or(|d| d > Instant::now() + Duration::from_secs(3600)));
+    // Zero: the request is over before it starts.
+    let (ctx, _) = seen(layer(), &[("grpc-timeout", b"0n")]).await;
+    assert_eq!(within("the deadline", ctx.done()).await, Error::DeadlineExceeded);
+
+    for bad in [&b"has space"[..], b"\x80\xff", b""] {
+        let (ctx, echoed) = seen(layer(), &[("x-request-id", bad)]).await;
+        assert_eq!(id(&ctx).len(), 32, "{bad:?} should be replaced by a fresh id");
+        assert_eq!(echoed, id(&ctx));
+    }
+}
+
+#[tokio::test]
+async fn request_ids_come_from_the_header_or_are_generated() {
+    let (ctx, echoed) = seen(layer(), &[("x-request-id", b"req-7")]).await;
+    assert_eq!((id(&ctx).as_str(), echoed.as_str()), ("req-7", "req-7"));
+
+    let (first, echoed) = seen(layer(), &[]).await;
+    let (second, _) = seen(layer(), &[]).await;
+    assert_eq!(echoed, id(&first));
+    assert_ne!(id(&first), id(&second));
+}
+
+type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+
+fn http_client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// A server that answers with the `grpc-timeout` and `x-request-id` it got,
+/// counting requests.
+async fn echo_server() -> (SocketAddr, Arc<AtomicUsize>) {
+    let count = Arc::new(AtomicUsize::new(0));
+    let app = Router::new()
+        .route(
+            "/",
+            get(|State(count): State<Arc<AtomicUsize>>, headers: http::HeaderMap| async move {
+                count.fetch_add(1, Ordering::SeqCst);
+                let header = |name| {
+                    headers
+                        .get(name)
+                        .map_or("-", |v| v.to_str().unwrap_or("?"))
+                        .to_owned()
+                };
+                format!("{} {}", header("grpc-timeout"), header("x-request-id"))
+            }),
+        )
+        .with_state(count.clone());
+    (serve(app).await, count)
+}
+
+fn get_with(addr: SocketAddr, ctx: &Context) -> http::Request<Empty<Bytes>> {
+    http::Request::get(format!("http://{addr}/"))
+        .body(Empty::new())
+        .unwrap()
+        .with_context(ctx)
+}
+
+#[tokio::test]
+async fn outgoing_calls_carry_the_time_left_and_the_request_id() {
+    let (addr, _) = echo_server().await;
+    let client = ClientLayer::new().layer(http_client());
+
+    let id = RequestId::from_header(&http::HeaderValue::from_static("r-7")).unwrap();
+    let (ctx, _cancel) = Context::background()
+        .with_value(id)
+        .with_timeout(Duration::from_secs(2));
+    let resp = client.clone().oneshot(get_with(addr, &ctx)).await.unwrap();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let body = std::str::from_utf8(&body).unwrap().to_owned();
+    let (timeout, id) = body.split_once(' ').unwrap();
+    let sent = ctx::http::decode_timeout(&timeout.parse().unwrap()).unwrap();
+    assert!(sent <= Duration::from_secs(2) && sent > Duration::from_secs(1), "{sent:?}");
+    assert_eq!(id, "r-7");
+
+    // Without a deadline, no grpc-timeout; without an id, none is made up.
+    let resp = client.oneshot(get_with(addr, &Context::background())).await.unwrap();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"- -");
+}
+
+#[tokio::test]
+async fn a_done_context_or_passed_deadline_is_not_sent() {
+    let (addr, count) = echo_server().await;
+    let client = ClientLayer::new().layer(http_client());
+
+    let (passed, _c1) = Context::background().with_deadline(Instant::now());
+    let err = client.clone().oneshot(get_with(addr, &passed)).await.unwrap_err();
+    assert_eq!(err.context_error(), Some(Error::DeadlineExceeded));
+
+    let (canceled, cancel) = Context::background().with_cancel();
+    cancel.cancel();
+    let err = client.clone().oneshot(get_with(addr, &canceled)).await.unwrap_err();
+    assert!(matches!(err, ClientError::Context(Error::Canceled)), "{err:?}");
+
+    // A live call after them is the first the server ever sees.
+    client.oneshot(get_with(addr, &Context::background())).await.unwrap();
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_call_is_aborted_when_its_context_ends_and_the_server_sees_it() {
+    let (app, mut server_contexts) = reporting(&Context::background());
+    let addr = serve(app).await;
+    let client = ClientLayer::new().layer(http_client());
+
+    let (ctx, cancel) = Context::background().with_cancel();
+    let call = tokio::spawn(client.oneshot(get_with(addr, &ctx)));
+    let server_ctx = within("the request", server_contexts.recv()).await.unwrap();
+
+    cancel.cancel();
+    let aborted = Instant::now();
+    let err = within("the abort", call).await.unwrap().unwrap_err();
+    assert_eq!(err.context_error(), Some(Error::Canceled));
+    assert_eq!(within("the server's cancel", server_ctx.done()).await, Error::Canceled);
+    eprintln!("client cancel to server cancel: {:?}", aborted.elapsed());
+    assert!(server_ctx.cause().unwrap().downcast_ref::<Abandoned>().is_some());
+}
