@@ -18,9 +18,12 @@ use crate::tree::{self, CancelNode};
 /// and inside `#[ctx]` functions it is a compile error.
 ///
 /// When `cancel` (or the drop) returns, the context and every context derived
-/// from it report `err()`, their `done()` futures are ready, and their
-/// `after_func` callbacks have run. Canceling releases the context's resources:
-/// its timer, and its entry in the parent.
+/// from it report `err()` and their `done()` futures are ready. Their
+/// `after_func` callbacks have run too, unless another thread (another
+/// canceler, or the deadline timer) was already canceling an ancestor and
+/// reached them first: that thread runs them, right after it has marked the
+/// whole subtree done. Canceling releases the context's resources: its timer,
+/// and its entry in the parent.
 ///
 /// # Examples
 ///
