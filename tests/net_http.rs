@@ -47,10 +47,12 @@ fn reporting(root: &Context) -> (Router, mpsc::UnboundedReceiver<Context>) {
     let app = Router::new()
         .route(
             "/",
-            get(|State(tx): State<mpsc::UnboundedSender<Context>>, ctx: Context| async move {
-                tx.send(ctx.clone()).unwrap();
-                Err::<(), _>(ctx.done().await)
-            }),
+            get(
+                |State(tx): State<mpsc::UnboundedSender<Context>>, ctx: Context| async move {
+                    tx.send(ctx.clone()).unwrap();
+                    Err::<(), _>(ctx.done().await)
+                },
+            ),
         )
         .with_state(tx)
         .layer(ContextLayer::new(root));
@@ -82,7 +84,10 @@ async fn request_context_is_canceled_when_the_client_disconnects() {
         assert_eq!(within("the cancel", ctx.done()).await, Error::Canceled);
         latencies.push(gone.elapsed());
         let cause = ctx.cause().unwrap();
-        assert!(cause.downcast_ref::<Abandoned>().is_some(), "cause: {cause}");
+        assert!(
+            cause.downcast_ref::<Abandoned>().is_some(),
+            "cause: {cause}"
+        );
     }
     latencies.sort();
     eprintln!("disconnect-to-cancel latency: {latencies:?}");
@@ -117,7 +122,10 @@ async fn request_context_ends_once_the_response_is_sent() {
     let ctx = within("the request", contexts.recv()).await.unwrap();
     assert_eq!(within("the end", ctx.done()).await, Error::Canceled);
     let cause = ctx.cause().unwrap();
-    assert!(cause.is(Error::Canceled), "a finished request is not abandoned: {cause}");
+    assert!(
+        cause.is(Error::Canceled),
+        "a finished request is not abandoned: {cause}"
+    );
 }
 
 #[tokio::test]
@@ -161,14 +169,19 @@ fn left(ctx: &Context) -> Duration {
 }
 
 fn id(ctx: &Context) -> String {
-    ctx.value::<RequestId>().expect("every request has an id").to_string()
+    ctx.value::<RequestId>()
+        .expect("every request has an id")
+        .to_string()
 }
 
 #[tokio::test]
 async fn grpc_timeout_becomes_the_deadline() {
     let (ctx, _) = seen(layer(), &[("grpc-timeout", b"1500m")]).await;
     let left = left(&ctx);
-    assert!(left <= Duration::from_millis(1500) && left > Duration::from_millis(500), "{left:?}");
+    assert!(
+        left <= Duration::from_millis(1500) && left > Duration::from_millis(500),
+        "{left:?}"
+    );
 
     let (ctx, _) = seen(layer(), &[]).await;
     assert_eq!(ctx.deadline(), None, "no header, no default: no deadline");
@@ -180,13 +193,19 @@ async fn the_maximum_caps_and_the_default_fills_in() {
     let (ctx, _) = seen(capped.clone(), &[("grpc-timeout", b"5S")]).await;
     assert!(left(&ctx) <= Duration::from_secs(1));
     let (ctx, _) = seen(capped, &[]).await;
-    assert!(left(&ctx) <= Duration::from_secs(1), "the maximum applies without a header too");
+    assert!(
+        left(&ctx) <= Duration::from_secs(1),
+        "the maximum applies without a header too"
+    );
 
     let defaulted = layer().default_timeout(Duration::from_millis(700));
     let (ctx, _) = seen(defaulted.clone(), &[]).await;
     assert!(left(&ctx) <= Duration::from_millis(700));
     let (ctx, _) = seen(defaulted, &[("grpc-timeout", b"3S")]).await;
-    assert!(left(&ctx) > Duration::from_secs(2), "the client's timeout wins over the default");
+    assert!(
+        left(&ctx) > Duration::from_secs(2),
+        "the client's timeout wins over the default"
+    );
 }
 
 #[tokio::test]
@@ -194,18 +213,30 @@ async fn malformed_or_hostile_headers_are_ignored() {
     let defaulted = layer().default_timeout(Duration::from_secs(9));
     for bad in [&b"1.5S"[..], b"-1S", b"123456789n", b"S", b"", b"9\xffS"] {
         let (ctx, _) = seen(defaulted.clone(), &[("grpc-timeout", bad)]).await;
-        assert!(left(&ctx) > Duration::from_secs(8), "{bad:?} should fall back to the default");
+        assert!(
+            left(&ctx) > Duration::from_secs(8),
+            "{bad:?} should fall back to the default"
+        );
     }
     // The largest value the format allows is fine: a deadline far away.
     let (ctx, _) = seen(layer(), &[("grpc-timeout", b"99999999H")]).await;
-    assert!(ctx.deadline().is_none_or(|d| d > Instant::now() + Duration::from_secs(3600)));
+    assert!(ctx
+        .deadline()
+        .is_none_or(|d| d > Instant::now() + Duration::from_secs(3600)));
     // Zero: the request is over before it starts.
     let (ctx, _) = seen(layer(), &[("grpc-timeout", b"0n")]).await;
-    assert_eq!(within("the deadline", ctx.done()).await, Error::DeadlineExceeded);
+    assert_eq!(
+        within("the deadline", ctx.done()).await,
+        Error::DeadlineExceeded
+    );
 
     for bad in [&b"has space"[..], b"\x80\xff", b""] {
         let (ctx, echoed) = seen(layer(), &[("x-request-id", bad)]).await;
-        assert_eq!(id(&ctx).len(), 32, "{bad:?} should be replaced by a fresh id");
+        assert_eq!(
+            id(&ctx).len(),
+            32,
+            "{bad:?} should be replaced by a fresh id"
+        );
         assert_eq!(echoed, id(&ctx));
     }
 }
@@ -234,16 +265,18 @@ async fn echo_server() -> (SocketAddr, Arc<AtomicUsize>) {
     let app = Router::new()
         .route(
             "/",
-            get(|State(count): State<Arc<AtomicUsize>>, headers: http::HeaderMap| async move {
-                count.fetch_add(1, Ordering::SeqCst);
-                let header = |name| {
-                    headers
-                        .get(name)
-                        .map_or("-", |v| v.to_str().unwrap_or("?"))
-                        .to_owned()
-                };
-                format!("{} {}", header("grpc-timeout"), header("x-request-id"))
-            }),
+            get(
+                |State(count): State<Arc<AtomicUsize>>, headers: http::HeaderMap| async move {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let header = |name| {
+                        headers
+                            .get(name)
+                            .map_or("-", |v| v.to_str().unwrap_or("?"))
+                            .to_owned()
+                    };
+                    format!("{} {}", header("grpc-timeout"), header("x-request-id"))
+                },
+            ),
         )
         .with_state(count.clone());
     (serve(app).await, count)
@@ -270,11 +303,17 @@ async fn outgoing_calls_carry_the_time_left_and_the_request_id() {
     let body = std::str::from_utf8(&body).unwrap().to_owned();
     let (timeout, id) = body.split_once(' ').unwrap();
     let sent = ctx::http::decode_timeout(&timeout.parse().unwrap()).unwrap();
-    assert!(sent <= Duration::from_secs(2) && sent > Duration::from_secs(1), "{sent:?}");
+    assert!(
+        sent <= Duration::from_secs(2) && sent > Duration::from_secs(1),
+        "{sent:?}"
+    );
     assert_eq!(id, "r-7");
 
     // Without a deadline, no grpc-timeout; without an id, none is made up.
-    let resp = client.oneshot(get_with(addr, &Context::background())).await.unwrap();
+    let resp = client
+        .oneshot(get_with(addr, &Context::background()))
+        .await
+        .unwrap();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&body[..], b"- -");
 }
@@ -285,16 +324,30 @@ async fn a_done_context_or_passed_deadline_is_not_sent() {
     let client = ClientLayer::new().layer(http_client());
 
     let (passed, _c1) = Context::background().with_deadline(Instant::now());
-    let err = client.clone().oneshot(get_with(addr, &passed)).await.unwrap_err();
+    let err = client
+        .clone()
+        .oneshot(get_with(addr, &passed))
+        .await
+        .unwrap_err();
     assert_eq!(err.context_error(), Some(Error::DeadlineExceeded));
 
     let (canceled, cancel) = Context::background().with_cancel();
     cancel.cancel();
-    let err = client.clone().oneshot(get_with(addr, &canceled)).await.unwrap_err();
-    assert!(matches!(err, ClientError::Context(Error::Canceled)), "{err:?}");
+    let err = client
+        .clone()
+        .oneshot(get_with(addr, &canceled))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ClientError::Context(Error::Canceled)),
+        "{err:?}"
+    );
 
     // A live call after them is the first the server ever sees.
-    client.oneshot(get_with(addr, &Context::background())).await.unwrap();
+    client
+        .oneshot(get_with(addr, &Context::background()))
+        .await
+        .unwrap();
     assert_eq!(count.load(Ordering::SeqCst), 1);
 }
 
@@ -312,7 +365,14 @@ async fn a_call_is_aborted_when_its_context_ends_and_the_server_sees_it() {
     let aborted = Instant::now();
     let err = within("the abort", call).await.unwrap().unwrap_err();
     assert_eq!(err.context_error(), Some(Error::Canceled));
-    assert_eq!(within("the server's cancel", server_ctx.done()).await, Error::Canceled);
+    assert_eq!(
+        within("the server's cancel", server_ctx.done()).await,
+        Error::Canceled
+    );
     eprintln!("client cancel to server cancel: {:?}", aborted.elapsed());
-    assert!(server_ctx.cause().unwrap().downcast_ref::<Abandoned>().is_some());
+    assert!(server_ctx
+        .cause()
+        .unwrap()
+        .downcast_ref::<Abandoned>()
+        .is_some());
 }

@@ -128,3 +128,27 @@ impl IntoResponse for Error {
         (status, self.to_string()).into_response()
     }
 }
+
+/// A handler may return the error of a call it made through
+/// [`ClientLayer`](super::ClientLayer): a context error answers as
+/// [`Error`] does (503 or 504), a failure of the service called answers 502
+/// Bad Gateway.
+///
+/// ```
+/// use axum_core::response::IntoResponse;
+/// use ctx::http::ClientError;
+/// assert_eq!(ClientError::Context(ctx::Error::DeadlineExceeded).into_response().status(), 504);
+/// let refused = ClientError::Service(std::io::Error::other("connection refused").into());
+/// assert_eq!(refused.into_response().status(), 502);
+/// ```
+#[cfg(feature = "tower")]
+impl IntoResponse for super::ClientError {
+    fn into_response(self) -> Response {
+        match self {
+            super::ClientError::Context(err) => err.into_response(),
+            super::ClientError::Service(err) => {
+                (StatusCode::BAD_GATEWAY, err.to_string()).into_response()
+            }
+        }
+    }
+}
