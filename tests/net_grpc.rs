@@ -1,1 +1,124 @@
+//! `ctx::grpc`: the gRPC example on a real tonic server and channel on
+//! 127.0.0.1, and the interceptor on its own.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use ctx::grpc::RequestExt;
+use ctx::Context;
+use tokio::sync::mpsc;
+use tonic::Code;
+
+#[allow(dead_code)]
+#[path = "../examples/grpc.rs"]
+mod grpc;
+
+/// Generous: how long anything prompt may take on a busy two-core machine.
+const PATIENCE: Duration = Duration::from_secs(5);
+
+#[tokio::test]
+async fn grpc_deadline_reaches_the_handler_and_ends_its_work() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let say: grpc::Say = Arc::new(move |line| {
+        let _ = tx.send(line);
+    });
+    let outcome = grpc::story(say).await.unwrap();
+    eprintln!("grpc: {outcome:?}");
+
+    // The caller's deadline, less the trip, is the handler's.
+    assert!(outcome.seen <= outcome.sent, "{outcome:?}");
+    assert!(outcome.seen > outcome.sent / 2, "{outcome:?}");
+    assert!(outcome.same_id);
+
+    let (code, took, in_handler) = &outcome.slow;
+    assert_eq!(*code, Code::DeadlineExceeded);
+    assert!(
+        *took >= Duration::from_millis(200) && *took < PATIENCE,
+        "{took:?}"
+    );
+    // Whichever came first, the handler's own deadline or the caller's
+    // reset of the stream, the handler's context ended with the call.
+    assert!(
+        in_handler == "context deadline exceeded" || in_handler.starts_with("request abandoned"),
+        "{in_handler}"
+    );
+
+    assert_eq!(outcome.late, Code::DeadlineExceeded);
+    assert_eq!(outcome.handled, 2, "the late call never reached the server");
+
+    let lines: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    assert_eq!(lines.len(), 5, "{lines:#?}");
+    assert_eq!(lines[1], "handler: saw the caller's request id: true");
+    assert_eq!(
+        lines[4],
+        "caller, deadline passed: DeadlineExceeded, not sent"
+    );
+}
+
+#[tokio::test]
+async fn canceling_the_server_root_cancels_calls_in_flight() {
+    let (ended, mut endings) = mpsc::unbounded_channel();
+    let (root, stop) = Context::background().with_cancel();
+    let worker = grpc::Worker::new(ended);
+    let started = worker.started();
+    let addr = grpc::serve(&root, worker).await.unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = grpc::WorkerClient::new(
+        tower::ServiceBuilder::new()
+            .layer(ctx::grpc::ClientLayer::new())
+            .service(channel),
+    );
+    let call = tokio::spawn(async move {
+        client
+            .work(tonic::Request::new(grpc::WorkRequest { millis: 60_000 }))
+            .await
+    });
+    tokio::time::timeout(PATIENCE, started.notified())
+        .await
+        .expect("the call reaches the handler");
+    stop.cancel();
+    let status = tokio::time::timeout(PATIENCE, call)
+        .await
+        .expect("the call ends")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Cancelled, "{status:?}");
+    let ended = tokio::time::timeout(PATIENCE, endings.recv())
+        .await
+        .unwrap();
+    assert_eq!(ended.as_deref(), Some("context canceled"));
+}
+
+#[test]
+fn the_interceptor_sends_the_time_left_and_refuses_done_contexts() {
+    let id = ctx::http::RequestId::generate();
+    let (ctx, cancel) = Context::background()
+        .with_value(id.clone())
+        .with_timeout(Duration::from_secs(3));
+    let req = ctx::grpc::interceptor(ctx::grpc::request(&ctx, ())).unwrap();
+    let sent = req
+        .metadata()
+        .get("grpc-timeout")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    let sent = ctx::http::decode_timeout(&sent.parse().unwrap()).unwrap();
+    assert!(
+        sent <= Duration::from_secs(3) && sent > Duration::from_secs(2),
+        "{sent:?}"
+    );
+    assert_eq!(req.metadata().get("x-request-id").unwrap(), id.as_str());
+    assert!(req.context().remaining().is_some());
+
+    cancel.cancel();
+    let status = ctx::grpc::interceptor(ctx::grpc::request(&ctx, ())).unwrap_err();
+    assert_eq!(status.code(), Code::Cancelled);
+
+    // A request without a context passes through untouched.
+    let plain = ctx::grpc::interceptor(tonic::Request::new(())).unwrap();
+    assert!(plain.metadata().get("grpc-timeout").is_none());
+}
