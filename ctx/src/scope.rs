@@ -384,8 +384,7 @@ where
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
     {
-        self.submit(Admit::Queue, move |release: Release<E>| {
-            let rt = release.shared.rt.clone();
+        self.submit(Admit::Queue, move |rt: &Handle, release: Release<E>| {
             rt.spawn(run_task(release, f))
         })
         .expect("ctx: internal error: a queueing spawn is always admitted")
@@ -430,8 +429,7 @@ where
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
     {
-        let handle = self.submit(Admit::NowOnly, move |release: Release<E>| {
-            let rt = release.shared.rt.clone();
+        let handle = self.submit(Admit::NowOnly, move |rt: &Handle, release: Release<E>| {
             rt.spawn(run_task(release, f))
         });
         matches!(
@@ -479,8 +477,7 @@ where
         F: FnOnce(Context) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
     {
-        self.submit(Admit::Queue, move |release: Release<E>| {
-            let rt = release.shared.rt.clone();
+        self.submit(Admit::Queue, move |rt: &Handle, release: Release<E>| {
             rt.spawn_blocking(move || run_blocking(release, f))
         })
         .expect("ctx: internal error: a queueing spawn is always admitted")
@@ -630,7 +627,7 @@ where
     /// `Admit::NowOnly`.
     fn submit<T, L>(&self, admit: Admit, launch: L) -> Option<TaskHandle<T, E>>
     where
-        L: FnOnce(Release<E>) -> JoinHandle<Output<T>> + Send + 'static,
+        L: FnOnce(&Handle, Release<E>) -> JoinHandle<Output<T>> + Send + 'static,
         T: Send + 'static,
     {
         // Read before locking: the tree has its own locks, and a cancel racing
@@ -974,13 +971,16 @@ impl<E: GroupError> Shared<E> {
     /// Spawns a task whose slot (`active`, `key`) is already taken.
     fn launch<T, L>(self: &Arc<Self>, key: Key, launch: L) -> JoinHandle<Output<T>>
     where
-        L: FnOnce(Release<E>) -> JoinHandle<Output<T>>,
+        L: FnOnce(&Handle, Release<E>) -> JoinHandle<Output<T>>,
     {
-        let join = launch(Release {
-            shared: Arc::clone(self),
-            key,
-            completed: false,
-        });
+        let join = launch(
+            &self.rt,
+            Release {
+                shared: Arc::clone(self),
+                key,
+                completed: false,
+            },
+        );
         self.register(key, join.abort_handle());
         join
     }
@@ -1203,19 +1203,18 @@ where
     F: FnOnce(Context) -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    let shared = Arc::clone(&release.shared);
-    if shared.dropped.load(Ordering::Acquire) {
+    if release.shared.dropped.load(Ordering::Acquire) {
         // Spawned before the scope was dropped, polled after: never starts.
         release.completed = true;
         return Err(Error::Canceled);
     }
-    let ctx = shared.ctx.clone();
+    let ctx = release.shared.ctx.clone();
     let outcome = match catch_unwind(AssertUnwindSafe(|| f(ctx))) {
         Ok(fut) => catch(fut).await,
         Err(panic) => Err(panic),
     };
     release.completed = true;
-    settle(&shared, outcome, Origin::Task)
+    settle(&release.shared, outcome, Origin::Task)
 }
 
 /// The body of every blocking task.
@@ -1224,15 +1223,14 @@ where
     E: GroupError,
     F: FnOnce(Context) -> Result<T, E>,
 {
-    let shared = Arc::clone(&release.shared);
-    if shared.dropped.load(Ordering::Acquire) {
+    if release.shared.dropped.load(Ordering::Acquire) {
         release.completed = true;
         return Err(Error::Canceled);
     }
-    let ctx = shared.ctx.clone();
+    let ctx = release.shared.ctx.clone();
     let outcome = catch_unwind(AssertUnwindSafe(|| f(ctx)));
     release.completed = true;
-    settle(&shared, outcome, Origin::Task)
+    settle(&release.shared, outcome, Origin::Task)
 }
 
 /// Turns a task's outcome into what its handle gets, recording failures.
