@@ -1005,3 +1005,30 @@ fn the_scope_future_and_its_handles_are_send_and_static() {
     assert_send_sync::<Scope<AppError>>();
     drop(fut);
 }
+
+#[tokio::test]
+async fn an_error_whose_display_panics_is_not_lost() {
+    #[derive(Debug)]
+    struct Grumpy;
+    impl From<Error> for Grumpy {
+        fn from(_: Error) -> Self {
+            Grumpy
+        }
+    }
+    impl fmt::Display for Grumpy {
+        fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+            panic!("no display today")
+        }
+    }
+    let scope = ctx::scope(&Context::background(), |s| async move {
+        s.spawn(|_ctx| async { Err::<(), _>(Grumpy) });
+        s.spawn(|ctx| async move {
+            ctx.done().await;
+            Ok(())
+        });
+        Ok(())
+    });
+    // the panic from formatting the cause surfaces; the scope never claims success
+    let panic = AssertUnwindSafe(scope).catch_unwind().await.unwrap_err();
+    assert_eq!(panic_text(&*panic), "no display today");
+}

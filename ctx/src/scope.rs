@@ -1076,13 +1076,17 @@ impl<E: GroupError> Shared<E> {
             // The parent's error, or an earlier failure, is what scope returns.
             return;
         }
-        let cause = cause_of(&err);
+        // `E`'s Display is user code: a panic there must not lose the error.
+        let cause = catch_unwind(AssertUnwindSafe(|| cause_of(&err)));
         let queue = {
             let mut st = self.lock();
             st.error = Some(err);
             mem::take(&mut st.queue)
         };
-        self.cancel.cancel_with_cause(cause);
+        match cause {
+            Ok(cause) => self.cancel.cancel_with_cause(cause),
+            Err(panic) => self.panicked(panic, Origin::Task),
+        }
         drop(queue);
     }
 
