@@ -45,7 +45,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// use std::time::Duration;
-/// use ctx::http::{ClientError, ClientLayer, RequestExt};
+/// use ctx::http::{ClientLayer, RequestExt};
 /// use tower::{Layer, ServiceExt};
 ///
 /// // Stands for a real client: checks the deadline it was sent.

@@ -155,7 +155,8 @@ pub fn decode_timeout(value: &HeaderValue) -> Option<Duration> {
 /// use std::time::Duration;
 /// use ctx::http::{decode_timeout, encode_timeout};
 ///
-/// assert_eq!(encode_timeout(Duration::from_millis(100)), "100000000n");
+/// assert_eq!(encode_timeout(Duration::from_millis(50)), "50000000n");
+/// assert_eq!(encode_timeout(Duration::from_millis(100)), "100000u"); // 9 digits of ns
 /// assert_eq!(encode_timeout(Duration::from_millis(250)), "250000u");
 /// assert_eq!(encode_timeout(Duration::from_secs(3600)), "3600000m");
 /// assert_eq!(encode_timeout(Duration::ZERO), "0n");
