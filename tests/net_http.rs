@@ -376,3 +376,73 @@ async fn a_call_is_aborted_when_its_context_ends_and_the_server_sees_it() {
         .downcast_ref::<Abandoned>()
         .is_some());
 }
+
+/// Records the spans opened while it is the default subscriber, with
+/// their fields, and the span each event is logged in.
+#[derive(Default)]
+struct Spans {
+    opened: std::sync::Mutex<Vec<(String, String)>>,
+    entered: std::sync::Mutex<Vec<u64>>,
+    events_in: std::sync::Mutex<Vec<Option<u64>>>,
+}
+
+struct Fields<'a>(&'a mut String);
+
+impl tracing::field::Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write;
+        let _ = write!(self.0, "{}={:?} ", field.name(), value);
+    }
+}
+
+impl tracing::Subscriber for &'static Spans {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        let mut fields = String::new();
+        span.record(&mut Fields(&mut fields));
+        let mut opened = self.opened.lock().unwrap();
+        opened.push((span.metadata().name().to_owned(), fields));
+        tracing::span::Id::from_u64(opened.len() as u64)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {
+        let current = self.entered.lock().unwrap().last().copied();
+        self.events_in.lock().unwrap().push(current);
+    }
+    fn enter(&self, span: &tracing::span::Id) {
+        self.entered.lock().unwrap().push(span.into_u64());
+    }
+    fn exit(&self, _: &tracing::span::Id) {
+        self.entered.lock().unwrap().pop();
+    }
+}
+
+#[test]
+fn the_request_id_is_in_a_span_around_the_handler() {
+    let spans: &'static Spans = Box::leak(Box::default());
+    tracing::subscriber::with_default(spans, || {
+        let svc = layer().layer(tower::service_fn(|_: http::Request<Body>| async {
+            tracing::info!("handling");
+            Ok::<_, Infallible>(http::Response::new(Body::empty()))
+        }));
+        let req = http::Request::get("/users")
+            .header("x-request-id", "req-99")
+            .body(Body::empty())
+            .unwrap();
+        futures::executor::block_on(svc.oneshot(req)).unwrap();
+    });
+    let opened = spans.opened.lock().unwrap();
+    assert_eq!(opened.len(), 1, "{opened:?}");
+    let (name, fields) = &opened[0];
+    assert_eq!(name, "request");
+    assert!(fields.contains("request_id=req-99"), "{fields}");
+    assert!(fields.contains("path=/users"), "{fields}");
+    assert_eq!(
+        *spans.events_in.lock().unwrap(),
+        [Some(1)],
+        "the handler logs inside the span"
+    );
+}
