@@ -1032,3 +1032,33 @@ async fn an_error_whose_display_panics_is_not_lost() {
     let panic = AssertUnwindSafe(scope).catch_unwind().await.unwrap_err();
     assert_eq!(panic_text(&*panic), "no display today");
 }
+
+#[tokio::test]
+async fn spawning_on_a_dropped_scope_starts_nothing_and_reports_canceled() {
+    let kept = Arc::new(Mutex::new(None));
+    let slot = kept.clone();
+    let scope = ctx::scope(
+        &Context::background(),
+        move |s: Scope<AppError>| async move {
+            *slot.lock().unwrap() = Some(s.clone());
+            std::future::pending::<Result<(), AppError>>().await
+        },
+    );
+    tokio::select! {
+        _ = scope => unreachable!("the body never returns"),
+        () = eventually("the body ran", || kept.lock().unwrap().is_some()) => {}
+    }
+    let s = kept.lock().unwrap().take().unwrap();
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = ran.clone();
+    // e.g. a blocking task of the dropped scope, still running, spawning more
+    let late = s.spawn(move |_ctx| async move {
+        flag.store(true, SeqCst);
+        Ok(1)
+    });
+    assert_eq!(late.await, Err(AppError::Ctx(Error::Canceled)));
+    assert!(!s.try_spawn(|_ctx| async { Ok(()) }));
+    assert_eq!(s.ready().await, Err(Error::Canceled));
+    tokio::task::yield_now().await;
+    assert!(!ran.load(SeqCst));
+}
