@@ -262,8 +262,8 @@ pub async fn story(say: Say) -> Result<Outcome, Box<dyn std::error::Error + Send
 
     // 2. A call that outlives its deadline: the caller gets DEADLINE_EXCEEDED
     //    and the handler's context ends with it.
-    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(200));
     let start = Instant::now();
+    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(200));
     let status = client
         .work(ctx::grpc::request(&ctx, WorkRequest { millis: 10_000 }))
         .await

@@ -80,13 +80,14 @@ pub async fn story(say: Say) -> std::io::Result<Outcome> {
     let url = slow_server(ended).await?;
 
     let client = ClientLayer::new().layer(Client::builder(TokioExecutor::new()).build_http());
+    // From before the context exists: its deadline is at most TIMEOUT after.
+    let start = Instant::now();
     let (ctx, _cancel) = Context::background().with_timeout(TIMEOUT);
     let req = http::Request::get(url)
         .body(Empty::<Bytes>::new())
         .map_err(std::io::Error::other)?
         .with_context(&ctx);
 
-    let start = Instant::now();
     let result = client.oneshot(req).await;
     let elapsed = start.elapsed();
     let client = match result {
