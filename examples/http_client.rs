@@ -47,9 +47,11 @@ pub struct Outcome {
 
 /// The slow server: its handler's work watches the request context, and
 /// reports how it ended on `ended`.
-async fn slow_server(ended: mpsc::UnboundedSender<ctx::Error>) -> std::io::Result<String> {
+async fn slow_server(
+    ended: mpsc::UnboundedSender<(ctx::Error, String)>,
+) -> std::io::Result<String> {
     async fn handler(
-        State(ended): State<mpsc::UnboundedSender<ctx::Error>>,
+        State(ended): State<mpsc::UnboundedSender<(ctx::Error, String)>>,
         ctx: Context,
     ) -> Result<&'static str, ctx::Error> {
         // In a task of its own, so it outlives the handler future that hyper
@@ -58,7 +60,8 @@ async fn slow_server(ended: mpsc::UnboundedSender<ctx::Error>) -> std::io::Resul
             tokio::select! {
                 () = tokio::time::sleep(SLOW) => Ok("finally"),
                 err = ctx.done() => {
-                    let _ = ended.send(err);
+                    let cause = ctx.cause().map(|c| c.to_string()).unwrap_or_default();
+                    let _ = ended.send((err, cause));
                     Err(err)
                 }
             }
@@ -104,13 +107,13 @@ pub async fn story(say: Say) -> std::io::Result<Outcome> {
         }
     };
 
-    let server = server_ended
+    let (server, cause) = server_ended
         .recv()
         .await
         .ok_or_else(|| std::io::Error::other("the server stopped"))?;
     let server_elapsed = start.elapsed();
     say(format!(
-        "server: request context ended after {} ms: {server}",
+        "server: request context ended after {} ms: {cause}",
         server_elapsed.as_millis()
     ));
     Ok(Outcome {
