@@ -714,8 +714,8 @@ impl Admit {
 /// and the scope still reports the first error.
 ///
 /// A handle may be awaited inside or after the scope; after the scope it
-/// resolves at once. Dropping it detaches nothing: the scope still waits for
-/// the task.
+/// resolves at once. Dropping it neither stops nor detaches the task: the
+/// scope still waits for it.
 ///
 /// # Cancel safety
 ///
