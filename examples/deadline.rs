@@ -22,7 +22,10 @@ pub async fn story(say: Say) {
         err = ctx.done() => say(format!("{err}")),
     }
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(50), "a deadline never fires early");
+    assert!(
+        waited >= Duration::from_millis(50),
+        "a deadline never fires early"
+    );
     say("the deadline ended the work, not the sleep".into());
 }
 

@@ -22,7 +22,8 @@ async fn b(ctx: &Context, say: &Say) -> Result<u32, Error> {
             return Err(err);
         }
         // Sleeping, but also watching the context: B stops mid-step too.
-        ctx.run(tokio::time::sleep(Duration::from_millis(100))).await?;
+        ctx.run(tokio::time::sleep(Duration::from_millis(100)))
+            .await?;
         steps += 1;
     }
     Ok(steps)

@@ -73,7 +73,10 @@ async fn macros_story(say: Say) {
         "fetch_report canceled mid-way returned {result:?} after {} ms, not 30 s",
         started.elapsed().as_millis() / 10 * 10
     ));
-    say(format!("with_budget returned {:?}", with_budget(&Context::background()).await));
+    say(format!(
+        "with_budget returned {:?}",
+        with_budget(&Context::background()).await
+    ));
     say("and `let _ = ctx.with_cancel();` inside #[ctx] is a compile error: the guard would cancel at once".into());
 }
 

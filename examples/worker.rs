@@ -25,7 +25,10 @@ async fn flag_worker(say: Say) {
         rounds += 1;
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    say(format!("flag worker: saw the global flag after {} round(s)", rounds.min(1)));
+    say(format!(
+        "flag worker: saw the global flag after {} round(s)",
+        rounds.min(1)
+    ));
 }
 
 async fn channel_worker(mut stop: oneshot::Receiver<()>, say: Say) {

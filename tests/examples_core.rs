@@ -60,7 +60,10 @@ async fn gen_stops_the_generator_task_by_canceling() {
 async fn halted_operation2_stops_when_operation1_fails() {
     let (say, lines) = recorder();
     halted::story(say).await;
-    assert_eq!(take(&lines), ["halted operation2 (cause: operation1 failed)"]);
+    assert_eq!(
+        take(&lines),
+        ["halted operation2 (cause: operation1 failed)"]
+    );
 }
 
 #[tokio::test]
@@ -84,7 +87,10 @@ async fn deadline_of_50ms_reports_deadline_exceeded() {
     deadline::story(say).await;
     assert_eq!(
         take(&lines),
-        ["context deadline exceeded", "the deadline ended the work, not the sleep"]
+        [
+            "context deadline exceeded",
+            "the deadline ended the work, not the sleep"
+        ]
     );
 }
 
@@ -95,10 +101,16 @@ async fn timeout_budget_stops_b_and_a_reports_it() {
     timeout::story(say, timeout::BUDGET).await;
     let lines = take(&lines);
     assert_eq!(lines[0], "A: calling B with a 2s budget");
-    assert_eq!(lines.last().unwrap(), "A: B failed: context deadline exceeded");
+    assert_eq!(
+        lines.last().unwrap(),
+        "A: B failed: context deadline exceeded"
+    );
     // B would need 3 s; it stopped at the 2 s budget (generous upper bound).
     let took = started.elapsed();
-    assert!(took >= timeout::BUDGET && took < std::time::Duration::from_millis(2900), "{took:?}");
+    assert!(
+        took >= timeout::BUDGET && took < std::time::Duration::from_millis(2900),
+        "{took:?}"
+    );
 }
 
 #[test]
@@ -127,6 +139,11 @@ async fn stream_produces_until_done_then_returns_err() {
     stream::story(say).await;
     assert_eq!(
         take(&lines),
-        ["consumer: 1", "consumer: 4", "consumer: 9", "stream: returned context canceled"]
+        [
+            "consumer: 1",
+            "consumer: 4",
+            "consumer: 9",
+            "stream: returned context canceled"
+        ]
     );
 }

@@ -29,7 +29,11 @@ fn a_panicking_after_func_does_not_poison_the_tree_or_stop_other_callbacks() {
         }
     });
     cancel.cancel();
-    assert_eq!(ran.load(Ordering::SeqCst), 1, "the other callback still ran");
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        1,
+        "the other callback still ran"
+    );
     assert_eq!(child.err(), Some(Error::Canceled));
     // The tree still works: derive, cancel, wait.
     let (again, g) = Context::background().with_cancel();
@@ -43,10 +47,16 @@ fn a_panicking_after_func_on_a_deadline_does_not_kill_the_timer() {
     quiet_panics();
     let (ctx, _g) = Context::background().with_timeout(Duration::from_millis(1));
     let _boom = ctx.after_func(|| panic!("timer callback failure"));
-    assert_eq!(ctx.wait_timeout(Duration::from_secs(10)), Some(Error::DeadlineExceeded));
+    assert_eq!(
+        ctx.wait_timeout(Duration::from_secs(10)),
+        Some(Error::DeadlineExceeded)
+    );
     // Later deadlines still fire.
     let (later, _g) = Context::background().with_timeout(Duration::from_millis(5));
-    assert_eq!(later.wait_timeout(Duration::from_secs(10)), Some(Error::DeadlineExceeded));
+    assert_eq!(
+        later.wait_timeout(Duration::from_secs(10)),
+        Some(Error::DeadlineExceeded)
+    );
 }
 
 struct PanickingWaker;
@@ -73,8 +83,12 @@ fn a_panicking_waker_does_not_keep_other_waiters_asleep() {
     let good = Waker::from(counter.clone());
     let mut first = ctx.done();
     let mut second = ctx.done();
-    assert!(pin!(&mut first).poll(&mut TaskContext::from_waker(&bad)).is_pending());
-    assert!(pin!(&mut second).poll(&mut TaskContext::from_waker(&good)).is_pending());
+    assert!(pin!(&mut first)
+        .poll(&mut TaskContext::from_waker(&bad))
+        .is_pending());
+    assert!(pin!(&mut second)
+        .poll(&mut TaskContext::from_waker(&good))
+        .is_pending());
     cancel.cancel();
     assert_eq!(counter.0.load(Ordering::SeqCst), 1);
     assert_eq!(ctx.err(), Some(Error::Canceled));
@@ -98,5 +112,8 @@ fn timers_firing_while_their_subtrees_are_dropped_stay_consistent() {
     }
     // The timer is still alive and on time.
     let (c, _g) = Context::background().with_timeout(Duration::from_millis(2));
-    assert_eq!(c.wait_timeout(Duration::from_secs(10)), Some(Error::DeadlineExceeded));
+    assert_eq!(
+        c.wait_timeout(Duration::from_secs(10)),
+        Some(Error::DeadlineExceeded)
+    );
 }

@@ -67,7 +67,13 @@ fn parent_cancel_finishes_children_of_every_kind_and_unlinks_them() {
     let value_child = parent.with_value(1u8);
     let (grandchild, _c3) = value_child.with_cancel();
     cancel.cancel();
-    for c in [&parent, &cancel_child, &timer_child, &value_child, &grandchild] {
+    for c in [
+        &parent,
+        &cancel_child,
+        &timer_child,
+        &value_child,
+        &grandchild,
+    ] {
         assert_done(c, Error::Canceled);
     }
 }
@@ -252,7 +258,11 @@ fn layers_of_values_and_cancels_all_end_with_the_top() {
             assert_eq!(c.wait_timeout(LONG), Some(Error::DeadlineExceeded));
             drop(top_guard);
         }
-        let expected = if timeout { Error::DeadlineExceeded } else { Error::Canceled };
+        let expected = if timeout {
+            Error::DeadlineExceeded
+        } else {
+            Error::Canceled
+        };
         for n in &all {
             assert_done(n, expected);
         }
@@ -282,7 +292,10 @@ fn deadline_exceeded_is_a_timeout_and_converts_to_io() {
     let io: std::io::Error = Error::Canceled.into();
     assert_eq!(io.kind(), std::io::ErrorKind::Interrupted);
     assert_eq!(Error::Canceled.to_string(), "context canceled");
-    assert_eq!(Error::DeadlineExceeded.to_string(), "context deadline exceeded");
+    assert_eq!(
+        Error::DeadlineExceeded.to_string(),
+        "context deadline exceeded"
+    );
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -312,7 +325,10 @@ fn cause_rules_follow_go() {
     // WithCancelCause.
     let (c, g) = bg.with_cancel();
     g.cancel_with_cause(Why("because"));
-    assert_eq!(c.cause().unwrap().downcast_ref::<Why>(), Some(&Why("because")));
+    assert_eq!(
+        c.cause().unwrap().downcast_ref::<Why>(),
+        Some(&Why("because"))
+    );
 
     // Parent canceled with cause; the child reports the parent's cause.
     let (p, g) = bg.with_cancel();
@@ -397,7 +413,11 @@ fn concurrent_cancels_with_causes_keep_exactly_one() {
         for t in threads {
             t.join().unwrap();
         }
-        assert_eq!(cause_of(&c).unwrap(), first, "the first cancel wins for good");
+        assert_eq!(
+            cause_of(&c).unwrap(),
+            first,
+            "the first cancel wins for good"
+        );
         drop(g);
     }
 }
@@ -406,7 +426,9 @@ fn concurrent_cancels_with_causes_keep_exactly_one() {
 #[test]
 fn without_cancel_keeps_values_and_drops_cancellation_and_deadline() {
     struct Key(u8);
-    let (p, g) = Context::background().with_value(Key(9)).with_timeout(Duration::from_millis(1));
+    let (p, g) = Context::background()
+        .with_value(Key(9))
+        .with_timeout(Duration::from_millis(1));
     let w = p.without_cancel();
     assert_eq!(w.deadline(), None);
     g.cancel();

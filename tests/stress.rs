@@ -77,13 +77,15 @@ fn many_threads_hammer_one_subtree_then_every_node_is_checked() {
                             let base = if live.is_empty() || rng.next().is_multiple_of(2) {
                                 shared.clone()
                             } else {
-                                let (c, _): &(Context, _) = &live[(rng.next() as usize) % live.len()];
+                                let (c, _): &(Context, _) =
+                                    &live[(rng.next() as usize) % live.len()];
                                 c.with_value(i)
                             };
                             live.push(base.with_cancel());
                         }
                         2 => {
-                            let (c, g) = shared.with_timeout(Duration::from_micros(rng.next() % 200));
+                            let (c, g) =
+                                shared.with_timeout(Duration::from_micros(rng.next() % 200));
                             live.push((c, g));
                         }
                         3 if !live.is_empty() => {
@@ -112,7 +114,10 @@ fn many_threads_hammer_one_subtree_then_every_node_is_checked() {
             })
         })
         .collect();
-    let survivors: Vec<_> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    let survivors: Vec<_> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
     assert_eq!(shared.err(), None, "nobody canceled the shared node");
     root_guard.cancel();
     for (c, _g) in &survivors {

@@ -71,30 +71,38 @@ fn common_parent_cancel(c: &mut Criterion) {
     let (shared, _guard) = root.with_cancel();
     c.bench_function("CommonParentCancel", |b| {
         b.iter_custom(|iters| {
-            run_parallel(iters, || shared.clone(), |shared, n| {
-                let mut x = 0;
-                for _ in 0..n {
-                    let (ctx, cancel) = shared.with_cancel();
-                    assert_eq!(ctx.value::<Key>().map(|k| k.0), Some("value"));
-                    spin(&mut x);
-                    cancel.cancel();
-                    spin(&mut x);
-                }
-            })
+            run_parallel(
+                iters,
+                || shared.clone(),
+                |shared, n| {
+                    let mut x = 0;
+                    for _ in 0..n {
+                        let (ctx, cancel) = shared.with_cancel();
+                        assert_eq!(ctx.value::<Key>().map(|k| k.0), Some("value"));
+                        spin(&mut x);
+                        cancel.cancel();
+                        spin(&mut x);
+                    }
+                },
+            )
         })
     });
     let shared = CancellationToken::new();
     c.bench_function("tokio_util/CommonParentCancel", |b| {
         b.iter_custom(|iters| {
-            run_parallel(iters, || shared.clone(), |shared, n| {
-                let mut x = 0;
-                for _ in 0..n {
-                    let token = shared.child_token();
-                    spin(&mut x);
-                    token.cancel();
-                    spin(&mut x);
-                }
-            })
+            run_parallel(
+                iters,
+                || shared.clone(),
+                |shared, n| {
+                    let mut x = 0;
+                    for _ in 0..n {
+                        let token = shared.child_token();
+                        spin(&mut x);
+                        token.cancel();
+                        spin(&mut x);
+                    }
+                },
+            )
         })
     });
 }
@@ -121,17 +129,21 @@ fn with_timeout(c: &mut Criterion) {
                     .flat_map(|t| t.join().unwrap())
                     .collect();
                 b.iter_custom(|iters| {
-                    run_parallel(iters, || root.clone(), |root, n| {
-                        let mut guards = Vec::with_capacity(10);
-                        for _ in 0..n {
-                            for _ in 0..10 {
-                                guards.push(root.with_timeout(Duration::from_secs(3600)).1);
+                    run_parallel(
+                        iters,
+                        || root.clone(),
+                        |root, n| {
+                            let mut guards = Vec::with_capacity(10);
+                            for _ in 0..n {
+                                for _ in 0..10 {
+                                    guards.push(root.with_timeout(Duration::from_secs(3600)).1);
+                                }
+                                for guard in guards.drain(..) {
+                                    guard.cancel();
+                                }
                             }
-                            for guard in guards.drain(..) {
-                                guard.cancel();
-                            }
-                        }
-                    })
+                        },
+                    )
                 });
                 drop(held);
             },
@@ -196,14 +208,17 @@ fn cancel_tree(c: &mut Criterion) {
                 tokens.clear();
             })
         });
-        group.bench_function(format!("tokio_util/depth={depth}/Root=ClosedCanceler"), |b| {
-            b.iter(|| {
-                let root = CancellationToken::new();
-                root.cancel();
-                build_token_tree(&root, depth, &mut tokens);
-                tokens.clear();
-            })
-        });
+        group.bench_function(
+            format!("tokio_util/depth={depth}/Root=ClosedCanceler"),
+            |b| {
+                b.iter(|| {
+                    let root = CancellationToken::new();
+                    root.cancel();
+                    build_token_tree(&root, depth, &mut tokens);
+                    tokens.clear();
+                })
+            },
+        );
     }
     group.finish();
 }
@@ -218,7 +233,9 @@ fn check_canceled(c: &mut Criterion) {
     let (ctx, cancel) = Context::background().with_cancel();
     cancel.cancel();
     c.bench_function("CheckCanceled/Err", |b| b.iter(|| black_box(&ctx).err()));
-    c.bench_function("CheckCanceled/Done", |b| b.iter(|| poll_once(black_box(&ctx).done())));
+    c.bench_function("CheckCanceled/Done", |b| {
+        b.iter(|| poll_once(black_box(&ctx).done()))
+    });
     let token = CancellationToken::new();
     token.cancel();
     c.bench_function("tokio_util/CheckCanceled/Err", |b| {
@@ -233,21 +250,29 @@ fn context_cancel_done(c: &mut Criterion) {
     let (ctx, _cancel) = Context::background().with_cancel();
     c.bench_function("ContextCancelDone", |b| {
         b.iter_custom(|iters| {
-            run_parallel(iters, || ctx.clone(), |ctx, n| {
-                for _ in 0..n {
-                    black_box(poll_once(black_box(&ctx).done()));
-                }
-            })
+            run_parallel(
+                iters,
+                || ctx.clone(),
+                |ctx, n| {
+                    for _ in 0..n {
+                        black_box(poll_once(black_box(&ctx).done()));
+                    }
+                },
+            )
         })
     });
     let token = CancellationToken::new();
     c.bench_function("tokio_util/ContextCancelDone", |b| {
         b.iter_custom(|iters| {
-            run_parallel(iters, || token.clone(), |token, n| {
-                for _ in 0..n {
-                    black_box(poll_once(black_box(&token).cancelled()));
-                }
-            })
+            run_parallel(
+                iters,
+                || token.clone(),
+                |token, n| {
+                    for _ in 0..n {
+                        black_box(poll_once(black_box(&token).cancelled()));
+                    }
+                },
+            )
         })
     });
 }
@@ -260,7 +285,9 @@ fn value_chain(depth: usize) -> Context {
 }
 
 fn deep_value(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let mut group = c.benchmark_group("DeepValueNewGoRoutine");
     for depth in [10usize, 20, 30, 50, 100] {
         let ctx = value_chain(depth);

@@ -44,7 +44,11 @@ struct Counters {
 
 /// Spawns `WAITERS` tasks that each wait with `wait`, then measures from the
 /// cancel until the last one has woken.
-fn fan_out<W, C>(rt: &tokio::runtime::Runtime, make: impl Fn() -> (W, C), cancel: impl Fn(&C)) -> Duration
+fn fan_out<W, C>(
+    rt: &tokio::runtime::Runtime,
+    make: impl Fn() -> (W, C),
+    cancel: impl Fn(&C),
+) -> Duration
 where
     W: Fn(Arc<Counters>) -> tokio::task::JoinHandle<()>,
 {
@@ -55,7 +59,9 @@ where
         all_woken: Notify::new(),
     });
     rt.block_on(async {
-        let tasks: Vec<_> = (0..WAITERS).map(|_| spawn_waiter(counters.clone())).collect();
+        let tasks: Vec<_> = (0..WAITERS)
+            .map(|_| spawn_waiter(counters.clone()))
+            .collect();
         while counters.registered.load(Ordering::SeqCst) < WAITERS {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -78,7 +84,10 @@ fn woke(counters: &Counters) {
 }
 
 fn fan_out_wake(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut group = c.benchmark_group("Scale");
     group.sample_size(10);
     group.bench_function("FanOutWake/waiters=100000", |b| {
@@ -92,13 +101,19 @@ fn fan_out_wake(c: &mut Criterion) {
                             let spawn = move |counters: Arc<Counters>| {
                                 let ctx = ctx.clone();
                                 tokio::spawn(async move {
-                                    Registered { fut: ctx.done(), counted: false, registered: &counters.registered }.await;
+                                    Registered {
+                                        fut: ctx.done(),
+                                        counted: false,
+                                        registered: &counters.registered,
+                                    }
+                                    .await;
                                     woke(&counters);
                                 })
                             };
-                            (spawn, guard.handle())
+                            // The guard lives until after the measured cancel.
+                            (spawn, guard)
                         },
-                        |handle| handle.cancel(),
+                        |guard| guard.handle().cancel(),
                     )
                 })
                 .sum()
@@ -117,7 +132,12 @@ fn fan_out_wake(c: &mut Criterion) {
                                 let token = waiter_token.clone();
                                 tokio::spawn(async move {
                                     let cancelled = Box::pin(token.cancelled());
-                                    Registered { fut: cancelled, counted: false, registered: &counters.registered }.await;
+                                    Registered {
+                                        fut: cancelled,
+                                        counted: false,
+                                        registered: &counters.registered,
+                                    }
+                                    .await;
                                     woke(&counters);
                                 })
                             };

@@ -1,0 +1,93 @@
+// Go twins of ctx's scale benchmarks (ctx/benches/scale.rs, memory.rs):
+// shapes Go's own benchmark_test.go lacks. Run by bench/compare.sh.
+package ctxbench
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+// One cancel waking 100,000 goroutines blocked on <-ctx.Done(): time from
+// the cancel until the last has woken.
+func BenchmarkScale_FanOutWake_waiters_100000(b *testing.B) {
+	const waiters = 100000
+	var total time.Duration
+	for i := 0; i < b.N; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		var ready, woken sync.WaitGroup
+		ready.Add(waiters)
+		woken.Add(waiters)
+		for w := 0; w < waiters; w++ {
+			go func() {
+				done := ctx.Done()
+				ready.Done()
+				<-done
+				woken.Done()
+			}()
+		}
+		ready.Wait()
+		// Let every goroutine park on its receive (ctx's twin waits until
+		// every waiter has registered).
+		time.Sleep(10 * time.Millisecond)
+		start := time.Now()
+		cancel()
+		woken.Wait()
+		total += time.Since(start)
+	}
+	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/op")
+}
+
+// One cancel reaching 1 + 1,000 + 1,000,000 contexts.
+func BenchmarkScale_CancelTree_nodes_1001001(b *testing.B) {
+	const fanout = 1000
+	var total time.Duration
+	for i := 0; i < b.N; i++ {
+		root, cancel := context.WithCancel(context.Background())
+		cancels := make([]context.CancelFunc, 0, fanout*(fanout+1))
+		var last context.Context
+		for m := 0; m < fanout; m++ {
+			mid, c := context.WithCancel(root)
+			for l := 0; l < fanout; l++ {
+				leaf, lc := context.WithCancel(mid)
+				cancels = append(cancels, lc)
+				last = leaf
+			}
+			cancels = append(cancels, c)
+		}
+		start := time.Now()
+		cancel()
+		<-last.Done()
+		total += time.Since(start)
+		for _, c := range cancels {
+			c()
+		}
+	}
+	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/op")
+}
+
+var sink []context.Context
+
+// Bytes per live cancelable child: 1,000,000 children of one parent,
+// runtime.MemStats.HeapAlloc before and after (the slices holding the
+// handles are allocated before the first reading).
+func TestMemoryPerChild(t *testing.T) {
+	const n = 1000000
+	parent, pcancel := context.WithCancel(context.Background())
+	defer pcancel()
+	ctxs := make([]context.Context, n)
+	cancels := make([]context.CancelFunc, n)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := 0; i < n; i++ {
+		ctxs[i], cancels[i] = context.WithCancel(parent)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	t.Logf("MemoryPerChild/go %.1f", float64(after.HeapAlloc-before.HeapAlloc)/n)
+	sink = ctxs
+	runtime.KeepAlive(cancels)
+}

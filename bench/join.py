@@ -1,0 +1,75 @@
+"""Joins Go's and criterion's results into one markdown table (bench/compare.sh)."""
+import datetime
+import json
+import pathlib
+import re
+import sys
+
+out, criterion, go_version, rustc, cpu, cores = sys.argv[1:7]
+out = pathlib.Path(out)
+
+go = {}
+for line in (out / "go.txt").read_text().splitlines() + (out / "go_scale.txt").read_text().splitlines():
+    m = re.match(r"Benchmark(\S+?)(-\d+)?\s+\d+\s+([\d.]+) ns/op", line)
+    if m:
+        name = m.group(1)
+        name = name.replace("Scale_FanOutWake_waiters_100000", "Scale/FanOutWake/waiters=100000")
+        name = name.replace("Scale_CancelTree_nodes_1001001", "Scale/CancelTree/nodes=1001001")
+        go[name] = float(m.group(3))
+
+ours, tokio = {}, {}
+for bench in pathlib.Path(criterion).glob("**/new/benchmark.json"):
+    full_id = json.loads(bench.read_text())["full_id"]
+    mean = json.loads((bench.parent / "estimates.json").read_text())["mean"]["point_estimate"]
+    if "tokio_util/" in full_id:
+        tokio[full_id.replace("tokio_util/", "")] = mean
+    else:
+        ours[full_id] = mean
+
+memory = {}
+for line in (out / "memory.txt").read_text().splitlines() + (out / "go_scale.txt").read_text().splitlines():
+    m = re.search(r"MemoryPerChild/(\w+) ([\d.]+)", line)
+    if m:
+        memory[m.group(1)] = float(m.group(2))
+
+
+def fmt(ns):
+    if ns is None:
+        return "n/a"
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if ns >= scale:
+            return f"{ns / scale:.3g} {unit}"
+    return f"{ns:.3g} ns"
+
+
+def order(name):
+    names = list(go)
+    return (names.index(name) if name in names else len(names), name)
+
+
+print(f"Run {datetime.date.today()}, {cores} cores ({cpu}); {go_version}; {rustc}.")
+print("Times are ns/op (Go) and criterion means (ctx, tokio-util); ratio = Go / ctx.")
+print()
+print("| benchmark | Go | ctx | tokio-util | Go/ctx | target |")
+print("| --- | ---: | ---: | ---: | ---: | --- |")
+for name in sorted(set(go) | set(ours), key=order):
+    g, c, t = go.get(name), ours.get(name), tokio.get(name)
+    ratio = f"{g / c:.2f}" if g and c else "n/a"
+    verdicts = []
+    if name.startswith("Scale/"):
+        if g and c:
+            verdicts.append("ahead of Go" if c < g else "BEHIND Go")
+        if t and c:
+            verdicts.append("ahead of tokio-util" if c < t else "BEHIND tokio-util")
+    else:
+        if g and c:
+            verdicts.append("met" if g / c >= 2.0 else "MISSED (<2x)")
+        if t and c:
+            verdicts.append("≤ tokio-util" if c <= t else "SLOWER than tokio-util")
+    print(f"| {name} | {fmt(g)} | {fmt(c)} | {fmt(t)} | {ratio} | {'; '.join(verdicts)} |")
+
+g, c, t = memory.get("go"), memory.get("ctx"), memory.get("tokio_util")
+if g and c:
+    verdict = "met" if c <= g / 2 else "MISSED (> half of Go)"
+    tt = f"{t:.1f} B" if t else "n/a"
+    print(f"| MemoryPerChild (bytes per live cancelable child) | {g:.1f} B | {c:.1f} B | {tt} | {g / c:.2f} | {verdict} |")
