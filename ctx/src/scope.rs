@@ -8,7 +8,9 @@
 //!
 //! Everything a scope knows lives in one [`Shared`] behind an `Arc`, which
 //! every [`Scope`] clone, every running task and the scope future hold. Its
-//! [`State`] sits under one mutex, the only lock in this file. Invariants, each
+//! [`State`] sits under one mutex. (The only other lock is the small slot
+//! through which a queued task's handle learns it started, in `handle.rs`; it
+//! is never taken while the state lock is held.) Invariants of the state, each
 //! true at every unlock:
 //!
 //! 1. `active` counts the tasks that have started and not finished; each holds
@@ -32,15 +34,18 @@
 //! particular must stay outside it, because tokio drops the future of a task
 //! spawned onto a runtime that is shutting down inside `spawn` itself, which
 //! runs [`Release`], which takes the lock.
+//!
+//! Submodules: `handle.rs` ([`TaskHandle`]), `cause.rs` (what the group
+//! context's cause says after a failure), `tasks.rs` (the slab of abort
+//! handles).
 
-use std::any::{type_name, Any};
+use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
-use std::marker::PhantomData;
 use std::mem;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::pin::{pin, Pin};
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{ready, Context as TaskContext, Poll, Waker};
@@ -51,7 +56,16 @@ use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::cancel::{CancelGuard, CancelHandle};
 use crate::context::Context;
-use crate::error::{Cause, Error};
+use crate::error::Error;
+
+mod cause;
+mod handle;
+mod tasks;
+
+use cause::{cause_of, panic_message, Origin, Panicked};
+pub use handle::TaskHandle;
+use handle::{HandleState, Pending, PendingSender};
+use tasks::{Key, Tasks};
 
 /// A panic payload, as `catch_unwind` returns it.
 type Panic = Box<dyn Any + Send + 'static>;
@@ -702,173 +716,6 @@ impl Admit {
     }
 }
 
-/// Awaits the `Ok` value of one task of a [`scope`].
-///
-/// Returned by [`Scope::spawn`] and [`Scope::spawn_blocking`]. Resolves to
-/// `Ok(value)` when the task succeeded, and otherwise to `Err(E::from(e))`,
-/// where `e` is the group context's [`Error`] (usually
-/// [`Error::Canceled`]): a task that failed or panicked, that never started
-/// because the group was canceled first, or that was aborted. The task's own
-/// error (or panic) is not here but goes to [`scope`], which returns it; so in
-/// the body, `handle.await?` simply stops the body once the group has failed,
-/// and the scope still reports the first error.
-///
-/// A handle may be awaited inside or after the scope; after the scope it
-/// resolves at once. Dropping it neither stops nor detaches the task: the
-/// scope still waits for it.
-///
-/// # Cancel safety
-///
-/// Cancel-safe: dropping the handle (e.g. in a `select!` branch that lost)
-/// does not affect the task.
-///
-/// # Panics
-///
-/// When polled again after it resolved.
-///
-/// # Examples
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let (a, b) = ctx::scope(&ctx::Context::background(), |s| async move {
-///     let a = s.spawn(|_ctx| async { Ok(1) });
-///     let b = s.spawn_blocking(|_ctx| Ok(2));
-///     Ok::<_, ctx::Error>((a, b)) // handles may leave the scope...
-/// })
-/// .await
-/// .unwrap();
-/// assert_eq!(a.await, Ok(1)); // ...and resolve at once afterwards
-/// assert_eq!(b.await, Ok(2));
-/// # }
-/// ```
-///
-/// Go: no counterpart; errgroup tasks return only an error.
-pub struct TaskHandle<T, E> {
-    state: HandleState<T>,
-    error: PhantomData<fn() -> E>,
-}
-
-enum HandleState<T> {
-    Started(JoinHandle<Output<T>>),
-    Queued(Arc<Mutex<Pending<T>>>),
-    Refused(Error),
-    Taken,
-}
-
-impl<T, E> TaskHandle<T, E> {
-    fn new(state: HandleState<T>) -> Self {
-        TaskHandle {
-            state,
-            error: PhantomData,
-        }
-    }
-}
-
-impl<T, E: From<Error>> Future for TaskHandle<T, E> {
-    type Output = Result<T, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Result<T, E>> {
-        let this = self.get_mut();
-        loop {
-            match &mut this.state {
-                HandleState::Started(join) => {
-                    let out = ready!(Pin::new(join).poll(cx));
-                    this.state = HandleState::Taken;
-                    return Poll::Ready(match out {
-                        Ok(Ok(value)) => Ok(value),
-                        Ok(Err(err)) => Err(E::from(err)),
-                        // Aborted with its dropped scope, or a panic while
-                        // dropping the task's future after it completed.
-                        Err(_) => Err(E::from(Error::Canceled)),
-                    });
-                }
-                HandleState::Queued(slot) => {
-                    let mut pending = slot.lock().unwrap_or_else(PoisonError::into_inner);
-                    match mem::replace(&mut *pending, Pending::Waiting(None)) {
-                        Pending::Waiting(_) => {
-                            *pending = Pending::Waiting(Some(cx.waker().clone()));
-                            return Poll::Pending;
-                        }
-                        Pending::Started(join) => {
-                            drop(pending);
-                            this.state = HandleState::Started(join);
-                        }
-                        Pending::NeverStarted(err) => {
-                            drop(pending);
-                            this.state = HandleState::Taken;
-                            return Poll::Ready(Err(E::from(err)));
-                        }
-                    }
-                }
-                HandleState::Refused(err) => {
-                    let err = *err;
-                    this.state = HandleState::Taken;
-                    return Poll::Ready(Err(E::from(err)));
-                }
-                HandleState::Taken => panic!("ctx::TaskHandle polled after it resolved"),
-            }
-        }
-    }
-}
-
-impl<T, E> fmt::Debug for TaskHandle<T, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &self.state {
-            HandleState::Started(_) => "started",
-            HandleState::Queued(_) => "queued",
-            HandleState::Refused(_) => "refused",
-            HandleState::Taken => "resolved",
-        };
-        f.debug_struct("TaskHandle").field("state", &state).finish()
-    }
-}
-
-/// Where a queued task's handle learns that it started (or never will).
-enum Pending<T> {
-    /// Still queued; the waker of the handle's last poll.
-    Waiting(Option<Waker>),
-    Started(JoinHandle<Output<T>>),
-    NeverStarted(Error),
-}
-
-/// The queue's end of a [`Pending`] slot. Dropping it unstarted (the queue was
-/// drained because the group was canceled or the scope dropped) tells the
-/// handle the task never started.
-struct PendingSender<T> {
-    slot: Arc<Mutex<Pending<T>>>,
-    group: Context,
-}
-
-impl<T> PendingSender<T> {
-    fn started(&mut self, join: JoinHandle<Output<T>>) {
-        self.resolve(Pending::Started(join));
-    }
-
-    fn resolve(&mut self, outcome: Pending<T>) {
-        let waker = {
-            let mut pending = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
-            match &mut *pending {
-                Pending::Waiting(waker) => {
-                    let waker = waker.take();
-                    *pending = outcome;
-                    waker
-                }
-                _ => None,
-            }
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-}
-
-impl<T> Drop for PendingSender<T> {
-    fn drop(&mut self) {
-        let err = self.group.err().unwrap_or(Error::Canceled);
-        self.resolve(Pending::NeverStarted(err));
-    }
-}
-
 /// A queued spawn: starts the task under the given key when called; dropping
 /// it uncalled means the task never starts.
 type Starter<E> = Box<dyn FnOnce(&Arc<Shared<E>>, Key) + Send>;
@@ -1282,228 +1129,4 @@ async fn catch<F: Future>(fut: F) -> Result<F::Output, Panic> {
         }
     })
     .await
-}
-
-/// The cause recorded for the group context when a task or the body fails.
-fn cause_of<E: fmt::Display + 'static>(err: &E) -> Cause {
-    let any: &dyn Any = err;
-    if let Some(cause) = any.downcast_ref::<Cause>() {
-        return cause.clone();
-    }
-    if let Some(err) = any.downcast_ref::<Error>() {
-        return (*err).into();
-    }
-    TaskFailed {
-        message: format!("{err:#}"),
-        error_type: type_name::<E>(),
-    }
-    .into()
-}
-
-/// The group's cause after a task or the body returned an error of a type
-/// that cannot be shared: displays exactly as that error did.
-struct TaskFailed {
-    message: String,
-    error_type: &'static str,
-}
-
-impl fmt::Display for TaskFailed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl fmt::Debug for TaskFailed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TaskFailed")
-            .field("error_type", &self.error_type)
-            .field("message", &self.message)
-            .finish()
-    }
-}
-
-impl std::error::Error for TaskFailed {}
-
-#[derive(Debug, Clone, Copy)]
-enum Origin {
-    Task,
-    Body,
-}
-
-/// The group's cause after a panic.
-#[derive(Debug)]
-struct Panicked {
-    origin: Origin,
-    message: Option<String>,
-}
-
-impl fmt::Display for Panicked {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self.origin {
-            Origin::Task => "a task in the scope panicked",
-            Origin::Body => "the body of the scope panicked",
-        })?;
-        match &self.message {
-            Some(message) => write!(f, ": {message}"),
-            None => Ok(()),
-        }
-    }
-}
-
-impl std::error::Error for Panicked {}
-
-fn panic_message(panic: &(dyn Any + Send)) -> Option<String> {
-    if let Some(s) = panic.downcast_ref::<&'static str>() {
-        Some((*s).to_owned())
-    } else {
-        panic.downcast_ref::<String>().cloned()
-    }
-}
-
-/// Names one started task's entry in [`Tasks`]; the generation tells a reused
-/// index from the task that held it before.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Key {
-    index: usize,
-    generation: u64,
-}
-
-/// The abort handles of started, unfinished tasks: a slab with generations.
-#[derive(Default)]
-struct Tasks {
-    slots: Vec<Slot>,
-    free: Vec<usize>,
-    next_generation: u64,
-}
-
-#[derive(Default)]
-struct Slot {
-    /// 0 while vacant; generations start at 1.
-    generation: u64,
-    abort: Option<AbortHandle>,
-}
-
-impl Tasks {
-    fn insert(&mut self) -> Key {
-        self.next_generation += 1;
-        let generation = self.next_generation;
-        let index = match self.free.pop() {
-            Some(index) => index,
-            None => {
-                self.slots.push(Slot::default());
-                self.slots.len() - 1
-            }
-        };
-        self.slots[index] = Slot {
-            generation,
-            abort: None,
-        };
-        Key { index, generation }
-    }
-
-    /// Files `abort` under `key`; gives it back if `key` is stale.
-    fn fill(&mut self, key: Key, abort: AbortHandle) -> Option<AbortHandle> {
-        match self.slots.get_mut(key.index) {
-            Some(slot) if slot.generation == key.generation => {
-                slot.abort = Some(abort);
-                None
-            }
-            _ => Some(abort),
-        }
-    }
-
-    /// Frees `key`'s entry, returning its abort handle (to be dropped outside
-    /// the lock).
-    fn remove(&mut self, key: Key) -> Option<AbortHandle> {
-        match self.slots.get_mut(key.index) {
-            Some(slot) if slot.generation == key.generation => {
-                let abort = slot.abort.take();
-                slot.generation = 0;
-                self.free.push(key.index);
-                abort
-            }
-            _ => None,
-        }
-    }
-
-    /// Takes every filed abort handle, leaving the entries in place (their
-    /// tasks still release them).
-    fn drain(&mut self) -> Vec<AbortHandle> {
-        self.slots
-            .iter_mut()
-            .filter_map(|slot| slot.abort.take())
-            .collect()
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.slots.len() - self.free.len()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-    }
-
-    #[test]
-    fn tasks_slab_reuses_indices_and_rejects_stale_keys() {
-        let rt = runtime();
-        rt.block_on(async {
-            let mut tasks = Tasks::default();
-            let a = tasks.insert();
-            let b = tasks.insert();
-            assert_eq!(tasks.len(), 2);
-            assert!(tasks.remove(a).is_none());
-            let c = tasks.insert();
-            assert_eq!(c.index, a.index, "a freed index is reused");
-            assert_ne!(c.generation, a.generation);
-            // a's key is stale now: filling and removing it must not touch c
-            let join = tokio::spawn(async {});
-            let back = tasks.fill(a, join.abort_handle());
-            assert!(back.is_some(), "a stale key gives the handle back");
-            assert!(tasks.fill(c, join.abort_handle()).is_none());
-            assert!(tasks.remove(a).is_none());
-            assert_eq!(tasks.len(), 2);
-            assert_eq!(tasks.drain().len(), 1);
-            assert!(tasks.remove(c).is_none(), "drained handles are gone");
-            assert!(tasks.remove(b).is_none());
-            assert_eq!(tasks.len(), 0);
-            join.await.unwrap();
-        });
-    }
-
-    #[test]
-    fn group_cause_keeps_shareable_errors_and_snapshots_others() {
-        let cause = cause_of(&Error::DeadlineExceeded);
-        assert!(cause.is(Error::DeadlineExceeded));
-
-        let shared: Cause = std::fmt::Error.into();
-        let cause = cause_of(&shared);
-        assert!(cause.downcast_ref::<std::fmt::Error>().is_some());
-
-        let cause = cause_of(&std::io::Error::other("disk full"));
-        assert_eq!(cause.to_string(), "disk full");
-        assert!(format!("{cause:?}").contains("std::io::error::Error"));
-    }
-
-    #[test]
-    fn panic_messages_are_read_from_str_and_string_payloads() {
-        assert_eq!(panic_message(&"boom").as_deref(), Some("boom"));
-        assert_eq!(
-            panic_message(&String::from("bang")).as_deref(),
-            Some("bang")
-        );
-        assert_eq!(panic_message(&7u32), None);
-        let cause = Panicked {
-            origin: Origin::Task,
-            message: Some("boom".into()),
-        };
-        assert_eq!(cause.to_string(), "a task in the scope panicked: boom");
-    }
 }

@@ -1,0 +1,184 @@
+//! [`TaskHandle`]: how the body, or anyone, awaits one task's value.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::mem;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{ready, Context as TaskContext, Poll, Waker};
+
+use tokio::task::JoinHandle;
+
+use super::Output;
+use crate::context::Context;
+use crate::error::Error;
+#[cfg(doc)]
+use crate::scope::{scope, Scope};
+
+/// Awaits the `Ok` value of one task of a [`scope`].
+///
+/// Returned by [`Scope::spawn`] and [`Scope::spawn_blocking`]. Resolves to
+/// `Ok(value)` when the task succeeded, and otherwise to `Err(E::from(e))`,
+/// where `e` is the group context's [`Error`] (usually
+/// [`Error::Canceled`]): a task that failed or panicked, that never started
+/// because the group was canceled first, or that was aborted. The task's own
+/// error (or panic) is not here but goes to [`scope`], which returns it; so in
+/// the body, `handle.await?` simply stops the body once the group has failed,
+/// and the scope still reports the first error.
+///
+/// A handle may be awaited inside or after the scope; after the scope it
+/// resolves at once. Dropping it neither stops nor detaches the task: the
+/// scope still waits for it.
+///
+/// # Cancel safety
+///
+/// Cancel-safe: dropping the handle (e.g. in a `select!` branch that lost)
+/// does not affect the task.
+///
+/// # Panics
+///
+/// When polled again after it resolved.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let (a, b) = ctx::scope(&ctx::Context::background(), |s| async move {
+///     let a = s.spawn(|_ctx| async { Ok(1) });
+///     let b = s.spawn_blocking(|_ctx| Ok(2));
+///     Ok::<_, ctx::Error>((a, b)) // handles may leave the scope...
+/// })
+/// .await
+/// .unwrap();
+/// assert_eq!(a.await, Ok(1)); // ...and resolve at once afterwards
+/// assert_eq!(b.await, Ok(2));
+/// # }
+/// ```
+///
+/// Go: no counterpart; errgroup tasks return only an error.
+pub struct TaskHandle<T, E> {
+    pub(super) state: HandleState<T>,
+    error: PhantomData<fn() -> E>,
+}
+
+pub(super) enum HandleState<T> {
+    Started(JoinHandle<Output<T>>),
+    Queued(Arc<Mutex<Pending<T>>>),
+    Refused(Error),
+    Taken,
+}
+
+impl<T, E> TaskHandle<T, E> {
+    pub(super) fn new(state: HandleState<T>) -> Self {
+        TaskHandle {
+            state,
+            error: PhantomData,
+        }
+    }
+}
+
+impl<T, E: From<Error>> Future for TaskHandle<T, E> {
+    type Output = Result<T, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Result<T, E>> {
+        let this = self.get_mut();
+        loop {
+            match &mut this.state {
+                HandleState::Started(join) => {
+                    let out = ready!(Pin::new(join).poll(cx));
+                    this.state = HandleState::Taken;
+                    return Poll::Ready(match out {
+                        Ok(Ok(value)) => Ok(value),
+                        Ok(Err(err)) => Err(E::from(err)),
+                        // Aborted with its dropped scope, or a panic while
+                        // dropping the task's future after it completed.
+                        Err(_) => Err(E::from(Error::Canceled)),
+                    });
+                }
+                HandleState::Queued(slot) => {
+                    let mut pending = slot.lock().unwrap_or_else(PoisonError::into_inner);
+                    match mem::replace(&mut *pending, Pending::Waiting(None)) {
+                        Pending::Waiting(_) => {
+                            *pending = Pending::Waiting(Some(cx.waker().clone()));
+                            return Poll::Pending;
+                        }
+                        Pending::Started(join) => {
+                            drop(pending);
+                            this.state = HandleState::Started(join);
+                        }
+                        Pending::NeverStarted(err) => {
+                            drop(pending);
+                            this.state = HandleState::Taken;
+                            return Poll::Ready(Err(E::from(err)));
+                        }
+                    }
+                }
+                HandleState::Refused(err) => {
+                    let err = *err;
+                    this.state = HandleState::Taken;
+                    return Poll::Ready(Err(E::from(err)));
+                }
+                HandleState::Taken => panic!("ctx::TaskHandle polled after it resolved"),
+            }
+        }
+    }
+}
+
+impl<T, E> fmt::Debug for TaskHandle<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            HandleState::Started(_) => "started",
+            HandleState::Queued(_) => "queued",
+            HandleState::Refused(_) => "refused",
+            HandleState::Taken => "resolved",
+        };
+        f.debug_struct("TaskHandle").field("state", &state).finish()
+    }
+}
+
+/// Where a queued task's handle learns that it started (or never will).
+pub(super) enum Pending<T> {
+    /// Still queued; the waker of the handle's last poll.
+    Waiting(Option<Waker>),
+    Started(JoinHandle<Output<T>>),
+    NeverStarted(Error),
+}
+
+/// The queue's end of a [`Pending`] slot. Dropping it unstarted (the queue was
+/// drained because the group was canceled or the scope dropped) tells the
+/// handle the task never started.
+pub(super) struct PendingSender<T> {
+    pub(super) slot: Arc<Mutex<Pending<T>>>,
+    pub(super) group: Context,
+}
+
+impl<T> PendingSender<T> {
+    pub(super) fn started(&mut self, join: JoinHandle<Output<T>>) {
+        self.resolve(Pending::Started(join));
+    }
+
+    fn resolve(&mut self, outcome: Pending<T>) {
+        let waker = {
+            let mut pending = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+            match &mut *pending {
+                Pending::Waiting(waker) => {
+                    let waker = waker.take();
+                    *pending = outcome;
+                    waker
+                }
+                _ => None,
+            }
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl<T> Drop for PendingSender<T> {
+    fn drop(&mut self) {
+        let err = self.group.err().unwrap_or(Error::Canceled);
+        self.resolve(Pending::NeverStarted(err));
+    }
+}
