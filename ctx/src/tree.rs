@@ -10,12 +10,13 @@
 //!
 //! # Memory
 //!
-//! A cancel node is 56 bytes including the `Arc` header: parent, state word,
-//! slot index and a lock around an optional [`Extra`]. Everything a node may
-//! never need (children, waiters, callbacks, a cause, a timer, a deadline)
-//! lives in `Extra`, allocated on first use and freed when it empties again,
-//! so a leaf that nobody waits on costs one small allocation, and a parent
-//! whose children have all gone holds nothing.
+//! A cancel node is 64 bytes including the `Arc` header: parent, state word,
+//! slot index, and a lock around its first child (inline, so a chain of
+//! contexts needs nothing more) and an optional [`Extra`]. Everything else a
+//! node may never need (more children, waiters, callbacks, a cause, a timer,
+//! a deadline) lives in `Extra`, allocated on first use and freed when it
+//! empties again, so a leaf that nobody waits on costs one allocation, and a
+//! parent whose children have all gone holds nothing.
 //!
 //! # State
 //!
@@ -102,13 +103,23 @@ pub(crate) struct CancelNode {
     state: AtomicU8,
     /// Our slot in the signal parent's `children` (invariant 2).
     index: AtomicU32,
+    inner: Mutex<Inner>,
+}
+
+/// What a cancel node's lock guards.
+#[derive(Default)]
+struct Inner {
+    /// The child at position 0 of the child list; `None` only when the list
+    /// is empty.
+    first: Option<Arc<CancelNode>>,
     /// `None` until something needs storing (see [`Extra`]).
-    inner: Mutex<Option<Box<Extra>>>,
+    extra: Option<Box<Extra>>,
 }
 
 /// What only some cancel nodes need; allocated on first use, freed when empty.
 #[derive(Default)]
 struct Extra {
+    /// Positions 1.. of the child list (position 0 is `Inner::first`).
     children: Vec<Arc<CancelNode>>,
     waiters: Slab<Waker>,
     after_funcs: Slab<Arc<AfterFuncShared>>,
@@ -194,6 +205,82 @@ impl Drop for WithoutCancelNode {
     }
 }
 
+impl Inner {
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    fn child_count(&self) -> usize {
+        usize::from(self.first.is_some()) + self.extra.as_ref().map_or(0, |e| e.children.len())
+    }
+
+    /// Appends `child`; returns its position.
+    fn push_child(&mut self, child: Arc<CancelNode>) -> usize {
+        if self.first.is_none() {
+            self.first = Some(child);
+            return 0;
+        }
+        let rest = &mut self.extra().children;
+        rest.push(child);
+        rest.len()
+    }
+
+    fn child(&self, position: usize) -> Option<&Arc<CancelNode>> {
+        match position {
+            0 => self.first.as_ref(),
+            _ => self.extra.as_ref()?.children.get(position - 1),
+        }
+    }
+
+    /// Removes the child at `position` by moving the last child into its
+    /// place (whose index it updates); returns the removed child.
+    fn swap_remove_child(&mut self, position: usize) -> Arc<CancelNode> {
+        let last = match self.extra.as_mut().and_then(|e| e.children.pop()) {
+            Some(last) => last,
+            None => self
+                .first
+                .take()
+                .expect("ctx: internal error: removing from an empty child list"),
+        };
+        // After the pop, the count is the position `last` had.
+        if self.child_count() == position {
+            return last;
+        }
+        last.set_index(position);
+        let slot = match position {
+            0 => self.first.as_mut(),
+            _ => self
+                .extra
+                .as_mut()
+                .and_then(|e| e.children.get_mut(position - 1)),
+        };
+        let slot = slot.expect("ctx: internal error: child position out of range");
+        std::mem::replace(slot, last)
+    }
+
+    /// Moves every child onto `stack`.
+    fn take_children(&mut self, stack: &mut Vec<Arc<CancelNode>>) {
+        stack.extend(self.first.take());
+        if let Some(extra) = self.extra.as_deref_mut() {
+            stack.append(&mut extra.children);
+            extra.children = Vec::new();
+        }
+    }
+
+    /// Gives memory back once the list is empty or mostly empty.
+    fn shrink_children(&mut self) {
+        if let Some(extra) = self.extra.as_deref_mut() {
+            let (len, cap) = (extra.children.len(), extra.children.capacity());
+            if len == 0 {
+                extra.children = Vec::new();
+            } else if cap > 16 && len * 4 <= cap {
+                extra.children.shrink_to(len * 2);
+            }
+        }
+        release_if_empty(&mut self.extra);
+    }
+}
+
 impl CancelNode {
     /// A new cancelable child of `parent`, registered with the nearest cancel
     /// node above it (or born canceled if that one is done already). With a
@@ -213,7 +300,7 @@ impl CancelNode {
             parent: parent.clone(),
             state: AtomicU8::new(flags),
             index: AtomicU32::new(0),
-            inner: Mutex::new(extra),
+            inner: Mutex::new(Inner { first: None, extra }),
         });
         if let Some(signal) = parent.signal() {
             propagate_cancel(signal, &node);
@@ -227,7 +314,7 @@ impl CancelNode {
         decode(self.state.load(Ordering::Acquire))
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<Box<Extra>>> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         lock(&self.inner)
     }
 
@@ -235,7 +322,11 @@ impl CancelNode {
     pub(crate) fn cause(&self) -> Option<Cause> {
         let err = self.err()?;
         // Invariant 1: the cause was written under the lock before the bits.
-        let cause = self.lock().as_ref().and_then(|extra| extra.cause.clone());
+        let cause = self
+            .lock()
+            .extra
+            .as_ref()
+            .and_then(|extra| extra.cause.clone());
         Some(cause.unwrap_or_else(|| err.into()))
     }
 
@@ -245,7 +336,7 @@ impl CancelNode {
         loop {
             if node.state.load(Ordering::Relaxed) & HAS_DEADLINE != 0 {
                 // An own deadline is only set when earlier than every one above.
-                return node.lock().as_ref().and_then(|extra| extra.deadline);
+                return node.lock().extra.as_ref().and_then(|extra| extra.deadline);
             }
             node = node.parent.signal()?.as_ref();
         }
@@ -277,20 +368,19 @@ fn propagate_cancel(parent: &Arc<CancelNode>, child: &Arc<CancelNode>) {
     if let Some(err) = decode(parent.state.load(Ordering::Acquire)) {
         // Invariant 1: the parent gave up its lists; the child is born done
         // with the parent's error and cause.
-        let cause = inner.as_ref().and_then(|extra| extra.cause.clone());
+        let cause = inner.extra.as_ref().and_then(|extra| extra.cause.clone());
         drop(inner);
         if cause.is_some() {
-            child.lock().get_or_insert_with(Box::default).cause = cause;
+            child.lock().extra().cause = cause;
         }
         child
             .state
             .fetch_or(err_bits(err) | SETTLED, Ordering::Release);
         return;
     }
-    let children = &mut inner.get_or_insert_with(Box::default).children;
     // Invariant 2: we hold the parent's lock, so `index` is ours to write.
-    child.set_index(children.len());
-    children.push(child.clone());
+    let position = inner.push_child(child.clone());
+    child.set_index(position);
 }
 
 /// What a cancel walk must do once no lock is held (invariant 4).
@@ -308,22 +398,21 @@ impl Aftermath {
     fn transition(
         &mut self,
         node: &CancelNode,
-        inner: &mut Option<Box<Extra>>,
+        inner: &mut Inner,
         err: Error,
         cause: &Option<Cause>,
         stack: &mut Vec<Arc<CancelNode>>,
     ) {
-        if let Some(extra) = inner.as_deref_mut() {
-            stack.append(&mut extra.children);
-            extra.children = Vec::new();
+        inner.take_children(stack);
+        if let Some(extra) = inner.extra.as_deref_mut() {
             self.wakers.extend(extra.waiters.take_all());
             self.after_funcs.extend(extra.after_funcs.take_all());
             self.timers.extend(extra.timer.take());
         }
         if cause.is_some() {
-            inner.get_or_insert_with(Box::default).cause = cause.clone();
+            inner.extra().cause = cause.clone();
         }
-        release_if_empty(inner);
+        release_if_empty(&mut inner.extra);
         node.state.fetch_or(err_bits(err), Ordering::Release);
     }
 }
@@ -404,26 +493,13 @@ fn remove_child(node: &Arc<CancelNode>) {
     }
     // Invariant 2: registered, at `index`, readable under the parent's lock.
     let index = node.index.load(Ordering::Relaxed) as usize;
-    let extra = inner
-        .as_deref_mut()
-        .expect("ctx: internal error: a live parent lost its child list");
-    let children = &mut extra.children;
-    let registered = children.get(index).is_some_and(|c| Arc::ptr_eq(c, node));
+    let registered = inner.child(index).is_some_and(|c| Arc::ptr_eq(c, node));
     assert!(
         registered,
         "ctx: internal error: a live parent lost track of its child"
     );
-    let removed = children.swap_remove(index);
-    if let Some(moved) = children.get(index) {
-        moved.set_index(index);
-    }
-    let (len, cap) = (children.len(), children.capacity());
-    if len == 0 {
-        extra.children = Vec::new();
-        release_if_empty(&mut inner);
-    } else if cap > 16 && len * 4 <= cap {
-        children.shrink_to(len * 2);
-    }
+    let removed = inner.swap_remove_child(index);
+    inner.shrink_children();
     drop(inner);
     drop(removed);
 }
@@ -431,29 +507,53 @@ fn remove_child(node: &Arc<CancelNode>) {
 /// Polls for done on a cancel node, registering the waker if not done yet.
 ///
 /// `key` is the waiter slot of the polling future; it is cleared once done.
+/// A waker's `clone` and `drop` are user code (invariant 4): they run with no
+/// lock held, so a waker that reaches back into this context cannot deadlock.
 pub(crate) fn poll_done(node: &CancelNode, key: &mut Option<usize>, waker: &Waker) -> Poll<Error> {
     if let Some(err) = node.err() {
         *key = None;
         return Poll::Ready(err);
     }
-    let mut inner = node.lock();
-    // Re-check under the lock: a cancel between the load above and the lock
-    // has taken the waiter list already (invariant 1), so registering now
-    // would be a lost wake-up.
-    if let Some(err) = decode(node.state.load(Ordering::Acquire)) {
-        *key = None;
-        return Poll::Ready(err);
-    }
-    let waiters = &mut inner.get_or_insert_with(Box::default).waiters;
-    match key.and_then(|k| waiters.get_mut(k)) {
-        Some(stored) => {
-            if !stored.will_wake(waker) {
-                stored.clone_from(waker);
+    // The clone to store, made before locking: up front when registering for
+    // the first time, and on the second pass when a different waker
+    // replaces the stored one.
+    let mut fresh = key.is_none().then(|| waker.clone());
+    loop {
+        let mut inner = node.lock();
+        // Re-check under the lock: a cancel between the load above and the
+        // lock has taken the waiter list already (invariant 1), so
+        // registering now would be a lost wake-up.
+        if let Some(err) = decode(node.state.load(Ordering::Acquire)) {
+            drop(inner);
+            *key = None;
+            drop(fresh);
+            return Poll::Ready(err);
+        }
+        let waiters = &mut inner.extra().waiters;
+        let stored = key.and_then(|k| waiters.get_mut(k));
+        match (stored, fresh.take()) {
+            (Some(stored), unneeded) if stored.will_wake(waker) => {
+                drop(inner);
+                drop(unneeded);
+                return Poll::Pending;
+            }
+            (Some(stored), Some(new)) => {
+                let old = std::mem::replace(stored, new);
+                drop(inner);
+                drop(old);
+                return Poll::Pending;
+            }
+            (None, Some(new)) => {
+                *key = Some(waiters.insert(new));
+                return Poll::Pending;
+            }
+            (_, None) => {
+                // A different waker, or our slot is gone: clone unlocked, retry.
+                drop(inner);
+                fresh = Some(waker.clone());
             }
         }
-        None => *key = Some(waiters.insert(waker.clone())),
     }
-    Poll::Pending
 }
 
 /// Forgets a waiter registered by [`poll_done`].
@@ -461,9 +561,10 @@ pub(crate) fn remove_waiter(node: &CancelNode, key: usize) {
     let mut inner = node.lock();
     if node.state.load(Ordering::Relaxed) & ERR_MASK == 0 {
         let waker = inner
+            .extra
             .as_deref_mut()
             .and_then(|extra| extra.waiters.remove(key));
-        release_if_empty(&mut inner);
+        release_if_empty(&mut inner.extra);
         drop(inner);
         drop(waker);
     }
@@ -476,12 +577,7 @@ pub(crate) fn add_after_func(node: &CancelNode, after: Arc<AfterFuncShared>) -> 
     if node.state.load(Ordering::Relaxed) & ERR_MASK != 0 {
         return None;
     }
-    Some(
-        inner
-            .get_or_insert_with(Box::default)
-            .after_funcs
-            .insert(after),
-    )
+    Some(inner.extra().after_funcs.insert(after))
 }
 
 /// Forgets an after-func registered by [`add_after_func`].
@@ -489,9 +585,10 @@ pub(crate) fn remove_after_func(node: &CancelNode, key: usize) {
     let mut inner = node.lock();
     if node.state.load(Ordering::Relaxed) & ERR_MASK == 0 {
         let after = inner
+            .extra
             .as_deref_mut()
             .and_then(|extra| extra.after_funcs.remove(key));
-        release_if_empty(&mut inner);
+        release_if_empty(&mut inner.extra);
         drop(inner);
         drop(after);
     }
@@ -504,6 +601,6 @@ pub(crate) fn set_timer(node: &CancelNode, key: TimerKey) -> bool {
     if node.state.load(Ordering::Relaxed) & ERR_MASK != 0 {
         return false;
     }
-    inner.get_or_insert_with(Box::default).timer = Some(key);
+    inner.extra().timer = Some(key);
     true
 }
