@@ -168,6 +168,37 @@ fn a_done_future_dropped_while_its_context_is_canceled_leaves_nothing_registered
 }
 
 #[test]
+fn repolling_done_with_a_new_waker_races_cancel_and_wakes_the_new_one() {
+    model(|| {
+        let (ctx, guard) = Context::background().with_cancel();
+        let t = thread::spawn(move || guard.cancel());
+        let first = std::sync::Arc::new(Count(AtomicUsize::new(0)));
+        let second = std::sync::Arc::new(Count(AtomicUsize::new(0)));
+        let mut done = ctx.done();
+        let polled_first =
+            Pin::new(&mut done).poll(&mut TaskContext::from_waker(&Waker::from(first.clone())));
+        // The replacement is cloned with no lock held, then stored on a
+        // second pass, which must still see a cancel that came in between.
+        let polled_second =
+            Pin::new(&mut done).poll(&mut TaskContext::from_waker(&Waker::from(second.clone())));
+        t.join().unwrap();
+        if polled_second.is_pending() {
+            assert!(polled_first.is_pending());
+            assert_eq!(
+                second.0.load(Ordering::SeqCst),
+                1,
+                "lost wake-up of the new waker"
+            );
+            assert_eq!(
+                first.0.load(Ordering::SeqCst),
+                0,
+                "the replaced waker was woken"
+            );
+        }
+    });
+}
+
+#[test]
 fn a_child_derived_through_a_value_races_the_cancel_of_its_signal() {
     model(|| {
         let (parent, cancel) = Context::background().with_cancel();
