@@ -11,8 +11,14 @@ use std::time::Duration;
 use ctx::{ctx, Context, Error};
 
 #[allow(dead_code)]
+#[path = "crawler.rs"]
+mod crawler;
+#[allow(dead_code)]
 #[path = "deadline.rs"]
 mod deadline;
+#[allow(dead_code)]
+#[path = "fanout.rs"]
+mod fanout;
 #[allow(dead_code)]
 #[path = "gen.rs"]
 mod gen;
@@ -133,6 +139,18 @@ async fn main() {
         "The attribute threads ctx through and makes canceled calls return at once.",
     );
     macros_story(say()).await;
+
+    chapter(
+        "9. fanout: a request's three subtasks under one scope",
+        "One failing subtask, or a client that hangs up, stops all three, with the cause.",
+    );
+    fanout::story(say()).await;
+
+    chapter(
+        "10. crawler: a bounded crawl",
+        "set_limit and ready() keep at most N fetches in flight; the first broken page stops the rest.",
+    );
+    crawler::story(say()).await;
 
     println!("\nThat is the model. See README.md for the rest.");
 }
