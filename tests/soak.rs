@@ -404,7 +404,7 @@ fn hammer_time() -> Duration {
 }
 
 fn hammer(subtree: &Subtree, seed: u64, stop: &AtomicBool) -> (Vec<Record>, Vec<Callback>, u64) {
-    let mut rng = Rng(seed * 0x9e37_79b9_7f4a_7c15 + 1);
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(1));
     let mut records: Vec<Record> = Vec::new();
     let mut callbacks = Vec::new();
     let mut ops = 0u64;
