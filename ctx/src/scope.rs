@@ -8,9 +8,10 @@
 //!
 //! Everything a scope knows lives in one [`Shared`] behind an `Arc`, which
 //! every [`Scope`] clone, every running task and the scope future hold. Its
-//! [`State`] sits under one mutex. (The only other lock is the small slot
-//! through which a queued task's handle learns it started, in `handle.rs`; it
-//! is never taken while the state lock is held.) Invariants of the state, each
+//! [`State`] sits under one mutex. (The only other locks are the small slot
+//! through which a queued task's handle learns it started, in `handle.rs`, and
+//! the first error's, in `first.rs`; neither is ever taken while the state
+//! lock is held.) Invariants of the state, each
 //! true at every unlock:
 //!
 //! 1. `active` counts the tasks that have started and not finished; each holds
@@ -24,7 +25,7 @@
 //! 4. A task releases its slot ([`Release`]) after its future or closure has
 //!    been dropped, and after its error or panic has been recorded, so when the
 //!    scope sees `active == 0`, all user code of every task is over and every
-//!    failure is in `error`/`panic`.
+//!    failure is in `first`/`panic`.
 //! 5. `phase` only moves forward: `Running`, then `Finished` (set under the lock
 //!    in the same critical section that saw the group idle, so no task can slip
 //!    in after the last one ended) or `Dropped`.
@@ -36,8 +37,8 @@
 //! runs [`Release`], which takes the lock.
 //!
 //! Submodules: `handle.rs` ([`TaskHandle`]), `cause.rs` (what the group
-//! context's cause says after a failure), `tasks.rs` (the slab of abort
-//! handles).
+//! context's cause says after a failure), `first.rs` (which failure is the
+//! first, loom-modelled), `tasks.rs` (the slab of abort handles).
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -59,10 +60,12 @@ use crate::context::Context;
 use crate::error::Error;
 
 mod cause;
+mod first;
 mod handle;
 mod tasks;
 
 use cause::{cause_of, panic_message, Origin, Panicked};
+use first::FirstFailure;
 pub use handle::TaskHandle;
 use handle::{HandleState, Pending, PendingSender};
 use tasks::{Key, Tasks};
@@ -733,9 +736,9 @@ struct Shared<E> {
     /// The runtime that polled the scope first; tasks go there, whichever
     /// thread spawns them.
     rt: Handle,
-    /// Claimed by the first failure (error or panic), so later errors are
-    /// dropped without being formatted or locked for.
-    failed: AtomicBool,
+    /// The first failure: claimed by the first error or panic, holding the
+    /// error (see `first.rs`).
+    first: FirstFailure<E>,
     /// Set once the scope future was dropped unfinished; read by tasks about to
     /// start, without the lock.
     dropped: AtomicBool,
@@ -753,9 +756,7 @@ struct State<E> {
     queue: VecDeque<Starter<E>>,
     /// The scope future, waiting for the group to be idle.
     idle: Option<Waker>,
-    /// The first error, unless the parent was done before it.
-    error: Option<E>,
-    /// The first panic.
+    /// The first panic (the first error is in `Shared::first`).
     panic: Option<Panic>,
 }
 
@@ -786,7 +787,7 @@ impl<E> Shared<E> {
             cancel,
             parent,
             rt,
-            failed: AtomicBool::new(false),
+            first: FirstFailure::new(),
             dropped: AtomicBool::new(false),
             ready: Notify::new(),
             state: Mutex::new(State {
@@ -796,7 +797,6 @@ impl<E> Shared<E> {
                 tasks: Tasks::default(),
                 queue: VecDeque::new(),
                 idle: None,
-                error: None,
                 panic: None,
             }),
         }
@@ -919,17 +919,14 @@ impl<E: GroupError> Shared<E> {
     /// Records a failure: the first one (if the parent was not done before it)
     /// becomes the scope's error and the group's cause; any other is dropped.
     fn fail(&self, err: E) {
-        if self.parent.is_done() || self.failed.swap(true, Ordering::AcqRel) {
+        if !self.first.claim(&self.parent) {
             // The parent's error, or an earlier failure, is what scope returns.
             return;
         }
         // `E`'s Display is user code: a panic there must not lose the error.
         let cause = catch_unwind(AssertUnwindSafe(|| cause_of(&err)));
-        let queue = {
-            let mut st = self.lock();
-            st.error = Some(err);
-            mem::take(&mut st.queue)
-        };
+        self.first.record(err);
+        let queue = mem::take(&mut self.lock().queue);
         match cause {
             Ok(cause) => self.cancel.cancel_with_cause(cause),
             Err(panic) => self.panicked(panic, Origin::Task),
@@ -940,7 +937,7 @@ impl<E: GroupError> Shared<E> {
     /// Records a panic of a task or the body: the first one is resumed by the
     /// scope once every task has finished.
     fn panicked(&self, panic: Panic, origin: Origin) {
-        self.failed.store(true, Ordering::Release);
+        self.first.mark_panicked();
         let cause = Panicked {
             origin,
             message: panic_message(&*panic),
@@ -990,10 +987,8 @@ where
 {
     /// The group is idle and finished: cancel its context and report.
     fn finish(&mut self) -> Result<(), E> {
-        let (error, panic) = {
-            let mut st = self.shared.lock();
-            (st.error.take(), st.panic.take())
-        };
+        let error = self.shared.first.take();
+        let panic = self.shared.lock().panic.take();
         if let Some(guard) = self.guard.take() {
             guard.cancel();
         }
