@@ -56,24 +56,10 @@ impl<'a> Done<'a> {
 impl Future for Done<'_> {
     type Output = Error;
 
-    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Error> {
         let this = self.get_mut();
         match this.node {
-            Some(node) => {
-                // Fast path, inlined: a done context answers with one load.
-                if let Some(err) = node.err() {
-                    this.key = None;
-                    return Poll::Ready(err);
-                }
-                // A no-op waker does nothing when woken, so there is nothing
-                // to register: polling with one (`now_or_never`, a
-                // non-blocking check) stays lock-free.
-                if this.key.is_none() && cx.waker().will_wake(Waker::noop()) {
-                    return Poll::Pending;
-                }
-                tree::poll_done(node, &mut this.key, cx.waker())
-            }
+            Some(node) => tree::poll_done(node, &mut this.key, cx.waker()),
             // Never done: nothing will ever wake us, so nothing to register.
             None => Poll::Pending,
         }
@@ -81,7 +67,6 @@ impl Future for Done<'_> {
 }
 
 impl Drop for Done<'_> {
-    #[inline]
     fn drop(&mut self) {
         if let (Some(node), Some(key)) = (self.node, self.key) {
             tree::remove_waiter(node, key);

@@ -69,11 +69,23 @@ impl<T> Slab<T> {
         self.next_free = key;
         self.len -= 1;
         if self.len == 0 {
-            // A long-lived node that saw a million waiters come and go must
-            // hold no more memory than one that saw none.
-            *self = Slab::new();
+            // Start over, keeping the storage for the next insert; callers
+            // that want the memory back call `release`.
+            self.entries.clear();
+            self.next_free = 0;
         }
         Some(value)
+    }
+
+    /// Whether storage is allocated (even with nothing in it).
+    pub(crate) fn has_storage(&self) -> bool {
+        self.entries.capacity() > 0
+    }
+
+    /// Frees the storage of an empty slab.
+    pub(crate) fn release(&mut self) {
+        debug_assert!(self.is_empty(), "ctx: internal error: releasing a slab in use");
+        *self = Slab::new();
     }
 
     /// Takes every occupied value out, leaving the slab empty and unallocated.
@@ -92,7 +104,7 @@ mod tests {
     use super::Slab;
 
     #[test]
-    fn keys_are_reused_and_storage_is_freed_when_empty() {
+    fn keys_are_reused_and_storage_is_kept_until_released() {
         let mut slab = Slab::new();
         let a = slab.insert("a");
         let b = slab.insert("b");
@@ -104,7 +116,11 @@ mod tests {
         assert_eq!(slab.remove(b), Some("b"));
         assert_eq!(slab.remove(c), Some("c"));
         assert!(slab.is_empty());
-        assert_eq!(slab.entries.capacity(), 0, "an empty slab holds no memory");
+        assert!(slab.has_storage(), "an emptied slab keeps its storage for reuse");
+        assert_eq!(slab.insert("d"), 0, "and starts over at key 0");
+        slab.remove(0);
+        slab.release();
+        assert!(!slab.has_storage(), "a released slab holds no memory");
     }
 
     #[test]

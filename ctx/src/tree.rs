@@ -133,7 +133,8 @@ struct Extra {
 impl Extra {
     fn is_empty(&self) -> bool {
         self.children.is_empty()
-            && self.waiters.is_empty()
+            // Waiter storage is kept once made (see `remove_waiter`).
+            && !self.waiters.has_storage()
             && self.after_funcs.is_empty()
             && self.cause.is_none()
             && self.timer.is_none()
@@ -560,11 +561,14 @@ pub(crate) fn poll_done(node: &CancelNode, key: &mut Option<usize>, waker: &Wake
 pub(crate) fn remove_waiter(node: &CancelNode, key: usize) {
     let mut inner = node.lock();
     if node.state.load(Ordering::Relaxed) & ERR_MASK == 0 {
+        // The waiter storage stays until the node is done: a `select!` loop
+        // that makes a fresh `done()` every turn must not allocate and free
+        // on every turn. It is bounded by the most waiters the node ever had
+        // at once, like Go's done channel, made once and kept.
         let waker = inner
             .extra
             .as_deref_mut()
             .and_then(|extra| extra.waiters.remove(key));
-        release_if_empty(&mut inner.extra);
         drop(inner);
         drop(waker);
     }
@@ -584,10 +588,13 @@ pub(crate) fn add_after_func(node: &CancelNode, after: Arc<AfterFuncShared>) -> 
 pub(crate) fn remove_after_func(node: &CancelNode, key: usize) {
     let mut inner = node.lock();
     if node.state.load(Ordering::Relaxed) & ERR_MASK == 0 {
-        let after = inner
-            .extra
-            .as_deref_mut()
-            .and_then(|extra| extra.after_funcs.remove(key));
+        let after = inner.extra.as_deref_mut().and_then(|extra| {
+            let after = extra.after_funcs.remove(key);
+            if extra.after_funcs.is_empty() {
+                extra.after_funcs.release();
+            }
+            after
+        });
         release_if_empty(&mut inner.extra);
         drop(inner);
         drop(after);
