@@ -206,7 +206,7 @@ fn cycle(parent: &Context, waker: &std::task::Waker, i: u64) {
             let mut done = child.done();
             let polled = futures::FutureExt::poll_unpin(
                 &mut done,
-                &mut std::task::Context::from_waker(&waker),
+                &mut std::task::Context::from_waker(waker),
             );
             assert!(polled.is_pending());
             guard.cancel();
@@ -222,7 +222,7 @@ fn cycle(parent: &Context, waker: &std::task::Waker, i: u64) {
             let mut done = parent.done();
             let polled = futures::FutureExt::poll_unpin(
                 &mut done,
-                &mut std::task::Context::from_waker(&waker),
+                &mut std::task::Context::from_waker(waker),
             );
             assert!(polled.is_pending());
             drop(done);
