@@ -15,6 +15,7 @@ for line in (out / "go.txt").read_text().splitlines() + (out / "go_scale.txt").r
         name = m.group(1)
         name = name.replace("Scale_FanOutWake_waiters_100000", "Scale/FanOutWake/waiters=100000")
         name = name.replace("Scale_CancelTree_nodes_1001001", "Scale/CancelTree/nodes=1001001")
+        name = name.replace("CommonParentCancel_spin_only", "CommonParentCancel/spin-only")
         go[name] = float(m.group(3))
 
 ours, tokio = {}, {}
@@ -56,7 +57,9 @@ for name in sorted(set(go) | set(ours), key=order):
     g, c, t = go.get(name), ours.get(name), tokio.get(name)
     ratio = f"{g / c:.2f}" if g and c else "n/a"
     verdicts = []
-    if name.startswith("Scale/"):
+    if name.endswith("/serial") or name.endswith("/spin-only"):
+        verdicts.append("diagnostic, no target")
+    elif name.startswith("Scale/"):
         if g and c:
             verdicts.append("ahead of Go" if c < g else "BEHIND Go")
         if t and c:

@@ -91,3 +91,18 @@ func TestMemoryPerChild(t *testing.T) {
 	sink = ctxs
 	runtime.KeepAlive(cancels)
 }
+
+// The spin of Go's BenchmarkCommonParentCancel alone, as Go compiles it (the
+// division is dead code, so this is two empty 100-step loops); ctx's
+// CommonParentCancel/spin-only row is its twin.
+func BenchmarkCommonParentCancel_spin_only(b *testing.B) {
+	x := 0
+	for i := 0; i < b.N; i++ {
+		for i := 0; i < 100; i++ {
+			x /= x + 1
+		}
+		for i := 0; i < 100; i++ {
+			x /= x + 1
+		}
+	}
+}
