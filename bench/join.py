@@ -16,6 +16,7 @@ for line in (out / "go.txt").read_text().splitlines() + (out / "go_scale.txt").r
         name = name.replace("Scale_FanOutWake_waiters_100000", "Scale/FanOutWake/waiters=100000")
         name = name.replace("Scale_CancelTree_nodes_1001001", "Scale/CancelTree/nodes=1001001")
         name = name.replace("CommonParentCancel_spin_only", "CommonParentCancel/spin-only")
+        name = name.replace("DeepValueNewGoRoutine_spawn_only", "DeepValueNewGoRoutine/spawn-only")
         go[name] = float(m.group(3))
 
 ours, tokio = {}, {}
@@ -57,7 +58,7 @@ for name in sorted(set(go) | set(ours), key=order):
     g, c, t = go.get(name), ours.get(name), tokio.get(name)
     ratio = f"{g / c:.2f}" if g and c else "n/a"
     verdicts = []
-    if name.endswith("/serial") or name.endswith("/spin-only"):
+    if name.endswith(("/serial", "/spin-only", "/spawn-only")):
         verdicts.append("diagnostic, no target")
     elif name.startswith("Scale/"):
         if g and c:

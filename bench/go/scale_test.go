@@ -106,3 +106,16 @@ func BenchmarkCommonParentCancel_spin_only(b *testing.B) {
 		}
 	}
 }
+
+// The goroutine of Go's BenchmarkDeepValueNewGoRoutine alone, no lookup;
+// ctx's DeepValueNewGoRoutine/spawn-only row is its twin.
+func BenchmarkDeepValueNewGoRoutine_spawn_only(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+		}()
+		wg.Wait()
+	}
+}

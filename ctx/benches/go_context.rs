@@ -350,6 +350,19 @@ fn deep_value(c: &mut Criterion) {
             })
         });
     }
+    // Diagnostic (not in Go's file): the task alone, no lookup, to separate
+    // the runtime's spawn cost from the context's.
+    group.bench_function("spawn-only", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    black_box(tokio::spawn(async { black_box(1) }).await.unwrap());
+                }
+                start.elapsed()
+            })
+        })
+    });
     group.finish();
     let mut group = c.benchmark_group("DeepValueSameGoRoutine");
     for depth in [10usize, 20, 30, 50, 100] {
