@@ -84,7 +84,10 @@ impl<T> Slab<T> {
 
     /// Frees the storage of an empty slab.
     pub(crate) fn release(&mut self) {
-        debug_assert!(self.is_empty(), "ctx: internal error: releasing a slab in use");
+        debug_assert!(
+            self.is_empty(),
+            "ctx: internal error: releasing a slab in use"
+        );
         *self = Slab::new();
     }
 
@@ -116,7 +119,10 @@ mod tests {
         assert_eq!(slab.remove(b), Some("b"));
         assert_eq!(slab.remove(c), Some("c"));
         assert!(slab.is_empty());
-        assert!(slab.has_storage(), "an emptied slab keeps its storage for reuse");
+        assert!(
+            slab.has_storage(),
+            "an emptied slab keeps its storage for reuse"
+        );
         assert_eq!(slab.insert("d"), 0, "and starts over at key 0");
         slab.remove(0);
         slab.release();
