@@ -171,26 +171,32 @@ fn within(limit: Duration, what: &str, f: impl FnOnce() + Send + 'static) {
 // touched the same context deadlocked on the first poll.
 #[test]
 fn a_waker_whose_clone_uses_the_same_context_does_not_deadlock() {
-    within(Duration::from_secs(10), "polling done() with a reentrant waker", || {
-        let (ctx, cancel) = Context::background().with_timeout(Duration::from_secs(3600));
-        let seen = ctx.clone();
-        let waker = hooked_waker(move || {
-            // Each of these takes the node's lock.
-            let _ = seen.deadline();
-            let (child, _g) = seen.with_cancel();
-            drop(child.after_func(|| {}));
-        });
-        let mut done = ctx.done();
-        let mut cx = TaskContext::from_waker(&waker);
-        assert!(pin!(&mut done).poll(&mut cx).is_pending());
-        // Polled again with a different waker: replaced, old one dropped.
-        let other = Waker::from(Arc::new(CountingWaker::default()));
-        assert!(pin!(&mut done).poll(&mut TaskContext::from_waker(&other)).is_pending());
-        assert!(pin!(&mut done).poll(&mut cx).is_pending());
-        drop(done);
-        cancel.cancel();
-        assert_eq!(ctx.err(), Some(Error::Canceled));
-    });
+    within(
+        Duration::from_secs(10),
+        "polling done() with a reentrant waker",
+        || {
+            let (ctx, cancel) = Context::background().with_timeout(Duration::from_secs(3600));
+            let seen = ctx.clone();
+            let waker = hooked_waker(move || {
+                // Each of these takes the node's lock.
+                let _ = seen.deadline();
+                let (child, _g) = seen.with_cancel();
+                drop(child.after_func(|| {}));
+            });
+            let mut done = ctx.done();
+            let mut cx = TaskContext::from_waker(&waker);
+            assert!(pin!(&mut done).poll(&mut cx).is_pending());
+            // Polled again with a different waker: replaced, old one dropped.
+            let other = Waker::from(Arc::new(CountingWaker::default()));
+            assert!(pin!(&mut done)
+                .poll(&mut TaskContext::from_waker(&other))
+                .is_pending());
+            assert!(pin!(&mut done).poll(&mut cx).is_pending());
+            drop(done);
+            cancel.cancel();
+            assert_eq!(ctx.err(), Some(Error::Canceled));
+        },
+    );
 }
 
 #[test]
@@ -210,11 +216,16 @@ fn a_waker_whose_clone_panics_leaves_the_context_usable() {
     // registers, cancels and wakes.
     let (child, _g) = ctx.with_cancel();
     let mut second = ctx.done();
-    assert!(pin!(&mut second).poll(&mut TaskContext::from_waker(&good)).is_pending());
+    assert!(pin!(&mut second)
+        .poll(&mut TaskContext::from_waker(&good))
+        .is_pending());
     cancel.cancel();
     assert_eq!(counter.0.load(Ordering::SeqCst), 1);
     assert_eq!(child.err(), Some(Error::Canceled));
-    assert_eq!(pin!(&mut second).poll(&mut TaskContext::from_waker(&good)), Poll::Ready(Error::Canceled));
+    assert_eq!(
+        pin!(&mut second).poll(&mut TaskContext::from_waker(&good)),
+        Poll::Ready(Error::Canceled)
+    );
 }
 
 #[test]
@@ -224,14 +235,28 @@ fn a_waker_dropped_without_being_woken_is_released_and_never_called() {
     let waker = Waker::from(counter.clone());
     {
         let mut done = ctx.done();
-        assert!(pin!(&mut done).poll(&mut TaskContext::from_waker(&waker)).is_pending());
-        assert_eq!(Arc::strong_count(&counter), 3, "registered: the node holds a clone");
+        assert!(pin!(&mut done)
+            .poll(&mut TaskContext::from_waker(&waker))
+            .is_pending());
+        assert_eq!(
+            Arc::strong_count(&counter),
+            3,
+            "registered: the node holds a clone"
+        );
         // The task gives up: its future (and the registered clone) goes away.
     }
-    assert_eq!(Arc::strong_count(&counter), 2, "unregistered when the future dropped");
+    assert_eq!(
+        Arc::strong_count(&counter),
+        2,
+        "unregistered when the future dropped"
+    );
     drop(waker);
     cancel.cancel();
-    assert_eq!(counter.0.load(Ordering::SeqCst), 0, "a dropped waiter is never woken");
+    assert_eq!(
+        counter.0.load(Ordering::SeqCst),
+        0,
+        "a dropped waiter is never woken"
+    );
     assert_eq!(Arc::strong_count(&counter), 1);
 }
 
@@ -241,13 +266,19 @@ fn a_forgotten_done_future_holds_its_waker_only_until_the_cancel() {
     let counter = Arc::new(CountingWaker::default());
     let mut done = Box::new(ctx.done());
     let waker = Waker::from(counter.clone());
-    assert!(pin!(&mut *done).poll(&mut TaskContext::from_waker(&waker)).is_pending());
+    assert!(pin!(&mut *done)
+        .poll(&mut TaskContext::from_waker(&waker))
+        .is_pending());
     drop(waker);
     // Its Drop never runs: the registration stays until the context ends.
     std::mem::forget(done);
     assert_eq!(Arc::strong_count(&counter), 2);
     cancel.cancel();
-    assert_eq!(counter.0.load(Ordering::SeqCst), 1, "woken once by the cancel");
+    assert_eq!(
+        counter.0.load(Ordering::SeqCst),
+        1,
+        "woken once by the cancel"
+    );
     assert_eq!(Arc::strong_count(&counter), 1, "and released by it");
 }
 
@@ -261,7 +292,10 @@ fn timers_firing_while_subtrees_are_dropped_on_many_threads_leave_bystanders_on_
             let timeout = Duration::from_millis(2 + i % 5);
             let start = std::time::Instant::now();
             let (c, _g) = Context::background().with_timeout(timeout);
-            assert_eq!(c.wait_timeout(Duration::from_secs(30)), Some(Error::DeadlineExceeded));
+            assert_eq!(
+                c.wait_timeout(Duration::from_secs(30)),
+                Some(Error::DeadlineExceeded)
+            );
             assert!(start.elapsed() >= timeout, "a bystander fired early");
         }
     });
@@ -271,8 +305,8 @@ fn timers_firing_while_subtrees_are_dropped_on_many_threads_leave_bystanders_on_
                 let ran = Arc::new(AtomicUsize::new(0));
                 let mut registered = 0;
                 for i in 0..2000u64 {
-                    let (parent, pg) = Context::background()
-                        .with_timeout(Duration::from_micros((i * 7 + t) % 60));
+                    let (parent, pg) =
+                        Context::background().with_timeout(Duration::from_micros((i * 7 + t) % 60));
                     let valued = parent.with_value(i);
                     let (child, cg) = valued.with_timeout(Duration::from_micros(i % 40));
                     let (leaf, lg) = child.with_cancel();
@@ -297,7 +331,9 @@ fn timers_firing_while_subtrees_are_dropped_on_many_threads_leave_bystanders_on_
                 // Every callback ran exactly once, whoever canceled first
                 // (the timer's walk may still be finishing the last ones).
                 let deadline = std::time::Instant::now() + Duration::from_secs(30);
-                while ran.load(Ordering::SeqCst) < registered && std::time::Instant::now() < deadline {
+                while ran.load(Ordering::SeqCst) < registered
+                    && std::time::Instant::now() < deadline
+                {
                     std::thread::yield_now();
                 }
                 assert_eq!(ran.load(Ordering::SeqCst), registered);

@@ -94,7 +94,7 @@ async fn one_scope(
                     }
                     (true, Some(Fault::InDrop)) => {
                         s.spawn(move |_ctx| async move {
-                            let _bomb = PanicOnDrop(if id % 2 == 0 {
+                            let _bomb = PanicOnDrop(if id.is_multiple_of(2) {
                                 "scope: drop"
                             } else {
                                 "scope: drop!"
@@ -170,7 +170,7 @@ async fn panicking_tasks_leave_the_parent_and_sibling_scopes_unaffected() {
                 let expected = match fault {
                     Fault::InClosure => format!("scope {id}: closure"),
                     Fault::InPoll => format!("scope {id}: poll"),
-                    Fault::InDrop => (if id % 2 == 0 {
+                    Fault::InDrop => (if id.is_multiple_of(2) {
                         "scope: drop"
                     } else {
                         "scope: drop!"
