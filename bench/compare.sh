@@ -2,7 +2,7 @@
 # Runs Go's own context benchmarks, their ctx and tokio-util twins, and the
 # scale/memory rows, and prints one joined table (markdown).
 #
-#   bench/compare.sh            # about 6-8 minutes on 2 cores
+#   bench/compare.sh            # about 10 minutes on 2 cores; run it on a quiet machine
 #   QUICK=1 bench/compare.sh    # shorter measurements, for a smoke run
 #
 # Needs: a Rust toolchain and python3 with pip. If `go` is not on PATH, the
@@ -39,7 +39,8 @@ echo "compare: $("$go" version); GOROOT=$goroot" >&2
 echo "compare: Go's src/context benchmarks (-benchtime $go_benchtime)" >&2
 (cd "$goroot/src/context" && "$go" test -run '^$' -bench . -benchtime "$go_benchtime" .) > "$out/go.txt"
 echo "compare: Go scale and memory twins (bench/go)" >&2
-(cd "$root/bench/go" && "$go" test -v -run TestMemoryPerChild -bench . -benchtime "$scale_n" .) > "$out/go_scale.txt"
+(cd "$root/bench/go" && "$go" test -v -run TestMemoryPerChild -bench 'Scale_' -benchtime "$scale_n" . &&
+    "$go" test -run '^$' -bench 'spin_only|spawn_only' -benchtime "$go_benchtime" .) > "$out/go_scale.txt"
 
 # --- ctx and tokio-util ----------------------------------------------------
 rm -rf "$root/target/criterion"
