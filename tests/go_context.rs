@@ -444,17 +444,21 @@ fn without_cancel_keeps_values_and_drops_cancellation_and_deadline() {
     assert!(chain.ends_with(").without_cancel"), "{chain}");
 }
 
+/// Registers an after_func that counts its runs; returns the handle and the count.
+fn count_calls(ctx: &Context) -> (ctx::AfterFunc, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let after = ctx.after_func(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    (after, calls)
+}
+
 // TestAfterFuncCalledAfterCancel
 #[test]
 fn after_func_runs_once_after_cancel() {
     let (c, g) = Context::background().with_cancel();
-    let calls = Arc::new(AtomicUsize::new(0));
-    let after = c.after_func({
-        let calls = calls.clone();
-        move || {
-            calls.fetch_add(1, Ordering::SeqCst);
-        }
-    });
+    let (after, calls) = count_calls(&c);
     assert_eq!(calls.load(Ordering::SeqCst), 0);
     g.cancel();
     assert_eq!(calls.load(Ordering::SeqCst), 1);
@@ -477,13 +481,7 @@ fn after_func_runs_after_a_deadline_on_the_timer_thread() {
 fn after_func_on_a_done_context_runs_at_once() {
     let (c, g) = Context::background().with_cancel();
     g.cancel();
-    let calls = Arc::new(AtomicUsize::new(0));
-    let after = c.after_func({
-        let calls = calls.clone();
-        move || {
-            calls.fetch_add(1, Ordering::SeqCst);
-        }
-    });
+    let (after, calls) = count_calls(&c);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert!(!after.stop());
 }
@@ -492,13 +490,7 @@ fn after_func_on_a_done_context_runs_at_once() {
 #[test]
 fn after_func_stopped_first_never_runs() {
     let (c, g) = Context::background().with_cancel();
-    let calls = Arc::new(AtomicUsize::new(0));
-    let after = c.after_func({
-        let calls = calls.clone();
-        move || {
-            calls.fetch_add(1, Ordering::SeqCst);
-        }
-    });
+    let (after, calls) = count_calls(&c);
     assert!(after.stop());
     assert!(!after.stop(), "second stop is false");
     g.cancel();
@@ -509,13 +501,7 @@ fn after_func_stopped_first_never_runs() {
 // canceling thread. On a context that is never done, it never runs:
 #[test]
 fn after_func_on_background_never_runs_and_stop_says_so() {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let after = Context::background().after_func({
-        let calls = calls.clone();
-        move || {
-            calls.fetch_add(1, Ordering::SeqCst);
-        }
-    });
+    let (after, calls) = count_calls(&Context::background());
     assert!(after.stop());
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }

@@ -250,7 +250,7 @@ pub(crate) fn timeout_duration(krate: &TokenStream, expr: &syn::Expr) -> TokenSt
 /// Binding the body's value first drops the temporaries of its tail
 /// expression before the generated locals it may borrow (the child context).
 /// `R`, when given, pins the type, so a wrong tail is reported on the user's
-/// tail and return type. A body that never returns (`todo!()`, `loop {}`)
+/// tail and return type. A body that never returns (a panic, `loop {}`)
 /// makes the `return` unreachable, and that warning would point at the
 /// attribute: it is silenced on that one generated statement only.
 pub(crate) fn bind_and_return(ty: TokenStream, stmts: &[syn::Stmt]) -> TokenStream {
