@@ -74,6 +74,24 @@ fn spin(x: &mut u64) {
 
 struct Key(&'static str);
 
+/// One operation of Go's CommonParentCancel: derive, look the value up,
+/// spin, cancel, spin.
+fn common_parent_op(shared: &Context, x: &mut u64) {
+    let (ctx, cancel) = shared.with_cancel();
+    assert_eq!(ctx.value::<Key>().map(|k| k.0), Some("value"));
+    spin(x);
+    cancel.cancel();
+    spin(x);
+}
+
+/// The same with a token (which has no values to look up).
+fn common_parent_token_op(shared: &CancellationToken, x: &mut u64) {
+    let token = shared.child_token();
+    spin(x);
+    token.cancel();
+    spin(x);
+}
+
 fn common_parent_cancel(c: &mut Criterion) {
     let root = Context::background().with_value(Key("value"));
     let (shared, _guard) = root.with_cancel();
@@ -84,13 +102,7 @@ fn common_parent_cancel(c: &mut Criterion) {
                 || shared.clone(),
                 |shared, n| {
                     let mut x = 0;
-                    for _ in 0..n {
-                        let (ctx, cancel) = shared.with_cancel();
-                        assert_eq!(ctx.value::<Key>().map(|k| k.0), Some("value"));
-                        spin(&mut x);
-                        cancel.cancel();
-                        spin(&mut x);
-                    }
+                    (0..n).for_each(|_| common_parent_op(&shared, &mut x));
                 },
             )
         })
@@ -103,28 +115,17 @@ fn common_parent_cancel(c: &mut Criterion) {
             spin(&mut x);
         })
     });
-    // Diagnostic twin (not in Go's file): the same loop on one thread, to
-    // separate the cost of the operations from the cost of two cores
-    // contending for the shared parent.
+    // Diagnostic twins (not in Go's file): the same operation on one thread,
+    // to separate its cost from the cost of two cores contending for the
+    // shared parent.
     c.bench_function("CommonParentCancel/serial", |b| {
         let mut x = 0;
-        b.iter(|| {
-            let (ctx, cancel) = shared.with_cancel();
-            assert_eq!(ctx.value::<Key>().map(|k| k.0), Some("value"));
-            spin(&mut x);
-            cancel.cancel();
-            spin(&mut x);
-        })
+        b.iter(|| common_parent_op(&shared, &mut x))
     });
     let shared = CancellationToken::new();
     c.bench_function("tokio_util/CommonParentCancel/serial", |b| {
         let mut x = 0;
-        b.iter(|| {
-            let token = shared.child_token();
-            spin(&mut x);
-            token.cancel();
-            spin(&mut x);
-        })
+        b.iter(|| common_parent_token_op(&shared, &mut x))
     });
     c.bench_function("tokio_util/CommonParentCancel", |b| {
         b.iter_custom(|iters| {
@@ -133,12 +134,7 @@ fn common_parent_cancel(c: &mut Criterion) {
                 || shared.clone(),
                 |shared, n| {
                     let mut x = 0;
-                    for _ in 0..n {
-                        let token = shared.child_token();
-                        spin(&mut x);
-                        token.cancel();
-                        spin(&mut x);
-                    }
+                    (0..n).for_each(|_| common_parent_token_op(&shared, &mut x));
                 },
             )
         })

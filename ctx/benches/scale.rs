@@ -42,39 +42,61 @@ struct Counters {
     all_woken: Notify,
 }
 
-/// Spawns `WAITERS` tasks that each wait with `wait`, then measures from the
-/// cancel until the last one has woken.
-fn fan_out<W, C>(
+/// Times one cancel waking `WAITERS` tasks, `iters` times: each round
+/// `setup` makes a canceler and a factory for the future a task waits on;
+/// every task registers (its first `Pending`), then the clock runs from
+/// `cancel` until the last task has woken. Both libraries' futures are boxed
+/// alike, outside the timed part.
+fn fan_out<C, W, F>(
     rt: &tokio::runtime::Runtime,
-    make: impl Fn() -> (W, C),
+    iters: u64,
+    setup: impl Fn() -> (C, W),
     cancel: impl Fn(&C),
 ) -> Duration
 where
-    W: Fn(Arc<Counters>) -> tokio::task::JoinHandle<()>,
+    W: Fn() -> F,
+    F: Future<Output = ()> + Send + 'static,
 {
-    let (spawn_waiter, canceler) = make();
-    let counters = Arc::new(Counters {
-        registered: AtomicUsize::new(0),
-        woken: AtomicUsize::new(0),
-        all_woken: Notify::new(),
-    });
-    rt.block_on(async {
-        let tasks: Vec<_> = (0..WAITERS)
-            .map(|_| spawn_waiter(counters.clone()))
-            .collect();
-        while counters.registered.load(Ordering::SeqCst) < WAITERS {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        let all = counters.all_woken.notified();
-        let start = Instant::now();
-        cancel(&canceler);
-        all.await;
-        let elapsed = start.elapsed();
-        for t in tasks {
-            t.await.unwrap();
-        }
-        elapsed
-    })
+    (0..iters)
+        .map(|_| {
+            let (canceler, wait) = setup();
+            let counters = Arc::new(Counters {
+                registered: AtomicUsize::new(0),
+                woken: AtomicUsize::new(0),
+                all_woken: Notify::new(),
+            });
+            rt.block_on(async {
+                let tasks: Vec<_> = (0..WAITERS)
+                    .map(|_| {
+                        let counters = counters.clone();
+                        let fut = Box::pin(wait());
+                        tokio::spawn(async move {
+                            let registered = &counters.registered;
+                            Registered {
+                                fut,
+                                counted: false,
+                                registered,
+                            }
+                            .await;
+                            woke(&counters);
+                        })
+                    })
+                    .collect();
+                while counters.registered.load(Ordering::SeqCst) < WAITERS {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                let all = counters.all_woken.notified();
+                let start = Instant::now();
+                cancel(&canceler);
+                all.await;
+                let elapsed = start.elapsed();
+                for t in tasks {
+                    t.await.unwrap();
+                }
+                elapsed
+            })
+        })
+        .sum()
 }
 
 fn woke(counters: &Counters) {
@@ -92,61 +114,32 @@ fn fan_out_wake(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("FanOutWake/waiters=100000", |b| {
         b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| {
-                    fan_out(
-                        &rt,
-                        || {
-                            let (ctx, guard) = Context::background().with_cancel();
-                            let spawn = move |counters: Arc<Counters>| {
-                                let ctx = ctx.clone();
-                                tokio::spawn(async move {
-                                    Registered {
-                                        fut: ctx.done(),
-                                        counted: false,
-                                        registered: &counters.registered,
-                                    }
-                                    .await;
-                                    woke(&counters);
-                                })
-                            };
-                            // The guard lives until after the measured cancel.
-                            (spawn, guard)
-                        },
-                        |guard| guard.handle().cancel(),
-                    )
-                })
-                .sum()
+            let setup = || {
+                let (ctx, guard) = Context::background().with_cancel();
+                let wait = move || {
+                    let ctx = ctx.clone();
+                    async move {
+                        ctx.done().await;
+                    }
+                };
+                // The guard lives until after the measured cancel.
+                (guard, wait)
+            };
+            fan_out(&rt, iters, setup, |guard| guard.handle().cancel())
         })
     });
     group.bench_function("tokio_util/FanOutWake/waiters=100000", |b| {
         b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| {
-                    fan_out(
-                        &rt,
-                        || {
-                            let token = CancellationToken::new();
-                            let waiter_token = token.clone();
-                            let spawn = move |counters: Arc<Counters>| {
-                                let token = waiter_token.clone();
-                                tokio::spawn(async move {
-                                    let cancelled = Box::pin(token.cancelled());
-                                    Registered {
-                                        fut: cancelled,
-                                        counted: false,
-                                        registered: &counters.registered,
-                                    }
-                                    .await;
-                                    woke(&counters);
-                                })
-                            };
-                            (spawn, token)
-                        },
-                        |token| token.cancel(),
-                    )
-                })
-                .sum()
+            let setup = || {
+                let token = CancellationToken::new();
+                let waiter = token.clone();
+                let wait = move || {
+                    let token = waiter.clone();
+                    async move { token.cancelled().await }
+                };
+                (token, wait)
+            };
+            fan_out(&rt, iters, setup, CancellationToken::cancel)
         })
     });
     group.finish();
