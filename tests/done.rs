@@ -4,10 +4,13 @@ use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll, Wake, Waker};
+use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
 
 use ctx::{Context, Error};
+
+mod support;
+use support::CountingWaker;
 
 const LONG: Duration = Duration::from_secs(10);
 
@@ -90,14 +93,6 @@ fn wait_timeout_returns_none_when_time_runs_out_first() {
     );
     cancel.cancel();
     assert_eq!(ctx.wait_timeout(Duration::ZERO), Some(Error::Canceled));
-}
-
-#[derive(Default)]
-struct CountingWaker(AtomicUsize);
-impl Wake for CountingWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
 }
 
 #[test]

@@ -66,14 +66,6 @@ impl Wake for PanickingWaker {
     }
 }
 
-#[derive(Default)]
-struct CountingWaker(AtomicUsize);
-impl Wake for CountingWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
 #[test]
 fn a_panicking_waker_does_not_keep_other_waiters_asleep() {
     quiet_panics();
@@ -122,6 +114,9 @@ fn timers_firing_while_their_subtrees_are_dropped_stay_consistent() {
 
 use std::sync::mpsc;
 use std::task::{Poll, RawWaker, RawWakerVTable};
+
+mod support;
+use support::CountingWaker;
 
 /// A raw waker whose `clone` runs a hook: the one piece of waker code a
 /// `done()` future runs while registering.

@@ -34,11 +34,14 @@ use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll, Wake, Waker};
+use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use ctx::{AfterFunc, CancelGuard, CancelHandle, Cause, Context, Error};
 use proptest::prelude::*;
+
+mod support;
+use support::CountingWaker;
 
 /// How late the timer may fire on a loaded CI machine before it is a bug.
 const GRACE: Duration = Duration::from_secs(5);
@@ -749,15 +752,6 @@ fn tagged(tag: u32) -> Outcome {
     Outcome {
         err: Error::Canceled,
         cause: CauseTag::Tag(tag),
-    }
-}
-
-#[derive(Default)]
-struct CountingWaker(AtomicUsize);
-
-impl Wake for CountingWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
     }
 }
 

@@ -27,6 +27,9 @@ use std::time::{Duration, Instant};
 
 use ctx::{AfterFunc, CancelGuard, Context, Error};
 
+mod support;
+use support::Rng;
+
 const GROUPS: usize = 2;
 /// Room in front of each allocation for its group; keeps 16-byte alignment.
 const HEADER: usize = 16;
@@ -214,22 +217,6 @@ fn drain_timer() {
         assert_eq!(sentinel.wait_timeout(LONG), Some(Error::DeadlineExceeded));
     }
     GROUP.with(|g| g.set(group));
-}
-
-/// A small deterministic generator (xorshift), so runs reproduce by seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 /// One derive/cancel cycle under `parent`; `i` picks its kind.

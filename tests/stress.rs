@@ -9,16 +9,8 @@ use std::time::Duration;
 
 use ctx::{Context, Error};
 
-/// A small deterministic generator (xorshift), so failures reproduce by seed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+mod support;
+use support::Rng;
 
 #[test]
 fn derive_and_cancel_race_with_the_parent_cancel_and_never_lose_a_child() {
