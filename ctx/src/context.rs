@@ -11,7 +11,7 @@ use crate::cancel::CancelGuard;
 use crate::done::Done;
 use crate::error::{Cause, Error};
 use crate::loom::Arc;
-use crate::tree::{CancelNode, ValueNode, WithoutCancelNode};
+use crate::tree::{self, CancelNode, Repr};
 
 /// A handle to one node of the context tree: a cancellation signal, maybe a
 /// deadline, and request-scoped values.
@@ -45,17 +45,8 @@ use crate::tree::{CancelNode, ValueNode, WithoutCancelNode};
 /// Go: `context.Context`.
 #[derive(Clone)]
 pub struct Context {
+    /// The root or node this handle points at; the tree owns its layout.
     pub(crate) repr: Repr,
-}
-
-#[derive(Clone, Default)]
-pub(crate) enum Repr {
-    #[default]
-    Background,
-    Todo,
-    Cancel(Arc<CancelNode>),
-    Value(Arc<ValueNode>),
-    WithoutCancel(Arc<WithoutCancelNode>),
 }
 
 impl Context {
@@ -95,22 +86,8 @@ impl Context {
     /// The nearest cancel node at or above this context: where its done
     /// state lives. `None` for contexts that can never be done.
     #[inline]
-    pub(crate) fn signal(&self) -> Option<&Arc<CancelNode>> {
-        match &self.repr {
-            Repr::Cancel(node) => Some(node),
-            Repr::Value(node) => node.signal.as_ref(),
-            Repr::Background | Repr::Todo | Repr::WithoutCancel(_) => None,
-        }
-    }
-
-    /// The context this one was derived from; `None` for the roots.
-    pub(crate) fn parent(&self) -> Option<&Context> {
-        match &self.repr {
-            Repr::Cancel(node) => Some(&node.parent),
-            Repr::Value(node) => Some(&node.parent),
-            Repr::WithoutCancel(node) => Some(&node.parent),
-            Repr::Background | Repr::Todo => None,
-        }
+    fn signal(&self) -> Option<&Arc<CancelNode>> {
+        self.repr.signal()
     }
 
     /// The earliest deadline on the path to the root, if any.
@@ -314,7 +291,7 @@ impl Context {
     /// ```
     pub fn wait_blocking(&self) -> Error {
         loop {
-            if let Some(err) = crate::done::wait(self, None) {
+            if let Some(err) = crate::done::wait(self.signal(), None) {
                 return err;
             }
         }
@@ -331,7 +308,7 @@ impl Context {
     /// assert_eq!(ctx.wait_timeout(Duration::from_secs(5)), Some(ctx::Error::Canceled));
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Error> {
-        crate::done::wait(self, Some(timeout))
+        crate::done::wait(self.signal(), Some(timeout))
     }
 
     /// A cancelable child, and the guard that cancels it.
@@ -354,8 +331,7 @@ impl Context {
     /// Go: `context.WithCancel`.
     #[must_use = "the guard cancels the context when dropped; bind it (`let (ctx, _cancel) = ...`) and keep it until the work ends"]
     pub fn with_cancel(&self) -> (Context, CancelGuard) {
-        let node = CancelNode::new(self, None, 0);
-        (Context::from_cancel(node.clone()), CancelGuard::new(node))
+        paired(CancelNode::new(&self.repr, None, 0))
     }
 
     /// A cancelable child that also ends with [`Error::DeadlineExceeded`]
@@ -376,7 +352,7 @@ impl Context {
     /// Go: `context.WithDeadline`.
     #[must_use = "the guard cancels the context when dropped; bind it (`let (ctx, _cancel) = ...`) and keep it until the work ends"]
     pub fn with_deadline(&self, deadline: Instant) -> (Context, CancelGuard) {
-        crate::deadline::with_deadline(self, deadline, None)
+        paired(tree::with_deadline(&self.repr, deadline, None))
     }
 
     /// Like [`with_deadline`](Context::with_deadline), and
@@ -403,7 +379,11 @@ impl Context {
         deadline: Instant,
         cause: impl Into<Cause>,
     ) -> (Context, CancelGuard) {
-        crate::deadline::with_deadline(self, deadline, Some(cause.into()))
+        paired(tree::with_deadline(
+            &self.repr,
+            deadline,
+            Some(cause.into()),
+        ))
     }
 
     /// `with_deadline(now + timeout)`. A timeout too large to represent means
@@ -418,7 +398,7 @@ impl Context {
     /// Go: `context.WithTimeout`.
     #[must_use = "the guard cancels the context when dropped; bind it (`let (ctx, _cancel) = ...`) and keep it until the work ends"]
     pub fn with_timeout(&self, timeout: Duration) -> (Context, CancelGuard) {
-        crate::deadline::with_timeout(self, timeout, None)
+        paired(tree::with_timeout(&self.repr, timeout, None))
     }
 
     /// `with_deadline_cause(now + timeout, cause)`.
@@ -438,7 +418,7 @@ impl Context {
         timeout: Duration,
         cause: impl Into<Cause>,
     ) -> (Context, CancelGuard) {
-        crate::deadline::with_timeout(self, timeout, Some(cause.into()))
+        paired(tree::with_timeout(&self.repr, timeout, Some(cause.into())))
     }
 
     /// A child that keeps this context's values but is never done and has no
@@ -457,9 +437,7 @@ impl Context {
     #[must_use = "deriving a context has no effect unless the new context is used"]
     pub fn without_cancel(&self) -> Context {
         Context {
-            repr: Repr::WithoutCancel(Arc::new(WithoutCancelNode {
-                parent: self.clone(),
-            })),
+            repr: self.repr.without_cancel(),
         }
     }
 
@@ -490,16 +468,20 @@ impl Context {
     ///
     /// Go: `context.AfterFunc` (which runs `f` in a new goroutine).
     pub fn after_func<F: FnOnce() + Send + 'static>(&self, f: F) -> AfterFunc {
-        AfterFunc::register(self, Box::new(f))
+        AfterFunc::register(self.signal(), Box::new(f))
     }
 }
 
-impl Context {
-    pub(crate) fn from_cancel(node: Arc<CancelNode>) -> Context {
+/// The public pair for a new cancel node: the context and the guard that
+/// cancels it. Every cancelable derivation ends here.
+fn paired(node: Arc<CancelNode>) -> (Context, CancelGuard) {
+    let guard = CancelGuard::new(node.clone());
+    (
         Context {
             repr: Repr::Cancel(node),
-        }
-    }
+        },
+        guard,
+    )
 }
 
 impl Default for Context {
@@ -512,18 +494,18 @@ impl Default for Context {
 impl fmt::Debug for Context {
     /// The chain from the root, e.g. `background.with_cancel.with_value(app::RequestId)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut chain = vec![self];
+        let mut chain = vec![&self.repr];
         while let Some(parent) = chain[chain.len() - 1].parent() {
             chain.push(parent);
         }
-        for (i, ctx) in chain.iter().rev().enumerate() {
+        for (i, repr) in chain.iter().rev().enumerate() {
             if i > 0 {
                 f.write_str(".")?;
             }
-            match &ctx.repr {
+            match repr {
                 Repr::Background => f.write_str("background")?,
                 Repr::Todo => f.write_str("todo")?,
-                Repr::Cancel(node) if node.made_by_deadline() => match ctx.deadline() {
+                Repr::Cancel(node) if node.made_by_deadline() => match node.deadline() {
                     Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
                         Some(left) => write!(f, "with_deadline(in {left:?})")?,
                         None => f.write_str("with_deadline(passed)")?,

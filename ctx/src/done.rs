@@ -7,13 +7,12 @@ use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use crate::context::Context;
 use crate::error::Error;
 use crate::loom::Arc;
 use crate::tree::{self, CancelNode};
 
 /// Resolves to the [`Error`] once its context is done. Made by
-/// [`Context::done`].
+/// [`Context::done`](crate::Context::done).
 ///
 /// `Send`, `Unpin`, executor-agnostic: it registers the task's waker with
 /// the context and is woken by whatever cancels it (a guard, a parent, the
@@ -99,9 +98,10 @@ impl Wake for ThreadWaker {
     }
 }
 
-/// Parks the current thread until `ctx` is done or `timeout` passes.
-pub(crate) fn wait(ctx: &Context, timeout: Option<Duration>) -> Option<Error> {
-    if let Some(err) = ctx.err() {
+/// Parks the current thread until `node` (a context's signal; `None`: never
+/// done) is done or `timeout` passes.
+pub(crate) fn wait(node: Option<&Arc<CancelNode>>, timeout: Option<Duration>) -> Option<Error> {
+    if let Some(err) = node.and_then(|node| node.err()) {
         return Some(err);
     }
     let until = timeout.and_then(|t| Instant::now().checked_add(t));
@@ -111,7 +111,7 @@ pub(crate) fn wait(ctx: &Context, timeout: Option<Duration>) -> Option<Error> {
     });
     let waker = Waker::from(thread_waker.clone());
     let mut cx = TaskContext::from_waker(&waker);
-    let mut done = ctx.done();
+    let mut done = Done::new(node);
     loop {
         if let Poll::Ready(err) = Pin::new(&mut done).poll(&mut cx) {
             return Some(err);
@@ -123,7 +123,7 @@ pub(crate) fn wait(ctx: &Context, timeout: Option<Duration>) -> Option<Error> {
                 Some(until) => {
                     let now = Instant::now();
                     if now >= until {
-                        return ctx.err();
+                        return node.and_then(|node| node.err());
                     }
                     std::thread::park_timeout(until - now);
                 }

@@ -115,7 +115,6 @@
 mod after_func;
 mod cancel;
 mod context;
-mod deadline;
 mod done;
 mod error;
 #[cfg(feature = "tonic")]

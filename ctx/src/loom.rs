@@ -1,9 +1,10 @@
 //! The synchronization shim: std normally, loom's checked doubles under `--cfg loom`.
 //!
-//! Everything in `tree.rs`, `done.rs` and `after_func.rs` that takes part in a
-//! race goes through these names, so the loom models in `ctx/tests/loom_*.rs`
-//! explore the real code. The deadline timer (`timer.rs`) is outside the models:
-//! it runs on its own OS thread and only calls into the tree like any canceler.
+//! Everything in `tree.rs` (and its children), `done.rs` and the scope that
+//! takes part in a race goes through these names, so the loom models in
+//! `ctx/tests/loom_*.rs` explore the real code. The deadline timer
+//! (`timer.rs`) is outside the models: it runs on its own OS thread and only
+//! calls into the tree like any canceler.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU8, Ordering};

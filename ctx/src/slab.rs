@@ -64,7 +64,7 @@ impl<T> Slab<T> {
             return None;
         }
         let Entry::Occupied(value) = std::mem::replace(entry, Entry::Vacant(self.next_free)) else {
-            unreachable!()
+            unreachable!("ctx: internal error: a slab entry changed under its owner")
         };
         self.next_free = key;
         self.len -= 1;

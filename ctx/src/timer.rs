@@ -1,15 +1,31 @@
-//! The one shared deadline timer: sharded ordered maps and one thread.
+//! A deadline timer: sharded ordered maps of entries and one thread that
+//! expires them when they fall due.
+//!
+//! The timer knows nothing of contexts, as Go's runtime timers know nothing
+//! of `context` (`time.AfterFunc(d, func() { c.cancel(...) })`): it holds
+//! entries of any type `E: Expire` and calls [`Expire::expire`] on each one
+//! when its instant has been reached. The tree instantiates it once, above
+//! this file, with an entry that cancels a node (`tree/deadline.rs`). The
+//! entry type is a generic parameter, not a trait object, so expiring costs
+//! a direct call.
 //!
 //! Deadlines must fire with no async runtime at all and inside any runtime,
-//! never early, and cost nothing per context beyond an entry: no thread and
-//! no task per context. One lazily started thread (`ctx-timer`) sleeps until
-//! the earliest entry is due, cancels every due node, and sleeps again.
+//! never early, and cost nothing per deadline beyond an entry: no thread and
+//! no task per entry. One lazily started thread per timer sleeps until the
+//! earliest entry is due, takes every due entry out, expires them, and sleeps
+//! again.
 //!
 //! Entries live in [`SHARDS`] ordered maps; each thread inserts into its own
-//! shard, so threads that create timeouts in parallel do not contend on one
-//! lock. Registration and removal are O(log n). Canceled contexts remove
-//! their entry eagerly, so a million timeouts created and dropped leave
-//! nothing behind.
+//! shard, so threads that create deadlines in parallel do not contend on one
+//! lock. Insertion and removal are O(log n). Owners remove their entry
+//! eagerly when it is no longer needed, so a million deadlines created and
+//! dropped leave nothing behind.
+//!
+//! The design leaves room for what is planned: another clock (the entry's
+//! instant is the timer's only notion of time, read through [`Timer::now`]),
+//! expiring entries elsewhere than on the timer thread (that is the entry
+//! type's choice in `expire`), restarting the thread, and a wheel in place of
+//! the maps (callers only see `insert` and `remove` by [`TimerKey`]).
 //!
 //! # Waking the thread
 //!
@@ -23,8 +39,11 @@
 //! `sleep` from publishing until it waits, so a notification cannot fall in
 //! between.
 //!
-//! Lock order: `sleep` before a shard. No timer lock is ever held together
-//! with a node lock (the thread collects due entries, unlocks, then cancels).
+//! # Lock order
+//!
+//! `sleep` before a shard. No timer lock is held while an entry expires or
+//! drops: the thread collects due entries, unlocks, then expires them, and
+//! [`Timer::remove`] hands the entry back to its caller to drop.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -32,16 +51,17 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::error::{Cause, Error};
-use crate::loom::Arc;
-use crate::tree::{self, CancelNode};
-
 const SHARDS: usize = 16;
 const IDLE: u64 = u64::MAX;
 const SCANNING: u64 = 0;
 
-/// Identifies an entry: its deadline, a tie-breaking sequence number, and
-/// the shard it lives in.
+/// What the timer does with an entry once its instant is reached.
+pub(crate) trait Expire: Send + 'static {
+    /// Called on the timer thread with no timer lock held.
+    fn expire(self);
+}
+
+/// Names an inserted entry, for [`Timer::remove`]. Unique per timer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct TimerKey {
     deadline: Instant,
@@ -49,51 +69,34 @@ pub(crate) struct TimerKey {
     shard: u8,
 }
 
-struct Entry {
-    node: Arc<CancelNode>,
-    cause: Option<Cause>,
-}
-
-#[derive(Default)]
-struct Shard {
-    entries: BTreeMap<TimerKey, Entry>,
+struct Shard<E> {
+    entries: BTreeMap<TimerKey, E>,
+    /// Makes keys with equal deadlines distinct; only grows.
     next_seq: u64,
 }
 
-struct Timer {
-    shards: [Mutex<Shard>; SHARDS],
-    /// Nanoseconds after `epoch` the thread sleeps until, or `IDLE`/`SCANNING`.
+/// One timer: its entries and the thread that expires them.
+pub(crate) struct Timer<E> {
+    /// The thread's name.
+    name: &'static str,
+    shards: [Mutex<Shard<E>>; SHARDS],
+    /// Written only by the timer thread: the instant it sleeps until, as
+    /// nanoseconds since `epoch`, or `SCANNING` / `IDLE`.
     next_wake: AtomicU64,
     epoch: Instant,
+    /// Held by the timer thread except while it expires entries or waits.
     sleep: Mutex<()>,
     wake: Condvar,
-}
-
-fn timer() -> &'static Timer {
-    static TIMER: OnceLock<Timer> = OnceLock::new();
-    static THREAD: OnceLock<()> = OnceLock::new();
-    let timer = TIMER.get_or_init(|| Timer {
-        shards: std::array::from_fn(|_| Mutex::new(Shard::default())),
-        next_wake: AtomicU64::new(IDLE),
-        epoch: Instant::now(),
-        sleep: Mutex::new(()),
-        wake: Condvar::new(),
-    });
-    THREAD.get_or_init(|| {
-        std::thread::Builder::new()
-            .name("ctx-timer".into())
-            .spawn(move || run(timer))
-            .expect("ctx: internal error: cannot start the deadline timer thread");
-    });
-    timer
+    /// Set once, by the first insert, when the thread is started.
+    thread: OnceLock<()>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing panics while holding these locks; ignore poison regardless.
+    // No user code runs under these locks; ignore poison regardless.
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// This thread's shard: threads are spread round-robin on first use.
+/// The shard of the calling thread: threads are spread round-robin.
 fn my_shard() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
@@ -107,91 +110,172 @@ fn my_shard() -> usize {
     })
 }
 
-impl Timer {
+impl<E: Expire> Timer<E> {
+    /// An empty timer; its thread (named `name`) starts on the first insert.
+    pub(crate) fn new(name: &'static str) -> Timer<E> {
+        Timer {
+            name,
+            shards: std::array::from_fn(|_| {
+                Mutex::new(Shard {
+                    entries: BTreeMap::new(),
+                    next_seq: 0,
+                })
+            }),
+            next_wake: AtomicU64::new(IDLE),
+            epoch: Instant::now(),
+            sleep: Mutex::new(()),
+            wake: Condvar::new(),
+            thread: OnceLock::new(),
+        }
+    }
+
+    /// The timer's clock.
+    pub(crate) fn now(&self) -> Instant {
+        Instant::now()
+    }
+
     fn nanos(&self, at: Instant) -> u64 {
         // Deadlines before the epoch are due at once; clamp so they never
         // read as SCANNING.
         let nanos = at.saturating_duration_since(self.epoch).as_nanos();
         u64::try_from(nanos).unwrap_or(IDLE - 1).max(1)
     }
-}
 
-/// Arms a deadline for `node`: cancels it with `DeadlineExceeded` and `cause`
-/// at `deadline`, unless [`remove`]d first.
-pub(crate) fn insert(node: Arc<CancelNode>, deadline: Instant, cause: Option<Cause>) -> TimerKey {
-    let timer = timer();
-    let index = my_shard();
-    let key = {
-        let mut shard = lock(&timer.shards[index]);
-        let key = TimerKey {
-            deadline,
-            seq: shard.next_seq,
-            shard: index as u8,
+    /// Arms `entry` to expire once `deadline` is reached, never before.
+    pub(crate) fn insert(&'static self, deadline: Instant, entry: E) -> TimerKey {
+        self.thread.get_or_init(|| {
+            std::thread::Builder::new()
+                .name(self.name.into())
+                .spawn(move || self.run())
+                .expect("ctx: internal error: cannot start the deadline timer thread");
+        });
+        let index = my_shard();
+        let key = {
+            let mut shard = lock(&self.shards[index]);
+            let key = TimerKey {
+                deadline,
+                seq: shard.next_seq,
+                shard: index as u8,
+            };
+            shard.next_seq += 1;
+            shard.entries.insert(key, entry);
+            key
         };
-        shard.next_seq += 1;
-        shard.entries.insert(key, Entry { node, cause });
+        let next = self.next_wake.load(Ordering::SeqCst);
+        if next == SCANNING || self.nanos(deadline) < next {
+            let _sleep = lock(&self.sleep);
+            self.wake.notify_one();
+        }
         key
-    };
-    let next = timer.next_wake.load(Ordering::SeqCst);
-    if next == SCANNING || timer.nanos(deadline) < next {
-        let _sleep = lock(&timer.sleep);
-        timer.wake.notify_one();
     }
-    key
-}
 
-/// Disarms an entry; does nothing if it already fired.
-pub(crate) fn remove(key: TimerKey) {
-    let removed = lock(&timer().shards[usize::from(key.shard)])
-        .entries
-        .remove(&key);
-    // The node (maybe its last reference) drops outside the timer lock.
-    drop(removed);
-}
+    /// Disarms the entry of `key` and hands it back, or `None` if it has
+    /// expired (or is expiring) already. The caller drops it, outside every
+    /// timer lock.
+    pub(crate) fn remove(&self, key: TimerKey) -> Option<E> {
+        lock(&self.shards[usize::from(key.shard)])
+            .entries
+            .remove(&key)
+    }
 
-fn run(timer: &'static Timer) {
-    let mut sleep = lock(&timer.sleep);
-    let mut due = Vec::new();
-    loop {
-        timer.next_wake.store(SCANNING, Ordering::SeqCst);
-        let now = Instant::now();
-        let mut earliest: Option<Instant> = None;
-        for shard in &timer.shards {
-            let mut shard = lock(shard);
-            while let Some(entry) = shard.entries.first_entry() {
-                // Never early: only entries whose instant has been reached.
-                if entry.key().deadline > now {
-                    let at = entry.key().deadline;
-                    earliest = Some(earliest.map_or(at, |e| e.min(at)));
-                    break;
+    fn run(&'static self) {
+        let mut sleep = lock(&self.sleep);
+        let mut due = Vec::new();
+        loop {
+            self.next_wake.store(SCANNING, Ordering::SeqCst);
+            let now = self.now();
+            let mut earliest: Option<Instant> = None;
+            for shard in &self.shards {
+                let mut shard = lock(shard);
+                while let Some(entry) = shard.entries.first_entry() {
+                    // Never early: only entries whose instant has been reached.
+                    if entry.key().deadline > now {
+                        let at = entry.key().deadline;
+                        earliest = Some(earliest.map_or(at, |e| e.min(at)));
+                        break;
+                    }
+                    due.push(entry.remove());
                 }
-                due.push(entry.remove());
+            }
+            if !due.is_empty() {
+                drop(sleep);
+                for entry in due.drain(..) {
+                    entry.expire();
+                }
+                sleep = lock(&self.sleep);
+                continue;
+            }
+            match earliest {
+                Some(at) => {
+                    self.next_wake.store(self.nanos(at), Ordering::SeqCst);
+                    let wait = at
+                        .saturating_duration_since(now)
+                        .max(Duration::from_micros(1));
+                    sleep = self
+                        .wake
+                        .wait_timeout(sleep, wait)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+                None => {
+                    self.next_wake.store(IDLE, Ordering::SeqCst);
+                    sleep = self.wake.wait(sleep).unwrap_or_else(|e| e.into_inner());
+                }
             }
         }
-        if !due.is_empty() {
-            drop(sleep);
-            for entry in due.drain(..) {
-                tree::cancel(&entry.node, Error::DeadlineExceeded, entry.cause);
-            }
-            sleep = lock(&timer.sleep);
-            continue;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant};
+
+    use super::{Expire, Timer};
+
+    struct Report(mpsc::Sender<u32>, u32);
+
+    impl Expire for Report {
+        fn expire(self) {
+            let _ = self.0.send(self.1);
         }
-        match earliest {
-            Some(at) => {
-                timer.next_wake.store(timer.nanos(at), Ordering::SeqCst);
-                let wait = at
-                    .saturating_duration_since(now)
-                    .max(Duration::from_micros(1));
-                sleep = timer
-                    .wake
-                    .wait_timeout(sleep, wait)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
-            }
-            None => {
-                timer.next_wake.store(IDLE, Ordering::SeqCst);
-                sleep = timer.wake.wait(sleep).unwrap_or_else(|e| e.into_inner());
-            }
-        }
+    }
+
+    fn timer() -> &'static Timer<Report> {
+        static TIMER: OnceLock<Timer<Report>> = OnceLock::new();
+        TIMER.get_or_init(|| Timer::new("ctx-timer-test"))
+    }
+
+    #[test]
+    fn entries_expire_in_deadline_order_and_never_early() {
+        let (tx, rx) = mpsc::channel();
+        let start = Instant::now();
+        let late = start + Duration::from_millis(40);
+        let early = start + Duration::from_millis(20);
+        timer().insert(late, Report(tx.clone(), 2));
+        timer().insert(early, Report(tx, 1));
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(1));
+        assert!(Instant::now() >= early, "expired before its instant");
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(2));
+        assert!(Instant::now() >= late, "expired before its instant");
+    }
+
+    #[test]
+    fn a_removed_entry_is_handed_back_and_never_expires() {
+        let (tx, rx) = mpsc::channel();
+        let key = timer().insert(
+            Instant::now() + Duration::from_millis(30),
+            Report(tx.clone(), 7),
+        );
+        let removed = timer().remove(key).expect("the entry was armed");
+        assert_eq!(removed.1, 7);
+        assert!(timer().remove(key).is_none(), "removed once only");
+        timer().insert(Instant::now() + Duration::from_millis(60), Report(tx, 8));
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(10)),
+            Ok(8),
+            "7 never fires"
+        );
     }
 }

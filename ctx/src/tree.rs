@@ -1,12 +1,25 @@
 //! The private context tree: nodes, registration, the cancel walk, unlinking.
 //!
-//! This is the only file that takes the node locks. A [`Context`] is a handle
-//! to one of three node kinds, each pointing at its parent (for values and the
-//! `Debug` chain): [`CancelNode`] (made by `with_cancel`, `with_deadline`,
-//! `with_timeout`), [`ValueNode`] and [`WithoutCancelNode`]. Only cancel nodes
-//! have state; a value node caches the nearest cancel node above it (its
-//! *signal*). A cancel node lists the cancel nodes whose signal parent it is
-//! (its `children`), so that cancellation can reach them.
+//! # Layering
+//!
+//! The tree stands on the timer (`timer.rs`, which knows nothing of
+//! contexts), the slab and the loom shim, and knows nothing of the public
+//! handles above it: `Context` wraps a [`Repr`], `CancelGuard` and
+//! `CancelHandle` hold a cancel node and call [`cancel`], `Done` calls
+//! [`poll_done`], `AfterFunc` holds a [`Callback`]. This module and its
+//! children (`wait.rs`: waiters; `callbacks.rs`: `after_func` callbacks;
+//! `deadline.rs`: the timer's entries) are the only code that takes the node
+//! locks.
+//!
+//! # Nodes
+//!
+//! A [`Repr`] is one of the two roots or one of three node kinds, each
+//! pointing at its parent (for values and the `Debug` chain): [`CancelNode`]
+//! (made by `with_cancel`, `with_deadline`, `with_timeout`), [`ValueNode`]
+//! and [`WithoutCancelNode`]. Only cancel nodes have state; a value node
+//! caches the nearest cancel node above it (its *signal*). A cancel node
+//! lists the cancel nodes whose signal parent it is (its `children`), so that
+//! cancellation can reach them.
 //!
 //! # Memory
 //!
@@ -61,15 +74,90 @@
 
 use std::any::{Any, TypeId};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::task::{Poll, Waker};
+use std::task::Waker;
 use std::time::Instant;
 
-use crate::after_func::Shared as AfterFuncShared;
-use crate::context::{Context, Repr};
 use crate::error::{Cause, Error};
 use crate::loom::{lock, yield_now, Arc, AtomicU32, AtomicU8, Mutex, MutexGuard, Ordering};
 use crate::slab::Slab;
 use crate::timer::TimerKey;
+
+mod callbacks;
+mod deadline;
+mod wait;
+
+pub(crate) use callbacks::{add_after_func, remove_after_func, Callback, CallbackState};
+pub(crate) use deadline::{with_deadline, with_timeout};
+pub(crate) use wait::{poll_done, remove_waiter};
+
+/// What a `Context` points at: a root, or a node of the tree.
+///
+/// Two words: a tag and one `Arc`. Cloning it clones the `Arc` (nothing for
+/// the roots).
+#[derive(Clone, Default)]
+pub(crate) enum Repr {
+    #[default]
+    Background,
+    Todo,
+    Cancel(Arc<CancelNode>),
+    Value(Arc<ValueNode>),
+    WithoutCancel(Arc<WithoutCancelNode>),
+}
+
+impl Repr {
+    /// The nearest cancel node at or above this one: where its done state
+    /// lives. `None` for contexts that can never be done.
+    #[inline]
+    pub(crate) fn signal(&self) -> Option<&Arc<CancelNode>> {
+        match self {
+            Repr::Cancel(node) => Some(node),
+            Repr::Value(node) => node.signal.as_ref(),
+            Repr::Background | Repr::Todo | Repr::WithoutCancel(_) => None,
+        }
+    }
+
+    /// The node this one was derived from; `None` for the roots.
+    pub(crate) fn parent(&self) -> Option<&Repr> {
+        match self {
+            Repr::Cancel(node) => Some(&node.parent),
+            Repr::Value(node) => Some(&node.parent),
+            Repr::WithoutCancel(node) => Some(&node.parent),
+            Repr::Background | Repr::Todo => None,
+        }
+    }
+
+    /// The nearest value of type `T` at or above this node.
+    pub(crate) fn value<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        let wanted = TypeId::of::<T>();
+        let mut current = self;
+        loop {
+            if let Repr::Value(node) = current {
+                if node.type_id == wanted {
+                    return node.value.downcast_ref::<T>();
+                }
+            }
+            current = current.parent()?;
+        }
+    }
+
+    /// A child carrying `value`.
+    pub(crate) fn with_value<T: Send + Sync + 'static>(&self, value: T) -> Repr {
+        Repr::Value(Arc::new(ValueNode {
+            parent: self.clone(),
+            type_id: TypeId::of::<T>(),
+            type_name: std::any::type_name::<T>(),
+            value: Box::new(value),
+            signal: self.signal().cloned(),
+        }))
+    }
+
+    /// A child that keeps the values only.
+    pub(crate) fn without_cancel(&self) -> Repr {
+        Repr::WithoutCancel(Arc::new(WithoutCancelNode {
+            parent: self.clone(),
+        }))
+    }
+}
 
 const CANCELED: u8 = 0b0000_0001;
 const DEADLINE: u8 = 0b0000_0010;
@@ -98,10 +186,17 @@ fn decode(state: u8) -> Option<Error> {
 
 /// A context that can be done. Go: `cancelCtx` (and `timerCtx`).
 pub(crate) struct CancelNode {
-    /// The context this node was derived from.
-    pub(crate) parent: Context,
+    /// The node this one was derived from. Set at creation, never changed;
+    /// released iteratively when the node drops (`drop_chain`).
+    pub(crate) parent: Repr,
+    /// Error bits: set once, by the first [`cancel`] (or [`propagate_cancel`]
+    /// for a child born done), under the lock (invariant 1). `SETTLED`: set by
+    /// the thread that made the node done, once its subtree is done
+    /// (invariant 3). `HAS_DEADLINE`, `FROM_DEADLINE`: set at creation.
     state: AtomicU8,
-    /// Our slot in the signal parent's `children` (invariant 2).
+    /// Our slot in the signal parent's `children`: written under the
+    /// parent's lock by [`propagate_cancel`] and by the parent's
+    /// `swap_remove_child` when we move into a freed slot (invariant 2).
     index: AtomicU32,
     inner: Mutex<Inner>,
 }
@@ -110,23 +205,35 @@ pub(crate) struct CancelNode {
 #[derive(Default)]
 struct Inner {
     /// The child at position 0 of the child list; `None` only when the list
-    /// is empty.
+    /// is empty. Set by `push_child` (a child registering), cleared by
+    /// `swap_remove_child` (a child unlinking) and by `take_children` (the
+    /// cancel walk).
     first: Option<Arc<CancelNode>>,
-    /// `None` until something needs storing (see [`Extra`]).
+    /// `None` until something needs storing (see [`Extra`]); made by
+    /// `Inner::extra`, freed by `release_if_empty` after every removal.
     extra: Option<Box<Extra>>,
 }
 
 /// What only some cancel nodes need; allocated on first use, freed when empty.
 #[derive(Default)]
 struct Extra {
-    /// Positions 1.. of the child list (position 0 is `Inner::first`).
+    /// Positions 1.. of the child list (position 0 is `Inner::first`); same
+    /// writers as `first`.
     children: Vec<Arc<CancelNode>>,
+    /// Wakers of pending `done()` futures: added and replaced by
+    /// [`poll_done`], removed by [`remove_waiter`] (the future's drop), taken
+    /// by the cancel walk. The storage stays until the node is done.
     waiters: Slab<Waker>,
-    after_funcs: Slab<Arc<AfterFuncShared>>,
-    /// The recorded cause when it is not simply the error itself.
+    /// Added by [`add_after_func`], removed by [`remove_after_func`]
+    /// (`AfterFunc::stop`), taken by the cancel walk.
+    after_funcs: Slab<Arc<Callback>>,
+    /// The recorded cause when it is not simply the error itself: written
+    /// once, by the transition to done (invariant 1), never cleared.
     cause: Option<Cause>,
+    /// The armed timer entry: set by `deadline::arm` after creation, taken by
+    /// the cancel walk (which disarms it).
     timer: Option<TimerKey>,
-    /// Set once at creation on `HAS_DEADLINE` nodes.
+    /// Set once at creation on `HAS_DEADLINE` nodes, never cleared.
     deadline: Option<Instant>,
 }
 
@@ -150,26 +257,29 @@ fn release_if_empty(inner: &mut Option<Box<Extra>>) {
     }
 }
 
-/// A context carrying one value. Go: `valueCtx`.
+/// A context carrying one value. Go: `valueCtx`. Every field is set at
+/// creation and never changed.
 pub(crate) struct ValueNode {
-    pub(crate) parent: Context,
-    pub(crate) type_id: TypeId,
+    parent: Repr,
+    type_id: TypeId,
+    /// For the `Debug` chain.
     pub(crate) type_name: &'static str,
-    pub(crate) value: Box<dyn Any + Send + Sync>,
+    value: Box<dyn Any + Send + Sync>,
     /// The nearest cancel node above, cached so `err()` is one hop.
-    pub(crate) signal: Option<Arc<CancelNode>>,
+    signal: Option<Arc<CancelNode>>,
 }
 
 /// A context that keeps its parent's values only. Go: `withoutCancelCtx`.
 pub(crate) struct WithoutCancelNode {
-    pub(crate) parent: Context,
+    /// Set at creation, never changed.
+    parent: Repr,
 }
 
 /// Drops a parent chain iteratively: a million-deep chain whose last handle
 /// goes away must not overflow the stack.
-fn drop_chain(mut parent: Context) {
+fn drop_chain(mut parent: Repr) {
     loop {
-        parent = match std::mem::take(&mut parent).repr {
+        parent = match std::mem::take(&mut parent) {
             Repr::Cancel(node) => match Arc::try_unwrap(node) {
                 Ok(mut node) => std::mem::take(&mut node.parent),
                 Err(_) => return,
@@ -286,7 +396,7 @@ impl CancelNode {
     /// A new cancelable child of `parent`, registered with the nearest cancel
     /// node above it (or born canceled if that one is done already). With a
     /// `deadline`, the node reports it (the caller arms the timer).
-    pub(crate) fn new(parent: &Context, deadline: Option<Instant>, flags: u8) -> Arc<CancelNode> {
+    pub(crate) fn new(parent: &Repr, deadline: Option<Instant>, flags: u8) -> Arc<CancelNode> {
         let (flags, extra) = match deadline {
             Some(deadline) => (
                 flags | HAS_DEADLINE,
@@ -336,7 +446,9 @@ impl CancelNode {
         let mut node = self;
         loop {
             if node.state.load(Ordering::Relaxed) & HAS_DEADLINE != 0 {
-                // An own deadline is only set when earlier than every one above.
+                // An own deadline is only set when earlier than every one
+                // above. The lock only makes the read of `extra` sound: the
+                // deadline itself is written once, before the node is shared.
                 return node.lock().extra.as_ref().and_then(|extra| extra.deadline);
             }
             node = node.parent.signal()?.as_ref();
@@ -355,8 +467,8 @@ impl CancelNode {
 
     /// The node's slot index, as stored in a `u32` to keep nodes small.
     fn set_index(&self, index: usize) {
-        let index =
-            u32::try_from(index).expect("ctx: more than 4 billion live children under one context");
+        let index = u32::try_from(index)
+            .expect("ctx: more than 4 billion live children under one context (a capacity limit)");
         self.index.store(index, Ordering::Relaxed);
     }
 }
@@ -365,6 +477,8 @@ impl CancelNode {
 ///
 /// Go: `propagateCancel`.
 fn propagate_cancel(parent: &Arc<CancelNode>, child: &Arc<CancelNode>) {
+    // Invariants 1 and 2: registering and the parent's transition to done
+    // are ordered by the parent's lock.
     let mut inner = parent.lock();
     if let Some(err) = decode(parent.state.load(Ordering::Acquire)) {
         // Invariant 1: the parent gave up its lists; the child is born done
@@ -372,6 +486,8 @@ fn propagate_cancel(parent: &Arc<CancelNode>, child: &Arc<CancelNode>) {
         let cause = inner.extra.as_ref().and_then(|extra| extra.cause.clone());
         drop(inner);
         if cause.is_some() {
+            // Invariant 1: the cause is written before the error bits. The
+            // child is not shared yet, so nobody can be waiting on it.
             child.lock().extra().cause = cause;
         }
         child
@@ -389,7 +505,7 @@ fn propagate_cancel(parent: &Arc<CancelNode>, child: &Arc<CancelNode>) {
 struct Aftermath {
     settle: Vec<Arc<CancelNode>>,
     wakers: Vec<Waker>,
-    after_funcs: Vec<Arc<AfterFuncShared>>,
+    after_funcs: Vec<Arc<Callback>>,
     timers: Vec<TimerKey>,
 }
 
@@ -430,6 +546,8 @@ pub(crate) fn cancel(node: &Arc<CancelNode>, err: Error, cause: Option<Cause>) -
     // A cause equal to the plain error is stored as "none": nothing kept.
     let cause = cause.filter(|cause| cause.as_ctx_error() != Some(err));
     let mut inner = node.lock();
+    // Invariant 1: under the lock, done bits mean another cancel took the
+    // lists already; invariant 3: wait until it has finished the subtree.
     if node.state.load(Ordering::Relaxed) & ERR_MASK != 0 {
         drop(inner);
         node.wait_settled();
@@ -447,6 +565,7 @@ pub(crate) fn cancel(node: &Arc<CancelNode>, err: Error, cause: Option<Cause>) -
         aftermath.settle.push(node.clone());
         // Iterative, so that a million-deep chain cannot overflow the stack.
         while let Some(child) = stack.pop() {
+            // Invariant 1, as for the target above; no other lock is held.
             let mut inner = child.lock();
             if child.state.load(Ordering::Relaxed) & ERR_MASK != 0 {
                 // Canceled by another thread since we took it from its
@@ -467,7 +586,7 @@ pub(crate) fn cancel(node: &Arc<CancelNode>, err: Error, cause: Option<Cause>) -
     }
 
     for key in aftermath.timers {
-        crate::timer::remove(key);
+        deadline::disarm(key);
     }
     for waker in aftermath.wakers {
         // A panicking waker must not stop the others from being woken.
@@ -487,6 +606,8 @@ fn remove_child(node: &Arc<CancelNode>) {
     let Some(parent) = node.parent.signal() else {
         return;
     };
+    // Invariant 2: `index` is only read under the parent's lock; no other
+    // lock is held (the node's own was released by the walk).
     let mut inner = parent.lock();
     if parent.state.load(Ordering::Relaxed) & ERR_MASK != 0 {
         // Invariant 1: the parent's cancel already took its children.
@@ -503,111 +624,4 @@ fn remove_child(node: &Arc<CancelNode>) {
     inner.shrink_children();
     drop(inner);
     drop(removed);
-}
-
-/// Polls for done on a cancel node, registering the waker if not done yet.
-///
-/// `key` is the waiter slot of the polling future; it is cleared once done.
-/// A waker's `clone` and `drop` are user code (invariant 4): they run with no
-/// lock held, so a waker that reaches back into this context cannot deadlock.
-pub(crate) fn poll_done(node: &CancelNode, key: &mut Option<usize>, waker: &Waker) -> Poll<Error> {
-    if let Some(err) = node.err() {
-        *key = None;
-        return Poll::Ready(err);
-    }
-    // The clone to store, made before locking: up front when registering for
-    // the first time, and on the second pass when a different waker
-    // replaces the stored one.
-    let mut fresh = key.is_none().then(|| waker.clone());
-    loop {
-        let mut inner = node.lock();
-        // Re-check under the lock: a cancel between the load above and the
-        // lock has taken the waiter list already (invariant 1), so
-        // registering now would be a lost wake-up.
-        if let Some(err) = decode(node.state.load(Ordering::Acquire)) {
-            drop(inner);
-            *key = None;
-            drop(fresh);
-            return Poll::Ready(err);
-        }
-        let waiters = &mut inner.extra().waiters;
-        let stored = key.and_then(|k| waiters.get_mut(k));
-        match (stored, fresh.take()) {
-            (Some(stored), unneeded) if stored.will_wake(waker) => {
-                drop(inner);
-                drop(unneeded);
-                return Poll::Pending;
-            }
-            (Some(stored), Some(new)) => {
-                let old = std::mem::replace(stored, new);
-                drop(inner);
-                drop(old);
-                return Poll::Pending;
-            }
-            (None, Some(new)) => {
-                *key = Some(waiters.insert(new));
-                return Poll::Pending;
-            }
-            (_, None) => {
-                // A different waker, or our slot is gone: clone unlocked, retry.
-                drop(inner);
-                fresh = Some(waker.clone());
-            }
-        }
-    }
-}
-
-/// Forgets a waiter registered by [`poll_done`].
-pub(crate) fn remove_waiter(node: &CancelNode, key: usize) {
-    let mut inner = node.lock();
-    if node.state.load(Ordering::Relaxed) & ERR_MASK == 0 {
-        // The waiter storage stays until the node is done: a `select!` loop
-        // that makes a fresh `done()` every turn must not allocate and free
-        // on every turn. It is bounded by the most waiters the node ever had
-        // at once, like Go's done channel, made once and kept.
-        let waker = inner
-            .extra
-            .as_deref_mut()
-            .and_then(|extra| extra.waiters.remove(key));
-        drop(inner);
-        drop(waker);
-    }
-}
-
-/// Registers an after-func; `None` if the node is already done (the caller
-/// runs it at once).
-pub(crate) fn add_after_func(node: &CancelNode, after: Arc<AfterFuncShared>) -> Option<usize> {
-    let mut inner = node.lock();
-    if node.state.load(Ordering::Relaxed) & ERR_MASK != 0 {
-        return None;
-    }
-    Some(inner.extra().after_funcs.insert(after))
-}
-
-/// Forgets an after-func registered by [`add_after_func`].
-pub(crate) fn remove_after_func(node: &CancelNode, key: usize) {
-    let mut inner = node.lock();
-    if node.state.load(Ordering::Relaxed) & ERR_MASK == 0 {
-        let after = inner.extra.as_deref_mut().and_then(|extra| {
-            let after = extra.after_funcs.remove(key);
-            if extra.after_funcs.is_empty() {
-                extra.after_funcs.release();
-            }
-            after
-        });
-        release_if_empty(&mut inner.extra);
-        drop(inner);
-        drop(after);
-    }
-}
-
-/// Hands the node its timer entry; false (and nothing stored) if the node is
-/// done already, in which case the caller removes the entry.
-pub(crate) fn set_timer(node: &CancelNode, key: TimerKey) -> bool {
-    let mut inner = node.lock();
-    if node.state.load(Ordering::Relaxed) & ERR_MASK != 0 {
-        return false;
-    }
-    inner.extra().timer = Some(key);
-    true
 }

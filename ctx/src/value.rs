@@ -1,10 +1,6 @@
 //! Request-scoped values, keyed by type.
 
-use std::any::TypeId;
-
-use crate::context::{Context, Repr};
-use crate::loom::Arc;
-use crate::tree::ValueNode;
+use crate::context::Context;
 
 impl Context {
     /// A child carrying `value`, found by [`value::<T>`](Context::value) on
@@ -30,13 +26,7 @@ impl Context {
     #[must_use = "deriving a context has no effect unless the new context is used"]
     pub fn with_value<T: Send + Sync + 'static>(&self, value: T) -> Context {
         Context {
-            repr: Repr::Value(Arc::new(ValueNode {
-                parent: self.clone(),
-                type_id: TypeId::of::<T>(),
-                type_name: std::any::type_name::<T>(),
-                value: Box::new(value),
-                signal: self.signal().cloned(),
-            })),
+            repr: self.repr.with_value(value),
         }
     }
 
@@ -50,20 +40,6 @@ impl Context {
     ///
     /// Go: `Context.Value`.
     pub fn value<T: Send + Sync + 'static>(&self) -> Option<&T> {
-        let wanted = TypeId::of::<T>();
-        let mut current = self;
-        loop {
-            current = match &current.repr {
-                Repr::Value(node) => {
-                    if node.type_id == wanted {
-                        return node.value.downcast_ref::<T>();
-                    }
-                    &node.parent
-                }
-                Repr::Cancel(node) => &node.parent,
-                Repr::WithoutCancel(node) => &node.parent,
-                Repr::Background | Repr::Todo => return None,
-            };
-        }
+        self.repr.value::<T>()
     }
 }

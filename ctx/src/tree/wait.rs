@@ -1,0 +1,77 @@
+//! Waiters: the wakers of pending `done()` futures, kept in the node.
+
+use std::task::{Poll, Waker};
+
+use super::{decode, CancelNode, ERR_MASK};
+use crate::error::Error;
+use crate::loom::Ordering;
+
+/// Polls for done on a cancel node, registering the waker if not done yet.
+///
+/// `key` is the waiter slot of the polling future; it is cleared once done.
+/// A waker's `clone` and `drop` are user code (invariant 4): they run with no
+/// lock held, so a waker that reaches back into this context cannot deadlock.
+pub(crate) fn poll_done(node: &CancelNode, key: &mut Option<usize>, waker: &Waker) -> Poll<Error> {
+    if let Some(err) = node.err() {
+        *key = None;
+        return Poll::Ready(err);
+    }
+    // The clone to store, made before locking: up front when registering for
+    // the first time, and on the second pass when a different waker
+    // replaces the stored one.
+    let mut fresh = key.is_none().then(|| waker.clone());
+    loop {
+        let mut inner = node.lock();
+        // Re-check under the lock: a cancel between the load above and the
+        // lock has taken the waiter list already (invariant 1), so
+        // registering now would be a lost wake-up.
+        if let Some(err) = decode(node.state.load(Ordering::Acquire)) {
+            drop(inner);
+            *key = None;
+            drop(fresh);
+            return Poll::Ready(err);
+        }
+        let waiters = &mut inner.extra().waiters;
+        let stored = key.and_then(|k| waiters.get_mut(k));
+        match (stored, fresh.take()) {
+            (Some(stored), unneeded) if stored.will_wake(waker) => {
+                drop(inner);
+                drop(unneeded);
+                return Poll::Pending;
+            }
+            (Some(stored), Some(new)) => {
+                let old = std::mem::replace(stored, new);
+                drop(inner);
+                drop(old);
+                return Poll::Pending;
+            }
+            (None, Some(new)) => {
+                *key = Some(waiters.insert(new));
+                return Poll::Pending;
+            }
+            (_, None) => {
+                // A different waker, or our slot is gone: clone unlocked, retry.
+                drop(inner);
+                fresh = Some(waker.clone());
+            }
+        }
+    }
+}
+
+/// Forgets a waiter registered by [`poll_done`].
+pub(crate) fn remove_waiter(node: &CancelNode, key: usize) {
+    // Invariant 1: a done node gave its waiters up; only a live one has ours.
+    let mut inner = node.lock();
+    if node.state.load(Ordering::Relaxed) & ERR_MASK == 0 {
+        // The waiter storage stays until the node is done: a `select!` loop
+        // that makes a fresh `done()` every turn must not allocate and free
+        // on every turn. It is bounded by the most waiters the node ever had
+        // at once, like Go's done channel, made once and kept.
+        let waker = inner
+            .extra
+            .as_deref_mut()
+            .and_then(|extra| extra.waiters.remove(key));
+        drop(inner);
+        drop(waker);
+    }
+}
