@@ -130,6 +130,7 @@ pub mod signal;
 mod slab;
 mod timer;
 mod tree;
+mod unwind;
 mod value;
 
 #[cfg(not(loom))]

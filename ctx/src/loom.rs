@@ -9,16 +9,12 @@
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 #[cfg(loom)]
-pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
-#[cfg(loom)]
-pub(crate) use loom::thread::yield_now;
+pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 #[cfg(not(loom))]
-pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
-#[cfg(not(loom))]
-pub(crate) use std::thread::yield_now;
+pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// Locks `mutex`, ignoring poison.
 ///

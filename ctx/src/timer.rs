@@ -51,7 +51,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::unwind;
+
 const SHARDS: usize = 16;
+/// Due entries whose storage the thread keeps between bursts.
+const KEEP_DUE: usize = 64;
 const IDLE: u64 = u64::MAX;
 const SCANNING: u64 = 0;
 
@@ -89,6 +93,8 @@ pub(crate) struct Timer<E> {
     wake: Condvar,
     /// Set once, by the first insert, when the thread is started.
     thread: OnceLock<()>,
+    /// How many times a dead thread was replaced (see `Restart`).
+    restarts: AtomicUsize,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -126,6 +132,7 @@ impl<E: Expire> Timer<E> {
             sleep: Mutex::new(()),
             wake: Condvar::new(),
             thread: OnceLock::new(),
+            restarts: AtomicUsize::new(0),
         }
     }
 
@@ -141,13 +148,19 @@ impl<E: Expire> Timer<E> {
         u64::try_from(nanos).unwrap_or(IDLE - 1).max(1)
     }
 
+    /// Starts the timer's thread.
+    fn spawn(&'static self) -> std::io::Result<()> {
+        std::thread::Builder::new()
+            .name(self.name.into())
+            .spawn(move || self.run())
+            .map(drop)
+    }
+
     /// Arms `entry` to expire once `deadline` is reached, never before.
     pub(crate) fn insert(&'static self, deadline: Instant, entry: E) -> TimerKey {
         self.thread.get_or_init(|| {
-            std::thread::Builder::new()
-                .name(self.name.into())
-                .spawn(move || self.run())
-                .expect("ctx: internal error: cannot start the deadline timer thread");
+            self.spawn()
+                .expect("ctx: cannot start the deadline timer thread");
         });
         let index = my_shard();
         let key = {
@@ -179,8 +192,13 @@ impl<E: Expire> Timer<E> {
     }
 
     fn run(&'static self) {
+        // Declared before the lock guard, so it drops after it: a thread
+        // that dies hands its due entries to a new one (see `Restart`).
+        let mut due = Restart {
+            timer: self,
+            entries: Vec::new(),
+        };
         let mut sleep = lock(&self.sleep);
-        let mut due = Vec::new();
         loop {
             self.next_wake.store(SCANNING, Ordering::SeqCst);
             let now = self.now();
@@ -194,13 +212,26 @@ impl<E: Expire> Timer<E> {
                         earliest = Some(earliest.map_or(at, |e| e.min(at)));
                         break;
                     }
-                    due.push(entry.remove());
+                    due.entries.push(entry.remove_entry());
                 }
             }
-            if !due.is_empty() {
+            #[cfg(test)]
+            tests::maybe_die(&due.entries);
+            if !due.entries.is_empty() {
                 drop(sleep);
-                for entry in due.drain(..) {
-                    entry.expire();
+                // Oldest last, so that `pop` expires in deadline order and a
+                // dying thread hands on exactly the entries not yet expired.
+                due.entries.reverse();
+                while let Some((_, entry)) = due.entries.pop() {
+                    // The entry runs user code (a cancel walk, callbacks, the
+                    // drop of user values): nothing it does may end this
+                    // thread, on which every deadline of the process depends.
+                    unwind::contain(|| entry.expire());
+                }
+                // Storage kept for the next burst, but not the peak of a
+                // burst of a million: process memory returns to baseline.
+                if due.entries.capacity() > KEEP_DUE {
+                    due.entries = Vec::new();
                 }
                 sleep = lock(&self.sleep);
                 continue;
@@ -226,8 +257,37 @@ impl<E: Expire> Timer<E> {
     }
 }
 
+/// The due entries of a running timer thread. If the thread ever dies (a
+/// bug in ctx: user code is contained), its `Drop` puts the entries not yet
+/// expired back and starts a new thread, so every armed deadline still
+/// fires; if no thread can be started, the process aborts with a message
+/// rather than go on with deadlines that never fire.
+struct Restart<E: Expire> {
+    timer: &'static Timer<E>,
+    entries: Vec<(TimerKey, E)>,
+}
+
+impl<E: Expire> Drop for Restart<E> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        for (key, entry) in self.entries.drain(..) {
+            lock(&self.timer.shards[usize::from(key.shard)])
+                .entries
+                .insert(key, entry);
+        }
+        self.timer.restarts.fetch_add(1, Ordering::Relaxed);
+        if let Err(err) = self.timer.spawn() {
+            eprintln!("ctx: the deadline timer thread died and cannot be restarted ({err}); aborting, since no deadline would fire");
+            std::process::abort();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::mpsc;
     use std::sync::OnceLock;
     use std::time::{Duration, Instant};
@@ -259,6 +319,60 @@ mod tests {
         assert!(Instant::now() >= early, "expired before its instant");
         assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(2));
         assert!(Instant::now() >= late, "expired before its instant");
+    }
+
+    /// The planted fault for the restart test: the thread of the timer
+    /// named `ctx-timer-dies` panics once, holding due entries.
+    static DIE: AtomicBool = AtomicBool::new(false);
+
+    pub(super) fn maybe_die<T>(due: &[T]) {
+        let dying = std::thread::current().name() == Some("ctx-timer-dies");
+        if dying && !due.is_empty() && DIE.swap(false, Ordering::SeqCst) {
+            panic!("planted: the timer thread dies");
+        }
+    }
+
+    /// Reports, then panics with a payload whose drop panics too.
+    struct Panics(mpsc::Sender<u32>, u32);
+
+    impl Expire for Panics {
+        fn expire(self) {
+            let _ = self.0.send(self.1);
+            std::panic::panic_any(crate::unwind::tests::Bomb);
+        }
+    }
+
+    #[test]
+    fn an_entry_whose_panic_payload_panics_on_drop_does_not_stop_the_timer() {
+        static TIMER: OnceLock<Timer<Panics>> = OnceLock::new();
+        let timer = TIMER.get_or_init(|| Timer::new("ctx-timer-panics"));
+        let (tx, rx) = mpsc::channel();
+        timer.insert(Instant::now(), Panics(tx.clone(), 1));
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(1));
+        // Armed after the double panic: the same thread must still be there.
+        timer.insert(Instant::now() + Duration::from_millis(10), Panics(tx, 2));
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(2));
+        assert_eq!(timer.restarts.load(Ordering::Relaxed), 0, "contained, not restarted");
+    }
+
+    #[test]
+    fn a_timer_thread_that_dies_is_restarted_and_its_due_entries_still_fire() {
+        static TIMER: OnceLock<Timer<Report>> = OnceLock::new();
+        let timer = TIMER.get_or_init(|| Timer::new("ctx-timer-dies"));
+        let (tx, rx) = mpsc::channel();
+        DIE.store(true, Ordering::SeqCst);
+        let now = Instant::now();
+        for i in 0..3 {
+            timer.insert(now, Report(tx.clone(), i));
+        }
+        timer.insert(now + Duration::from_millis(50), Report(tx, 3));
+        let mut got: Vec<u32> = (0..4)
+            .map(|_| rx.recv_timeout(Duration::from_secs(10)).expect("every entry fires"))
+            .collect();
+        got.sort();
+        assert_eq!(got, [0, 1, 2, 3]);
+        assert!(!DIE.load(Ordering::SeqCst), "the planted panic happened");
+        assert_eq!(timer.restarts.load(Ordering::Relaxed), 1);
     }
 
     #[test]

@@ -34,8 +34,9 @@
 //! # State
 //!
 //! A cancel node's `state` byte holds the error bits (`CANCELED`, `DEADLINE`),
-//! `SETTLED`, and constant flags set at creation (`HAS_DEADLINE`,
-//! `FROM_DEADLINE`). `err()` is one `Acquire` load of that byte, with no lock.
+//! `SETTLED`, `PARKED` (a canceler waits for `SETTLED`: `settle.rs`), and
+//! constant flags set at creation (`HAS_DEADLINE`, `FROM_DEADLINE`). `err()`
+//! is one `Acquire` load of that byte, with no lock.
 //!
 //! # Invariants
 //!
@@ -49,9 +50,10 @@
 //!    itself. While registered, `children[index] == node`; `index` is read and
 //!    written only under the parent's lock.
 //! 3. `SETTLED` is set on a done node only after every node in its subtree is
-//!    done. A `cancel` that finds its node already done waits for `SETTLED`
-//!    before it returns, so *every* return from `cancel` leaves the whole
-//!    subtree done, as Go's does (Go holds the lock during its recursion).
+//!    done. A `cancel` that finds its node already done waits (parked, see
+//!    `settle.rs`) for `SETTLED` before it returns, so *every* return from
+//!    `cancel` leaves the whole subtree done, as Go's does (Go holds the lock
+//!    during its recursion).
 //! 4. No user code runs under a node lock: wakers, `after_func` callbacks and
 //!    drops of user values happen after the lock is released.
 //!
@@ -60,8 +62,8 @@
 //! There is none to get wrong: no code path holds two node locks at once.
 //! Registration locks the parent only (the child is not yet shared);
 //! the cancel walk locks one node at a time; unlinking locks the parent after
-//! the child's lock is released. The timer's locks are never held together
-//! with a node lock either.
+//! the child's lock is released. The timer's locks and the settle buckets'
+//! are never held together with a node lock either.
 //!
 //! # Why waiting for `SETTLED` cannot deadlock
 //!
@@ -73,17 +75,18 @@
 //! and wakers (which could cancel anything) run only after settling.
 
 use std::any::{Any, TypeId};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::task::Waker;
 use std::time::Instant;
 
 use crate::error::{Cause, Error};
-use crate::loom::{lock, yield_now, Arc, AtomicU32, AtomicU8, Mutex, MutexGuard, Ordering};
+use crate::loom::{lock, Arc, AtomicU32, AtomicU8, Mutex, MutexGuard, Ordering};
 use crate::slab::Slab;
 use crate::timer::TimerKey;
+use crate::unwind;
 
 mod callbacks;
 mod deadline;
+mod settle;
 mod wait;
 
 pub(crate) use callbacks::{add_after_func, remove_after_func, Callback, CallbackState};
@@ -163,6 +166,8 @@ const CANCELED: u8 = 0b0000_0001;
 const DEADLINE: u8 = 0b0000_0010;
 const ERR_MASK: u8 = CANCELED | DEADLINE;
 const SETTLED: u8 = 0b0000_0100;
+/// Set by a canceler that parks until `SETTLED` (see `settle.rs`).
+const PARKED: u8 = 0b0010_0000;
 /// Constant: this node's `Extra` holds a deadline (its own, earlier than any
 /// above it).
 const HAS_DEADLINE: u8 = 0b0000_1000;
@@ -459,12 +464,6 @@ impl CancelNode {
         self.state.load(Ordering::Relaxed) & FROM_DEADLINE != 0
     }
 
-    fn wait_settled(&self) {
-        while self.state.load(Ordering::Acquire) & SETTLED == 0 {
-            yield_now();
-        }
-    }
-
     /// The node's slot index, as stored in a `u32` to keep nodes small.
     fn set_index(&self, index: usize) {
         let index = u32::try_from(index)
@@ -560,7 +559,7 @@ pub(crate) fn cancel(node: &Arc<CancelNode>, err: Error, cause: Option<Cause>) -
 
     if stack.is_empty() {
         // The common case, a leaf: nobody below to wait for.
-        node.state.fetch_or(SETTLED, Ordering::Release);
+        node.settle();
     } else {
         aftermath.settle.push(node.clone());
         // Iterative, so that a million-deep chain cannot overflow the stack.
@@ -581,7 +580,7 @@ pub(crate) fn cancel(node: &Arc<CancelNode>, err: Error, cause: Option<Cause>) -
         // Children first, so that nobody sees a settled node above an
         // unsettled one.
         for done in aftermath.settle.iter().rev() {
-            done.state.fetch_or(SETTLED, Ordering::Release);
+            done.settle();
         }
     }
 
@@ -590,7 +589,7 @@ pub(crate) fn cancel(node: &Arc<CancelNode>, err: Error, cause: Option<Cause>) -
     }
     for waker in aftermath.wakers {
         // A panicking waker must not stop the others from being woken.
-        let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
+        unwind::contain(|| waker.wake());
     }
     for after in aftermath.after_funcs {
         after.fire();

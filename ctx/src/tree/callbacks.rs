@@ -1,10 +1,9 @@
 //! `after_func` callbacks: the run-once cell the node holds, and its
 //! registration.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
 use super::{release_if_empty, CancelNode, ERR_MASK};
 use crate::loom::{lock, Arc, AtomicU8, Mutex, Ordering};
+use crate::unwind;
 
 const PENDING: u8 = 0;
 const STARTED: u8 = 1;
@@ -51,7 +50,7 @@ impl Callback {
                 // A panicking callback must not unwind through the cancel walk
                 // (which may be a guard's Drop or the timer thread): the panic
                 // hook has already reported it; carry on with the others.
-                let _ = catch_unwind(AssertUnwindSafe(f));
+                unwind::contain(f);
             }
         }
     }
