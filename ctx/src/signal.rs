@@ -182,7 +182,7 @@ async fn watch(mut signals: Signals, mut incoming: UnboundedReceiver<Registratio
         tokio::select! {
             registration = incoming.recv() => match registration {
                 Some(registration) => {
-                    live.retain(|(ctx, _)| !ctx.is_done());
+                    prune(&mut live);
                     live.push(registration);
                 }
                 // The hub is a static: never dropped while the process runs.
@@ -194,7 +194,7 @@ async fn watch(mut signals: Signals, mut incoming: UnboundedReceiver<Registratio
                 while let Ok(registration) = incoming.try_recv() {
                     live.push(registration);
                 }
-                live.retain(|(ctx, _)| !ctx.is_done());
+                prune(&mut live);
                 if live.is_empty() {
                     std::process::exit(received.exit_status());
                 }
@@ -203,6 +203,28 @@ async fn watch(mut signals: Signals, mut incoming: UnboundedReceiver<Registratio
                 }
             }
         }
+    }
+}
+
+/// Forgets the contexts that are done.
+///
+/// A forgotten context may be the last handle to user values, whose `Drop`
+/// runs here: a panic in it must not end the one watcher of the process.
+/// The list gives its memory back once it is less than a quarter full, so a
+/// burst of registrations does not stay allocated for the life of the
+/// process.
+fn prune(live: &mut Vec<Registration>) {
+    let mut i = 0;
+    while i < live.len() {
+        if live[i].0.is_done() {
+            let gone = live.swap_remove(i);
+            crate::unwind::contain(move || drop(gone));
+        } else {
+            i += 1;
+        }
+    }
+    if live.capacity() > 16 && live.len() * 4 < live.capacity() {
+        live.shrink_to(live.len() * 2);
     }
 }
 

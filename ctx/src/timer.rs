@@ -352,7 +352,11 @@ mod tests {
         // Armed after the double panic: the same thread must still be there.
         timer.insert(Instant::now() + Duration::from_millis(10), Panics(tx, 2));
         assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(2));
-        assert_eq!(timer.restarts.load(Ordering::Relaxed), 0, "contained, not restarted");
+        assert_eq!(
+            timer.restarts.load(Ordering::Relaxed),
+            0,
+            "contained, not restarted"
+        );
     }
 
     #[test]
@@ -367,7 +371,10 @@ mod tests {
         }
         timer.insert(now + Duration::from_millis(50), Report(tx, 3));
         let mut got: Vec<u32> = (0..4)
-            .map(|_| rx.recv_timeout(Duration::from_secs(10)).expect("every entry fires"))
+            .map(|_| {
+                rx.recv_timeout(Duration::from_secs(10))
+                    .expect("every entry fires")
+            })
             .collect();
         got.sort();
         assert_eq!(got, [0, 1, 2, 3]);
