@@ -1,13 +1,28 @@
-//! A tiny slab: O(1) insert and remove by key, storage freed when it empties.
+//! A tiny slab: O(1) insert and remove by key, storage given back when it
+//! is less than a quarter full.
 //!
 //! Used for the waker list and the after_func list of a node. Both are guarded
 //! by the node's lock, so the slab itself needs no synchronization.
+//!
+//! Why not the `slab` crate: a node must give memory back after a burst of
+//! waiters without moving the keys its `done()` futures hold, and do so in
+//! amortized O(1) per removal. `slab::Slab::shrink_to_fit` rebuilds its free
+//! list in O(capacity) on every call, and nothing else in the crate is
+//! needed; this is about a hundred lines with its tests.
+
+/// Entries an emptied or sparse slab keeps for reuse, so that a `select!`
+/// loop making a fresh `done()` each turn does not allocate each turn.
+const KEEP: usize = 8;
 
 pub(crate) struct Slab<T> {
     entries: Vec<Entry<T>>,
     /// Head of the free list (an index into `entries`), or `entries.len()`.
     next_free: usize,
     len: usize,
+    /// Compaction is tried again only once `len` is below this: survivors
+    /// at high keys can keep a compaction from shrinking, and retrying on
+    /// every removal would cost O(capacity) each time.
+    retry_below: usize,
 }
 
 enum Entry<T> {
@@ -27,6 +42,7 @@ impl<T> Slab<T> {
             entries: Vec::new(),
             next_free: 0,
             len: 0,
+            retry_below: usize::MAX,
         }
     }
 
@@ -69,12 +85,42 @@ impl<T> Slab<T> {
         self.next_free = key;
         self.len -= 1;
         if self.len == 0 {
-            // Start over, keeping the storage for the next insert; callers
-            // that want the memory back call `release`.
+            // Start over, keeping a little storage for the next insert;
+            // callers that want all of it back call `release`.
             self.entries.clear();
             self.next_free = 0;
+            self.retry_below = usize::MAX;
+            if self.entries.capacity() > KEEP {
+                self.entries = Vec::new();
+            }
+        } else if self.entries.capacity() > KEEP
+            && self.len * 4 < self.entries.capacity()
+            && self.len < self.retry_below
+        {
+            self.compact();
         }
         Some(value)
+    }
+
+    /// Drops the vacant tail, rebuilds the free list over what is left and
+    /// gives the spare capacity back.
+    fn compact(&mut self) {
+        while matches!(self.entries.last(), Some(Entry::Vacant(_))) {
+            self.entries.pop();
+        }
+        self.next_free = self.entries.len();
+        for (key, entry) in self.entries.iter_mut().enumerate().rev() {
+            if let Entry::Vacant(next) = entry {
+                *next = self.next_free;
+                self.next_free = key;
+            }
+        }
+        self.entries.shrink_to(self.len * 2);
+        self.retry_below = if self.len * 4 < self.entries.capacity() {
+            self.len / 2
+        } else {
+            usize::MAX
+        };
     }
 
     /// Whether storage is allocated (even with nothing in it).
@@ -127,6 +173,37 @@ mod tests {
         slab.remove(0);
         slab.release();
         assert!(!slab.has_storage(), "a released slab holds no memory");
+    }
+
+    #[test]
+    fn a_slab_gives_memory_back_once_less_than_a_quarter_full() {
+        let mut slab = Slab::new();
+        let keys: Vec<_> = (0..10_000).map(|i| slab.insert(i)).collect();
+        // Keep a few low keys; remove from the top down.
+        for &key in keys[4..].iter().rev() {
+            assert_eq!(slab.remove(key), Some(key));
+        }
+        assert!(slab.entries.capacity() < 64, "{}", slab.entries.capacity());
+        for &key in &keys[..4] {
+            assert_eq!(slab.get_mut(key).copied(), Some(key), "keys stay valid");
+        }
+        // Survivors at high keys keep the storage, then free it when they go.
+        let mut slab = Slab::new();
+        let keys: Vec<_> = (0..10_000).map(|i| slab.insert(i)).collect();
+        for &key in &keys[..9_990] {
+            slab.remove(key);
+        }
+        assert_eq!(slab.get_mut(9_995).copied(), Some(9_995));
+        let reused = slab.insert(1);
+        assert!(reused < 9_990, "a freed key is reused");
+        slab.remove(reused);
+        for &key in &keys[9_990..] {
+            slab.remove(key);
+        }
+        assert!(
+            !slab.has_storage(),
+            "an emptied large slab frees its storage"
+        );
     }
 
     #[test]

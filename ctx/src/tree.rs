@@ -227,7 +227,8 @@ struct Extra {
     children: Vec<Arc<CancelNode>>,
     /// Wakers of pending `done()` futures: added and replaced by
     /// [`poll_done`], removed by [`remove_waiter`] (the future's drop), taken
-    /// by the cancel walk. The storage stays until the node is done.
+    /// by the cancel walk. A few slots stay while the node is live (see
+    /// `slab.rs`).
     waiters: Slab<Waker>,
     /// Added by [`add_after_func`], removed by [`remove_after_func`]
     /// (`AfterFunc::stop`), taken by the cancel walk.
@@ -245,7 +246,7 @@ struct Extra {
 impl Extra {
     fn is_empty(&self) -> bool {
         self.children.is_empty()
-            // Waiter storage is kept once made (see `remove_waiter`).
+            // A few waiter slots are kept for reuse (see `slab.rs`).
             && !self.waiters.has_storage()
             && self.after_funcs.is_empty()
             && self.cause.is_none()

@@ -2,7 +2,7 @@
 
 use std::task::{Poll, Waker};
 
-use super::{decode, CancelNode, ERR_MASK};
+use super::{decode, release_if_empty, CancelNode, ERR_MASK};
 use crate::error::Error;
 use crate::loom::Ordering;
 
@@ -63,14 +63,16 @@ pub(crate) fn remove_waiter(node: &CancelNode, key: usize) {
     // Invariant 1: a done node gave its waiters up; only a live one has ours.
     let mut inner = node.lock();
     if node.state.load(Ordering::Relaxed) & ERR_MASK == 0 {
-        // The waiter storage stays until the node is done: a `select!` loop
-        // that makes a fresh `done()` every turn must not allocate and free
-        // on every turn. It is bounded by the most waiters the node ever had
-        // at once, like Go's done channel, made once and kept.
+        // A few slots of waiter storage stay while the node is live, so a
+        // `select!` loop that makes a fresh `done()` every turn does not
+        // allocate every turn; after a burst of waiters the slab gives the
+        // rest back once it is less than a quarter full, and the whole of
+        // `Extra` goes once nothing else is in it.
         let waker = inner
             .extra
             .as_deref_mut()
             .and_then(|extra| extra.waiters.remove(key));
+        release_if_empty(&mut inner.extra);
         drop(inner);
         drop(waker);
     }
