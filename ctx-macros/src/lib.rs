@@ -8,6 +8,7 @@
 
 mod args;
 mod check;
+mod codegen;
 mod entry;
 mod errors;
 mod expand;
