@@ -70,7 +70,8 @@ pub(crate) fn test(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 fn entry(entry: Entry, attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
-    let args = args::parse(entry.options(), attr, &mut errors);
+    let (args, parsed) = args::parse(entry.options(), attr);
+    errors.add(parsed);
     let mut func = match Func::parse_item(item.clone(), entry.name()) {
         Ok(func) => func,
         Err(error) => {
@@ -78,9 +79,9 @@ fn entry(entry: Entry, attr: TokenStream, item: TokenStream) -> TokenStream {
             return quote!(#errors #item);
         }
     };
-    validate(entry, &func, &mut errors);
+    errors.add(validate(entry, &func));
     if let Some(stmts) = func.stmts() {
-        check::lostcancel(stmts, &mut errors);
+        errors.add(check::lostcancel(stmts));
     }
 
     if let Entry::Test = entry {
@@ -106,9 +107,10 @@ fn entry(entry: Entry, attr: TokenStream, item: TokenStream) -> TokenStream {
     quote!(#errors #out)
 }
 
-fn validate(entry: Entry, func: &Func, errors: &mut Errors) {
+fn validate(entry: Entry, func: &Func) -> syn::Result<()> {
     let name = entry.name();
     let sig = &func.sig;
+    let mut errors = Errors::default();
     if sig.asyncness.is_none() {
         errors.push(syn::Error::new(
             sig.fn_token.span,
@@ -145,6 +147,7 @@ fn validate(entry: Entry, func: &Func, errors: &mut Errors) {
             ));
         }
     }
+    errors.finish()
 }
 
 /// `#[test]` or `#[core::prelude::v1::test]`, but not `#[ctx::test]` or

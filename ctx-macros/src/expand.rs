@@ -1,14 +1,15 @@
 //! `#[ctx]`: parse, validate, check, expand.
 //!
-//! Each step adds what it finds to one [`Errors`]; the function is emitted in
-//! every case but one (an item that is not a function), with `ctx` injected,
-//! so a mistake in the options does not also bury the body under
-//! "cannot find value `ctx`" errors.
+//! Each step returns a `syn::Result`; the failures go to one [`Errors`], and
+//! the function is emitted in every case but two (an item that is not a
+//! function, a function that already has a `ctx`), with `ctx` injected, so a
+//! mistake in the options does not also bury the body under "cannot find
+//! value `ctx`" errors.
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::punctuated::Punctuated;
-use syn::{FnArg, Ident, Pat, Signature, Token};
+use syn::{FnArg, Pat, Signature, Token};
 
 use crate::args::{self, Args, Macro};
 use crate::check;
@@ -22,7 +23,8 @@ use crate::lifetimes;
 
 pub(crate) fn ctx(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
-    let args = args::parse(Macro::Ctx, attr, &mut errors);
+    let (args, parsed) = args::parse(Macro::Ctx, attr);
+    errors.add(parsed);
     let func = match Func::parse_item(item.clone(), "#[ctx]") {
         Ok(func) => func,
         Err(error) => {
@@ -31,20 +33,15 @@ pub(crate) fn ctx(attr: TokenStream, item: TokenStream) -> TokenStream {
             return quote!(#errors #item);
         }
     };
-
-    if let Some(existing) = ctx_param(&func.sig) {
-        errors.push(syn::Error::new(
-            existing.span(),
-            "this function already has a `ctx` parameter; remove it: `#[ctx]` adds \
-             `ctx: &ctx::Context` itself",
-        ));
+    if let Err(error) = no_ctx_param(&func.sig) {
         // The function as written already has its `ctx`: injecting a second
         // one would only add a duplicate-parameter error.
+        errors.push(error);
         return quote!(#errors #item);
     }
-    validate(&func, &args, &mut errors);
+    errors.add(validate(&func, &args));
     if let Some(stmts) = func.stmts() {
-        check::lostcancel(stmts, &mut errors);
+        errors.add(check::lostcancel(stmts));
     }
 
     let krate = args.krate();
@@ -60,19 +57,28 @@ pub(crate) fn ctx(attr: TokenStream, item: TokenStream) -> TokenStream {
     quote!(#errors #out)
 }
 
-/// The `ctx` parameter the user already wrote, if any.
-fn ctx_param(sig: &Signature) -> Option<&Ident> {
-    sig.inputs.iter().find_map(|input| match input {
+/// Rejects a `ctx` parameter the user already wrote.
+fn no_ctx_param(sig: &Signature) -> syn::Result<()> {
+    let existing = sig.inputs.iter().find_map(|input| match input {
         FnArg::Typed(typed) => match &*typed.pat {
             Pat::Ident(pat) if pat.ident == "ctx" => Some(&pat.ident),
             _ => None,
         },
         FnArg::Receiver(_) => None,
-    })
+    });
+    match existing {
+        Some(existing) => Err(syn::Error::new(
+            existing.span(),
+            "this function already has a `ctx` parameter; remove it: `#[ctx]` adds \
+             `ctx: &ctx::Context` itself",
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Rules about the function and the options together.
-fn validate(func: &Func, args: &Args, errors: &mut Errors) {
+fn validate(func: &Func, args: &Args) -> syn::Result<()> {
+    let mut errors = Errors::default();
     if let Some(constness) = &func.sig.constness {
         errors.push(syn::Error::new(
             constness.span,
@@ -96,7 +102,7 @@ fn validate(func: &Func, args: &Args, errors: &mut Errors) {
                 ),
             ));
         }
-        return;
+        return errors.finish();
     }
     if let Some(key) = &args.cooperative {
         if func.sig.asyncness.is_none() {
@@ -113,6 +119,7 @@ fn validate(func: &Func, args: &Args, errors: &mut Errors) {
             ));
         }
     }
+    errors.finish()
 }
 
 /// Adds `ctx: &ctx::Context` after the receiver, if any.
