@@ -5,6 +5,10 @@
 //! Unknown keys, repeats, missing or unwanted values and bad values all go to
 //! [`Errors`], so a list with three mistakes reports three errors. There is a
 //! single repeat check for every option, so guards cannot drift apart.
+//!
+//! Unlike the other steps, parsing hands back a value even when it fails: the
+//! options that were fine (`crate = ...` above all) still shape the emitted
+//! function, so one bad option does not bring errors about the others.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, ToTokens};
@@ -32,7 +36,7 @@ struct Spec {
 /// the setter that stores it.
 enum Kind {
     Flag(fn(&mut Args, Ident)),
-    Value(&'static str, fn(&mut Args, Ident, Expr, &mut Errors)),
+    Value(&'static str, fn(&mut Args, Ident, Expr) -> syn::Result<()>),
 }
 
 const TIMEOUT: Spec = Spec {
@@ -160,11 +164,12 @@ impl ToTokens for Opt {
     }
 }
 
-/// Parses and validates the options of `mac`. Every problem goes to
-/// `errors`; the options that were fine are still returned, so expansion can
-/// go on and produce the function.
-pub(crate) fn parse(mac: Macro, tokens: TokenStream, errors: &mut Errors) -> Args {
+/// Parses and validates the options of `mac`: the options that were fine,
+/// so expansion can go on and produce the function, and `Err` with every
+/// problem if there was one.
+pub(crate) fn parse(mac: Macro, tokens: TokenStream) -> (Args, syn::Result<()>) {
     let mut args = Args::default();
+    let mut errors = Errors::default();
     let parser = |input: ParseStream| {
         let mut opts = Vec::new();
         while !input.is_empty() {
@@ -178,10 +183,7 @@ pub(crate) fn parse(mac: Macro, tokens: TokenStream, errors: &mut Errors) -> Arg
     };
     let opts = match parser.parse2(tokens) {
         Ok(opts) => opts,
-        Err(error) => {
-            errors.push(error);
-            return args;
-        }
+        Err(error) => return (args, Err(error)),
     };
 
     let mut seen: Vec<String> = Vec::new();
@@ -208,7 +210,7 @@ pub(crate) fn parse(mac: Macro, tokens: TokenStream, errors: &mut Errors) -> Arg
         seen.push(key);
 
         match (&spec.kind, opt.value) {
-            (Kind::Value(_, set), Some((_, value))) => set(&mut args, opt.key, value, errors),
+            (Kind::Value(_, set), Some((_, value))) => errors.add(set(&mut args, opt.key, value)),
             (Kind::Flag(set), None) => set(&mut args, opt.key),
             (Kind::Value(shape, _), None) => errors.push(syn::Error::new(
                 opt.key.span(),
@@ -228,53 +230,56 @@ pub(crate) fn parse(mac: Macro, tokens: TokenStream, errors: &mut Errors) -> Arg
             "`worker_threads` only applies to `flavor = \"multi_thread\"`; remove it or change the flavor",
         ));
     }
-    args
+    (args, errors.finish())
 }
 
-fn set_timeout(args: &mut Args, key: Ident, expr: Expr, _: &mut Errors) {
+fn set_timeout(args: &mut Args, key: Ident, expr: Expr) -> syn::Result<()> {
     // The type is checked by rustc, through `__private::timeout`, so a wrong
     // type is reported on the expression with a message about `Duration`.
     args.timeout = Some((key, expr));
+    Ok(())
 }
 
 fn set_cooperative(args: &mut Args, key: Ident) {
     args.cooperative = Some(key);
 }
 
-fn set_crate(args: &mut Args, _: Ident, expr: Expr, errors: &mut Errors) {
-    match crate_path(&expr) {
-        Some(path) => args.krate = Some(path),
-        None => errors.push(syn::Error::new_spanned(
-            expr,
+fn set_crate(args: &mut Args, _: Ident, expr: Expr) -> syn::Result<()> {
+    let path = crate_path(&expr).ok_or_else(|| {
+        syn::Error::new_spanned(
+            &expr,
             "`crate` takes the path the ctx crate is known by, e.g. `crate = my_ctx`",
-        )),
-    }
+        )
+    })?;
+    args.krate = Some(path);
+    Ok(())
 }
 
-fn set_flavor(args: &mut Args, key: Ident, expr: Expr, errors: &mut Errors) {
-    match flavor(&expr) {
-        Some(flavor) => args.flavor = Some((key, flavor)),
-        None => errors.push(syn::Error::new_spanned(
-            expr,
+fn set_flavor(args: &mut Args, key: Ident, expr: Expr) -> syn::Result<()> {
+    let flavor = flavor(&expr).ok_or_else(|| {
+        syn::Error::new_spanned(
+            &expr,
             "unknown flavor: write `flavor = \"current_thread\"` or `flavor = \"multi_thread\"`",
-        )),
-    }
+        )
+    })?;
+    args.flavor = Some((key, flavor));
+    Ok(())
 }
 
-fn set_worker_threads(args: &mut Args, key: Ident, expr: Expr, errors: &mut Errors) {
+fn set_worker_threads(args: &mut Args, key: Ident, expr: Expr) -> syn::Result<()> {
     if let Expr::Lit(ExprLit {
         lit: Lit::Int(int), ..
     }) = &expr
     {
         if int.base10_parse::<usize>().ok() == Some(0) {
-            errors.push(syn::Error::new_spanned(
+            return Err(syn::Error::new_spanned(
                 &expr,
                 "`worker_threads` must be at least 1",
             ));
-            return;
         }
     }
     args.worker_threads = Some((key, expr));
+    Ok(())
 }
 
 /// `crate = my_ctx`, `crate = ::my_ctx` or `crate = "my_ctx"`.

@@ -26,16 +26,19 @@ use syn::{Expr, ExprAssign, Item, Local, Member, Pat, Stmt};
 
 use crate::errors::Errors;
 
-/// Reports every discarded guard in `stmts`.
-pub(crate) fn lostcancel(stmts: &[Stmt], errors: &mut Errors) {
-    let mut visitor = LostCancel { errors };
+/// Reports every discarded guard in `stmts`, in the order written.
+pub(crate) fn lostcancel(stmts: &[Stmt]) -> syn::Result<()> {
+    let mut visitor = LostCancel {
+        errors: Errors::default(),
+    };
     for stmt in stmts {
         visitor.visit_stmt(stmt);
     }
+    visitor.errors.finish()
 }
 
-struct LostCancel<'a> {
-    errors: &'a mut Errors,
+struct LostCancel {
+    errors: Errors,
 }
 
 /// The derivations, with the number of arguments each takes as a method.
@@ -49,7 +52,7 @@ const DERIVATIONS: &[(&str, usize)] = &[
     ("with_timeout_cause", 2),
 ];
 
-impl<'ast> Visit<'ast> for LostCancel<'_> {
+impl<'ast> Visit<'ast> for LostCancel {
     fn visit_item(&mut self, _: &'ast Item) {
         // A nested item is another function: not part of this body.
     }
@@ -96,7 +99,7 @@ impl<'ast> Visit<'ast> for LostCancel<'_> {
     }
 }
 
-impl LostCancel<'_> {
+impl LostCancel {
     fn push(&mut self, tokens: impl quote::ToTokens, message: String) {
         self.errors.push(syn::Error::new_spanned(tokens, message));
     }

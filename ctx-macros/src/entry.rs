@@ -1,104 +1,96 @@
 //! `#[ctx::main]` and `#[ctx::test]`: a tokio runtime around an `async fn`
-//! whose body has `ctx` in scope.
+//! whose body has `ctx` in scope. Parse, validate, check, expand, as in
+//! `#[ctx]`.
 //!
 //! As in `#[ctx]`, every problem is reported at once and the function is
 //! still emitted (as a sync `fn` with a runtime), so a typo in an option does
-//! not also turn every use of `ctx` in the body into an error.
+//! not also turn every use of `ctx` in the body into an error. The expansion
+//! sketches are in the user docs (`lib.rs`), which a test below checks
+//! against the real output.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Attribute, Signature};
+use syn::{Attribute, Signature, Stmt};
 
 use crate::args::{self, Args, Flavor, Macro};
 use crate::check;
+use crate::codegen::{bind_ctx, derive, derive_with_timeout, local, pinned_body, timeout_local};
 use crate::errors::Errors;
-use crate::expand::{bind_and_return, local, nameable_output, timeout_duration};
 use crate::func::{Body, Func};
 
-/// Input:
-///
-/// ```text
-/// #[ctx::main]
-/// async fn main() -> R { BODY }
-/// ```
-///
-/// Output:
-///
-/// ```text
-/// fn main() -> R {
-///     let __ctx_body = async move {
-///         let (__ctx_root, __ctx_stop) = ::ctx::__private::main_context(); // signal::notify
-///         let ctx: &::ctx::Context = &__ctx_root;
-///         let __ctx_out: R = { BODY };
-///         return __ctx_out;
-///     };
-///     tokio::runtime::Builder::new_multi_thread().enable_all().build()
-///         .expect(..).block_on(__ctx_body)
-/// }
-/// ```
+/// The entry point being expanded.
+#[derive(Clone, Copy)]
+enum Entry {
+    Main,
+    Test,
+}
+
+impl Entry {
+    /// The attribute, as errors name it.
+    fn name(self) -> &'static str {
+        match self {
+            Entry::Main => "#[ctx::main]",
+            Entry::Test => "#[ctx::test]",
+        }
+    }
+
+    /// The options it takes.
+    fn options(self) -> Macro {
+        match self {
+            Entry::Main => Macro::Main,
+            Entry::Test => Macro::Test,
+        }
+    }
+
+    /// The runtime without `flavor` or `worker_threads`: tokio's default
+    /// for `#[tokio::main]` and for `#[tokio::test]`.
+    fn default_flavor(self) -> Flavor {
+        match self {
+            Entry::Main => Flavor::MultiThread,
+            Entry::Test => Flavor::CurrentThread,
+        }
+    }
+
+    /// The panic message when tokio cannot build the runtime.
+    fn runtime_failed(self) -> &'static str {
+        match self {
+            Entry::Main => "ctx::main: failed to build the tokio runtime",
+            Entry::Test => "ctx::test: failed to build the tokio runtime",
+        }
+    }
+}
+
 pub(crate) fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
-    entry(Macro::Main, attr, item)
+    entry(Entry::Main, attr, item)
 }
 
-/// Input:
-///
-/// ```text
-/// #[ctx::test(timeout = D)]
-/// async fn name() -> R { BODY }
-/// ```
-///
-/// Output:
-///
-/// ```text
-/// #[::core::prelude::v1::test]
-/// fn name() -> R {
-///     let __ctx_body = async move {
-///         let __ctx_timeout = D;
-///         let (__ctx_root, __ctx_guard) = Context::background().with_timeout(__ctx_timeout);
-///         // panics, naming the timeout, if the deadline passes first
-///         ::ctx::__private::test_within(&__ctx_root, __ctx_timeout, "D", async {
-///             let ctx = &__ctx_root;
-///             let __ctx_out: R = { BODY };
-///             return __ctx_out;
-///         }).await
-///     };
-///     tokio::runtime::Builder::new_current_thread().enable_all().build()
-///         .expect(..).block_on(__ctx_body)
-/// }
-/// ```
-///
-/// Without `timeout`, `__ctx_root` comes from `with_cancel` and the body is
-/// not raced.
 pub(crate) fn test(attr: TokenStream, item: TokenStream) -> TokenStream {
-    entry(Macro::Test, attr, item)
+    entry(Entry::Test, attr, item)
 }
 
-fn entry(mac: Macro, attr: TokenStream, item: TokenStream) -> TokenStream {
-    let name = match mac {
-        Macro::Main => "#[ctx::main]",
-        Macro::Test | Macro::Ctx => "#[ctx::test]",
-    };
+fn entry(entry: Entry, attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
-    let args = args::parse(mac, attr, &mut errors);
-    let mut func = match Func::parse_item(item.clone(), name) {
+    let (args, parsed) = args::parse(entry.options(), attr);
+    errors.add(parsed);
+    let mut func = match Func::parse_item(item.clone(), entry.name()) {
         Ok(func) => func,
         Err(error) => {
             errors.push(error);
             return quote!(#errors #item);
         }
     };
-    validate(mac, name, &func, &mut errors);
+    errors.add(validate(entry, &func));
     if let Some(stmts) = func.stmts() {
-        check::lostcancel(stmts, &mut errors);
+        errors.add(check::lostcancel(stmts));
     }
 
-    if let Macro::Test = mac {
+    if let Entry::Test = entry {
         // A `#[test]` of the user's is reported above; emitting it as well
         // would only add a duplicate-attribute warning.
         func.attrs.retain(|attr| !is_test_attr(attr));
     }
-    let Body::Block { .. } = &func.body else {
+    let Body::Block { stmts, .. } = &func.body else {
         // A declaration (an error above) or a body that does not parse
         // (rustc reports it): emit what there is.
         let out = func.to_tokens_with(&func.sig, None);
@@ -108,16 +100,18 @@ fn entry(mac: Macro, attr: TokenStream, item: TokenStream) -> TokenStream {
         asyncness: None,
         ..func.sig.clone()
     };
-    let body = body(mac, &func, &args);
+    let body = body(entry, &func.sig, stmts, &args);
     let mut out = func.to_tokens_with(&sig, Some(body));
-    if let Macro::Test = mac {
+    if let Entry::Test = entry {
         out = quote!(#[::core::prelude::v1::test] #out);
     }
     quote!(#errors #out)
 }
 
-fn validate(mac: Macro, name: &str, func: &Func, errors: &mut Errors) {
+fn validate(entry: Entry, func: &Func) -> syn::Result<()> {
+    let name = entry.name();
     let sig = &func.sig;
+    let mut errors = Errors::default();
     if sig.asyncness.is_none() {
         errors.push(syn::Error::new(
             sig.fn_token.span,
@@ -125,14 +119,12 @@ fn validate(mac: Macro, name: &str, func: &Func, errors: &mut Errors) {
         ));
     }
     if !sig.inputs.is_empty() {
-        let message = match mac {
-            Macro::Main => {
+        let message = match entry {
+            Entry::Main => {
                 "`main` takes no parameters: read arguments with `std::env::args()`; \
                  `ctx` is in scope in the body without one"
             }
-            Macro::Test | Macro::Ctx => {
-                "a test takes no parameters; `ctx` is in scope in the body without one"
-            }
+            Entry::Test => "a test takes no parameters; `ctx` is in scope in the body without one",
         };
         errors.push(syn::Error::new_spanned(&sig.inputs, message));
     }
@@ -148,7 +140,7 @@ fn validate(mac: Macro, name: &str, func: &Func, errors: &mut Errors) {
             format!("`{name}` needs a function body"),
         ));
     }
-    if let Macro::Test = mac {
+    if let Entry::Test = entry {
         if let Some(attr) = func.attrs.iter().find(|attr| is_test_attr(attr)) {
             errors.push(syn::Error::new_spanned(
                 attr,
@@ -156,6 +148,7 @@ fn validate(mac: Macro, name: &str, func: &Func, errors: &mut Errors) {
             ));
         }
     }
+    errors.finish()
 }
 
 /// `#[test]` or `#[core::prelude::v1::test]`, but not `#[ctx::test]` or
@@ -170,40 +163,46 @@ fn is_test_attr(attr: &Attribute) -> bool {
             .eq(["core", "prelude", "v1", "test"])
 }
 
-fn body(mac: Macro, func: &Func, args: &Args) -> TokenStream {
+/// The body of the sync function: the user's body, under its root context,
+/// in an `async` block that a new runtime blocks on. `sig` is the user's
+/// signature, still `async`.
+fn body(entry: Entry, sig: &Signature, stmts: &[Stmt], args: &Args) -> TokenStream {
     let krate = args.krate();
-    let stmts = func.stmts().unwrap_or_default();
-    let ctx = syn::Ident::new("ctx", Span::call_site());
-    let out = local("__ctx_out");
     let root = local("__ctx_root");
-    let guard = local("__ctx_guard");
-    let body_future = local("__ctx_body");
-    let timeout = local("__ctx_timeout");
-    let user = match nameable_output(&func.sig) {
-        Some(output) => bind_and_return(quote!(: #output), stmts),
-        None => quote!(#(#stmts)*),
-    };
+    let user = pinned_body(sig, stmts);
+    let bind = bind_ctx(&krate, &root);
 
-    let inner = match (mac, &args.timeout) {
-        (Macro::Main, _) => quote! {
-            let (#root, #guard) = #krate::__private::main_context();
-            let #ctx: &#krate::Context = &#root;
-            #user
-        },
-        (_, None) => quote! {
-            let (#root, #guard) = #krate::Context::with_cancel(&#krate::Context::background());
-            let #ctx: &#krate::Context = &#root;
-            #user
-        },
-        (_, Some((_, expr))) => {
-            let duration = timeout_duration(&krate, expr);
+    let inner = match (entry, &args.timeout) {
+        (Entry::Main, _) => {
+            let derive = derive(&root, quote!(#krate::__private::main_context()));
+            quote! {
+                #derive
+                #bind
+                #user
+            }
+        }
+        (Entry::Test, None) => {
+            let derive = derive(
+                &root,
+                quote!(#krate::Context::with_cancel(&#krate::Context::background())),
+            );
+            quote! {
+                #derive
+                #bind
+                #user
+            }
+        }
+        (Entry::Test, Some((_, expr))) => {
+            let out = local("__ctx_out");
+            let timeout = timeout_local();
+            let derive =
+                derive_with_timeout(&krate, expr, quote!(&#krate::Context::background()), &root);
+            // The panic quotes the option as written.
             let shown = quote!(#expr).to_string();
             quote! {
-                #duration
-                let (#root, #guard) =
-                    #krate::Context::with_timeout(&#krate::Context::background(), #timeout);
+                #derive
                 let #out = #krate::__private::test_within(&#root, #timeout, #shown, async {
-                    let #ctx: &#krate::Context = &#root;
+                    #bind
                     #user
                 }).await;
                 #out
@@ -211,12 +210,11 @@ fn body(mac: Macro, func: &Func, args: &Args) -> TokenStream {
         }
     };
 
-    let flavor = match (&args.flavor, &args.worker_threads, mac) {
-        (Some((_, flavor)), _, _) => *flavor,
+    let flavor = match (&args.flavor, &args.worker_threads) {
+        (Some((_, flavor)), _) => *flavor,
         // `worker_threads` alone asks for threads.
-        (None, Some(_), _) => Flavor::MultiThread,
-        (None, None, Macro::Main) => Flavor::MultiThread,
-        (None, None, Macro::Test | Macro::Ctx) => Flavor::CurrentThread,
+        (None, Some(_)) => Flavor::MultiThread,
+        (None, None) => entry.default_flavor(),
     };
     let builder = match flavor {
         Flavor::CurrentThread => quote!(new_current_thread()),
@@ -226,11 +224,8 @@ fn body(mac: Macro, func: &Func, args: &Args) -> TokenStream {
         .worker_threads
         .as_ref()
         .map(|(_, expr)| quote_spanned!(expr.span()=> .worker_threads(#expr)));
-    let what = match mac {
-        Macro::Main => "ctx::main",
-        Macro::Test | Macro::Ctx => "ctx::test",
-    };
-    let failed = format!("{what}: failed to build the tokio runtime");
+    let failed = entry.runtime_failed();
+    let body_future = local("__ctx_body");
     quote! {
         let #body_future = async move { #inner };
         #krate::__private::tokio::runtime::Builder::#builder
@@ -239,5 +234,100 @@ fn body(mac: Macro, func: &Func, args: &Args) -> TokenStream {
             .build()
             .expect(#failed)
             .block_on(#body_future)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proc_macro2::{Delimiter, TokenStream, TokenTree};
+
+    /// The `text` blocks in the docs of `pub fn NAME` in `lib.rs`, in order.
+    fn sketches(name: &str) -> Vec<String> {
+        let lib = include_str!("lib.rs");
+        let end = lib
+            .find(&format!("pub fn {name}("))
+            .unwrap_or_else(|| panic!("no `pub fn {name}` in lib.rs"));
+        let mut docs: Vec<&str> = lib[..end]
+            .lines()
+            .rev()
+            .map(str::trim_start)
+            .skip_while(|line| !line.starts_with("///"))
+            .take_while(|line| line.starts_with("///"))
+            .map(|line| line.trim_start_matches("///"))
+            .collect();
+        docs.reverse();
+
+        let mut blocks = Vec::new();
+        let mut open: Option<String> = None;
+        for line in docs {
+            match (&mut open, line.trim()) {
+                (None, "```text") => open = Some(String::new()),
+                (Some(_), "```") => blocks.extend(open.take()),
+                (Some(block), _) => {
+                    block.push_str(line);
+                    block.push('\n');
+                }
+                (None, _) => {}
+            }
+        }
+        blocks
+    }
+
+    /// The tokens, spacing left out: `&::ctx` written in the docs and
+    /// `& :: ctx` generated by `quote!` compare equal.
+    fn flat(tokens: TokenStream) -> Vec<String> {
+        let mut out = Vec::new();
+        for token in tokens {
+            match token {
+                TokenTree::Group(group) => {
+                    let (open, close) = match group.delimiter() {
+                        Delimiter::Parenthesis => ("(", ")"),
+                        Delimiter::Brace => ("{", "}"),
+                        Delimiter::Bracket => ("[", "]"),
+                        Delimiter::None => ("", ""),
+                    };
+                    out.push(open.to_owned());
+                    out.extend(flat(group.stream()));
+                    out.push(close.to_owned());
+                }
+                TokenTree::Punct(punct) => out.push(punct.as_char().to_string()),
+                other => out.push(other.to_string()),
+            }
+        }
+        out
+    }
+
+    /// The "becomes" sketch in the docs of `pub fn NAME` is what the
+    /// attribute in the sketch before it really expands to.
+    fn sketch_matches(name: &str, expand: fn(TokenStream, TokenStream) -> TokenStream) {
+        let blocks = sketches(name);
+        let [input, output] = blocks.as_slice() else {
+            panic!(
+                "expected an input and an output sketch in the docs of `{name}`, found {blocks:?}"
+            );
+        };
+        let mut item: syn::ItemFn = syn::parse_str(input).expect("the input sketch parses");
+        let attr = item.attrs.remove(0);
+        let args = match attr.meta {
+            syn::Meta::List(list) => list.tokens,
+            _ => TokenStream::new(),
+        };
+        let real = expand(args, quote::ToTokens::into_token_stream(item));
+        let documented: TokenStream = output.parse().expect("the output sketch lexes");
+        assert_eq!(
+            flat(documented),
+            flat(real.clone()),
+            "the expansion sketch in the docs of `{name}` is out of date; the real one is:\n{real}"
+        );
+    }
+
+    #[test]
+    fn main_expands_as_its_docs_say() {
+        sketch_matches("main", super::main);
+    }
+
+    #[test]
+    fn test_expands_as_its_docs_say() {
+        sketch_matches("test", super::test);
     }
 }

@@ -1,26 +1,30 @@
 //! `#[ctx]`: parse, validate, check, expand.
 //!
-//! Each step adds what it finds to one [`Errors`]; the function is emitted in
-//! every case but one (an item that is not a function), with `ctx` injected,
-//! so a mistake in the options does not also bury the body under
-//! "cannot find value `ctx`" errors.
+//! Each step returns a `syn::Result`; the failures go to one [`Errors`], and
+//! the function is emitted in every case but two (an item that is not a
+//! function, a function that already has a `ctx`), with `ctx` injected, so a
+//! mistake in the options does not also bury the body under "cannot find
+//! value `ctx`" errors.
 
-use proc_macro2::{Span, TokenStream};
-use quote::{quote, quote_spanned, ToTokens};
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
 use syn::punctuated::Punctuated;
-use syn::spanned::Spanned;
-use syn::visit::Visit;
-use syn::{FnArg, Ident, Pat, ReturnType, Signature, Token, Type};
+use syn::{FnArg, Pat, Signature, Token};
 
 use crate::args::{self, Args, Macro};
 use crate::check;
+use crate::codegen::{
+    bind_and_return, bind_ctx, ctx_ident, derive_with_timeout, error_type_span, local, pinned_body,
+    respan, returns_result,
+};
 use crate::errors::Errors;
 use crate::func::{Body, Func};
 use crate::lifetimes;
 
 pub(crate) fn ctx(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
-    let args = args::parse(Macro::Ctx, attr, &mut errors);
+    let (args, parsed) = args::parse(Macro::Ctx, attr);
+    errors.add(parsed);
     let func = match Func::parse_item(item.clone(), "#[ctx]") {
         Ok(func) => func,
         Err(error) => {
@@ -29,20 +33,15 @@ pub(crate) fn ctx(attr: TokenStream, item: TokenStream) -> TokenStream {
             return quote!(#errors #item);
         }
     };
-
-    if let Some(existing) = ctx_param(&func.sig) {
-        errors.push(syn::Error::new(
-            existing.span(),
-            "this function already has a `ctx` parameter; remove it: `#[ctx]` adds \
-             `ctx: &ctx::Context` itself",
-        ));
+    if let Err(error) = no_ctx_param(&func.sig) {
         // The function as written already has its `ctx`: injecting a second
         // one would only add a duplicate-parameter error.
+        errors.push(error);
         return quote!(#errors #item);
     }
-    validate(&func, &args, &mut errors);
+    errors.add(validate(&func, &args));
     if let Some(stmts) = func.stmts() {
-        check::lostcancel(stmts, &mut errors);
+        errors.add(check::lostcancel(stmts));
     }
 
     let krate = args.krate();
@@ -58,19 +57,28 @@ pub(crate) fn ctx(attr: TokenStream, item: TokenStream) -> TokenStream {
     quote!(#errors #out)
 }
 
-/// The `ctx` parameter the user already wrote, if any.
-fn ctx_param(sig: &Signature) -> Option<&Ident> {
-    sig.inputs.iter().find_map(|input| match input {
+/// Rejects a `ctx` parameter the user already wrote.
+fn no_ctx_param(sig: &Signature) -> syn::Result<()> {
+    let existing = sig.inputs.iter().find_map(|input| match input {
         FnArg::Typed(typed) => match &*typed.pat {
             Pat::Ident(pat) if pat.ident == "ctx" => Some(&pat.ident),
             _ => None,
         },
         FnArg::Receiver(_) => None,
-    })
+    });
+    match existing {
+        Some(existing) => Err(syn::Error::new(
+            existing.span(),
+            "this function already has a `ctx` parameter; remove it: `#[ctx]` adds \
+             `ctx: &ctx::Context` itself",
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Rules about the function and the options together.
-fn validate(func: &Func, args: &Args, errors: &mut Errors) {
+fn validate(func: &Func, args: &Args) -> syn::Result<()> {
+    let mut errors = Errors::default();
     if let Some(constness) = &func.sig.constness {
         errors.push(syn::Error::new(
             constness.span,
@@ -94,7 +102,7 @@ fn validate(func: &Func, args: &Args, errors: &mut Errors) {
                 ),
             ));
         }
-        return;
+        return errors.finish();
     }
     if let Some(key) = &args.cooperative {
         if func.sig.asyncness.is_none() {
@@ -111,6 +119,7 @@ fn validate(func: &Func, args: &Args, errors: &mut Errors) {
             ));
         }
     }
+    errors.finish()
 }
 
 /// Adds `ctx: &ctx::Context` after the receiver, if any.
@@ -121,11 +130,12 @@ fn validate(func: &Func, args: &Args, errors: &mut Errors) {
 fn inject(sig: &Signature, krate: &TokenStream) -> Signature {
     let mut sig = sig.clone();
     lifetimes::name_elided(&mut sig);
+    let ctx = ctx_ident();
     let param: FnArg = syn::parse_quote! {
         // A trait impl may have no use for it; it is still part of the
         // signature.
         #[allow(unused_variables)]
-        ctx: &#krate::Context
+        #ctx: &#krate::Context
     };
     let mut inputs: Punctuated<FnArg, Token![,]> = Punctuated::new();
     let mut rest = sig.inputs.clone().into_pairs().peekable();
@@ -139,127 +149,6 @@ fn inject(sig: &Signature, krate: &TokenStream) -> Signature {
         inputs.push_value(arg);
     }
     Signature { inputs, ..sig }
-}
-
-/// Whether the declared return type is spelled `Result<..>` (any path that
-/// ends in `Result`: `io::Result<T>`, a crate's own `Result<T>` alias).
-pub(crate) fn returns_result(sig: &Signature) -> bool {
-    match &sig.output {
-        ReturnType::Type(_, ty) => is_result(ty),
-        ReturnType::Default => false,
-    }
-}
-
-fn is_result(ty: &Type) -> bool {
-    match ty {
-        Type::Path(path) if path.qself.is_none() => path
-            .path
-            .segments
-            .last()
-            .is_some_and(|segment| segment.ident == "Result"),
-        Type::Group(group) => is_result(&group.elem),
-        Type::Paren(paren) => is_result(&paren.elem),
-        _ => false,
-    }
-}
-
-/// The return type, as a type the body can name to pin what its tail must
-/// be; `None` when it cannot be named there (`impl Trait`).
-pub(crate) fn nameable_output(sig: &Signature) -> Option<TokenStream> {
-    match &sig.output {
-        ReturnType::Default => Some(quote!(())),
-        ReturnType::Type(_, ty) => {
-            let mut finder = FindImpl(false);
-            finder.visit_type(ty);
-            (!finder.0).then(|| ty.to_token_stream())
-        }
-    }
-}
-
-struct FindImpl(bool);
-
-impl<'ast> Visit<'ast> for FindImpl {
-    fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
-        self.0 = true;
-    }
-}
-
-/// The span of `E` in `Result<T, E>`, or of the whole type when the error
-/// type is not written out (`io::Result<T>`).
-fn error_type_span(ty: &Type) -> Span {
-    if let Type::Path(path) = ty {
-        if let Some(syn::PathSegment {
-            arguments: syn::PathArguments::AngleBracketed(generics),
-            ..
-        }) = path.path.segments.last()
-        {
-            let types: Vec<&Type> = generics
-                .args
-                .iter()
-                .filter_map(|arg| match arg {
-                    syn::GenericArgument::Type(ty) => Some(ty),
-                    _ => None,
-                })
-                .collect();
-            if let [_, error] = types.as_slice() {
-                return error.span();
-            }
-        }
-    }
-    ty.span()
-}
-
-/// `tokens` with every span set to `span`: a path built from them is then
-/// reported where the user's code is, not on the attribute.
-pub(crate) fn respan(tokens: &TokenStream, span: Span) -> TokenStream {
-    tokens
-        .clone()
-        .into_iter()
-        .map(|mut token| {
-            if let proc_macro2::TokenTree::Group(group) = &token {
-                let mut inner =
-                    proc_macro2::Group::new(group.delimiter(), respan(&group.stream(), span));
-                inner.set_span(span);
-                token = proc_macro2::TokenTree::Group(inner);
-            } else {
-                token.set_span(span);
-            }
-            token
-        })
-        .collect()
-}
-
-/// A local only generated code can name.
-pub(crate) fn local(name: &str) -> Ident {
-    Ident::new(name, Span::mixed_site())
-}
-
-/// `let __ctx_timeout = <checked to be a Duration>;`, spanned on the user's
-/// expression so a wrong type is reported there.
-pub(crate) fn timeout_duration(krate: &TokenStream, expr: &syn::Expr) -> TokenStream {
-    let timeout = local("__ctx_timeout");
-    let span = expr.span();
-    let krate = respan(krate, span);
-    quote_spanned! {span=>
-        let #timeout: ::core::time::Duration = #krate::__private::timeout(#expr);
-    }
-}
-
-/// `let __ctx_out: R = { BODY }; return __ctx_out;`
-///
-/// Binding the body's value first drops the temporaries of its tail
-/// expression before the generated locals it may borrow (the child context).
-/// `R`, when given, pins the type, so a wrong tail is reported on the user's
-/// tail and return type. A body that never returns (a panic, `loop {}`)
-/// makes the `return` unreachable, and that warning would point at the
-/// attribute: it is silenced on that one generated statement only.
-pub(crate) fn bind_and_return(ty: TokenStream, stmts: &[syn::Stmt]) -> TokenStream {
-    let out = local("__ctx_out");
-    quote! {
-        let #out #ty = { #(#stmts)* };
-        #[allow(unreachable_code)]
-        return #out;
-    }
 }
 
 /// The new body of a function with a body, or `None` to keep it as written.
@@ -292,15 +181,12 @@ fn body(func: &Func, args: &Args, krate: &TokenStream) -> Option<TokenStream> {
         return None;
     }
 
-    let ctx = Ident::new("ctx", Span::call_site());
+    let ctx = ctx_ident();
     let out = local("__ctx_out");
     let err = local("__ctx_err");
     // The conversion to the user's error type is spanned on that type, so a
     // missing `From<ctx::Error>` is reported on it.
-    let error_span = match &func.sig.output {
-        ReturnType::Type(_, ty) => error_type_span(ty),
-        ReturnType::Default => Span::call_site(),
-    };
+    let error_span = error_type_span(&func.sig);
     let convert = {
         let krate = respan(krate, error_span);
         quote_spanned!(error_span=> #krate::__private::err(#err))
@@ -314,21 +200,16 @@ fn body(func: &Func, args: &Args, krate: &TokenStream) -> Option<TokenStream> {
         }
     });
     let child = args.timeout.as_ref().map(|(_, expr)| {
-        let timeout = local("__ctx_timeout");
         let child = local("__ctx_child");
-        let guard = local("__ctx_guard");
-        let duration = timeout_duration(krate, expr);
+        let derive = derive_with_timeout(krate, expr, quote!(#ctx), &child);
+        let bind = bind_ctx(krate, &child);
         quote! {
-            #duration
-            let (#child, #guard) = #krate::Context::with_timeout(#ctx, #timeout);
-            let #ctx: &#krate::Context = &#child;
+            #derive
+            #bind
         }
     });
     let run = if race {
-        let pinned = match nameable_output(&func.sig) {
-            Some(output) => bind_and_return(quote!(: #output), stmts),
-            None => quote!(#(#stmts)*),
-        };
+        let pinned = pinned_body(&func.sig, stmts);
         quote! {
             let #out = match #krate::__private::race(#ctx, async move { #pinned }).await {
                 ::core::result::Result::Ok(#out) => #out,

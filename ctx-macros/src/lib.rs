@@ -8,6 +8,7 @@
 
 mod args;
 mod check;
+mod codegen;
 mod entry;
 mod errors;
 mod expand;
@@ -228,20 +229,46 @@ pub fn ctx(args: TokenStream, item: TokenStream) -> TokenStream {
 ///   `multi_thread` runtime;
 /// - `crate = path`: the path the ctx crate is known by, if renamed.
 ///
+/// # Panics
+///
+/// Before the body runs, if tokio cannot build the runtime, or if the
+/// process cannot listen for SIGINT and SIGTERM at all.
+///
 /// # Expansion
+///
+/// ```text
+/// #[ctx::main]
+/// async fn main() -> R { BODY }
+/// ```
+///
+/// becomes (generated names start with `__ctx_`; `::ctx::__private` holds
+/// what expansions call and is not API):
 ///
 /// ```text
 /// fn main() -> R {
 ///     let __ctx_body = async move {
-///         let (__ctx_root, __ctx_guard) = ctx::signal::notify(&Context::background())?;
-///         let ctx = &__ctx_root;
-///         BODY
+///         // `ctx::signal::notify(&Context::background())`, panicking if it fails
+///         let (__ctx_root, __ctx_guard) = ::ctx::__private::main_context();
+///         let ctx: &::ctx::Context = &__ctx_root;
+///         // Pins the tail to `R`, so a wrong one is reported on the body
+///         let __ctx_out: R = { BODY };
+///         #[allow(unreachable_code)]
+///         return __ctx_out;
 ///     };
-///     tokio::runtime::Builder::new_multi_thread().enable_all().build()
+///     // ctx's own tokio: the program needs no tokio dependency for this
+///     ::ctx::__private::tokio::runtime::Builder::new_multi_thread()
+///         .enable_all()
+///         .build()
 ///         .expect("ctx::main: failed to build the tokio runtime")
 ///         .block_on(__ctx_body)
 /// }
 /// ```
+///
+/// `R` is `()` without a return type; when it cannot be named in a `let`
+/// (`impl Trait`), `BODY`'s statements stand in place of the two
+/// `__ctx_out` statements. `flavor = "current_thread"` builds with
+/// `new_current_thread()`, and `worker_threads = N` adds
+/// `.worker_threads(N)` before `.enable_all()`.
 #[proc_macro_attribute]
 pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::main(args.into(), item.into()).into()
@@ -278,6 +305,49 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// - `crate = path`: the path the ctx crate is known by, if renamed.
 ///
 /// Do not add `#[test]`: this attribute adds it.
+///
+/// # Expansion
+///
+/// ```text
+/// #[ctx::test(timeout = D)]
+/// async fn name() -> R { BODY }
+/// ```
+///
+/// becomes (names as in [`macro@main`]):
+///
+/// ```text
+/// #[::core::prelude::v1::test]
+/// fn name() -> R {
+///     let __ctx_body = async move {
+///         let __ctx_timeout: ::core::time::Duration = ::ctx::__private::timeout(D);
+///         let (__ctx_root, __ctx_guard) =
+///             ::ctx::Context::with_timeout(&::ctx::Context::background(), __ctx_timeout);
+///         // Races the body against `__ctx_root` (the body's future is dropped
+///         // if the deadline passes first) and then panics, quoting `D`, if
+///         // the deadline has passed.
+///         let __ctx_out = ::ctx::__private::test_within(&__ctx_root, __ctx_timeout, "D", async {
+///             let ctx: &::ctx::Context = &__ctx_root;
+///             let __ctx_out: R = { BODY };
+///             #[allow(unreachable_code)]
+///             return __ctx_out;
+///         })
+///         .await;
+///         __ctx_out
+///     };
+///     ::ctx::__private::tokio::runtime::Builder::new_current_thread()
+///         .enable_all()
+///         .build()
+///         .expect("ctx::test: failed to build the tokio runtime")
+///         .block_on(__ctx_body)
+/// }
+/// ```
+///
+/// `::ctx::__private::timeout(D)` only checks that `D` is a `Duration`.
+/// Without `timeout`, there is no race: the async block starts with
+/// `let (__ctx_root, __ctx_guard) =
+/// ::ctx::Context::with_cancel(&::ctx::Context::background());`, then binds
+/// `ctx` and runs the body as in [`macro@main`]. `R`, `flavor` and
+/// `worker_threads` are as there.
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::test(args.into(), item.into()).into()

@@ -1,0 +1,207 @@
+//! What the `#[ctx]` expansion (`expand.rs`) and the `#[ctx::main]` and
+//! `#[ctx::test]` expansions (`entry.rs`) share: generated names, spans,
+//! what the declared return type says, and the statements that derive a
+//! context, bind `ctx` to it and return the body's value.
+//!
+//! Paths start from `krate` (`::ctx`, or the path given by `crate = ...`),
+//! never from a bare `ctx::`, so neither a renamed dependency nor the user's
+//! own `Context`, `Error` or `Result` gets in the way.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::visit::Visit;
+use syn::{Ident, ReturnType, Signature, Type};
+
+// Names and spans.
+
+/// The `ctx` the body sees. Call-site hygiene, unlike [`local`], so the
+/// user's code can name it.
+pub(crate) fn ctx_ident() -> Ident {
+    Ident::new("ctx", Span::call_site())
+}
+
+/// A local only generated code can name.
+pub(crate) fn local(name: &str) -> Ident {
+    Ident::new(name, Span::mixed_site())
+}
+
+/// `tokens` with every span set to `span`: a path built from them is then
+/// reported where the user's code is, not on the attribute.
+pub(crate) fn respan(tokens: &TokenStream, span: Span) -> TokenStream {
+    tokens
+        .clone()
+        .into_iter()
+        .map(|mut token| {
+            if let proc_macro2::TokenTree::Group(group) = &token {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), respan(&group.stream(), span));
+                inner.set_span(span);
+                token = proc_macro2::TokenTree::Group(inner);
+            } else {
+                token.set_span(span);
+            }
+            token
+        })
+        .collect()
+}
+
+// The declared return type.
+
+/// Whether the declared return type is spelled `Result<..>` (any path that
+/// ends in `Result`: `io::Result<T>`, a crate's own `Result<T>` alias).
+pub(crate) fn returns_result(sig: &Signature) -> bool {
+    match &sig.output {
+        ReturnType::Type(_, ty) => is_result(ty),
+        ReturnType::Default => false,
+    }
+}
+
+fn is_result(ty: &Type) -> bool {
+    match ty {
+        Type::Path(path) if path.qself.is_none() => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|segment| segment.ident == "Result"),
+        Type::Group(group) => is_result(&group.elem),
+        Type::Paren(paren) => is_result(&paren.elem),
+        _ => false,
+    }
+}
+
+/// Where a missing `From<ctx::Error>` is reported: on `E` in `Result<T, E>`,
+/// on the whole type when the error type is not written out
+/// (`io::Result<T>`), on the attribute when there is no return type.
+pub(crate) fn error_type_span(sig: &Signature) -> Span {
+    let ReturnType::Type(_, ty) = &sig.output else {
+        return Span::call_site();
+    };
+    if let Type::Path(path) = &**ty {
+        if let Some(syn::PathSegment {
+            arguments: syn::PathArguments::AngleBracketed(generics),
+            ..
+        }) = path.path.segments.last()
+        {
+            let types: Vec<&Type> = generics
+                .args
+                .iter()
+                .filter_map(|arg| match arg {
+                    syn::GenericArgument::Type(ty) => Some(ty),
+                    _ => None,
+                })
+                .collect();
+            if let [_, error] = types.as_slice() {
+                return error.span();
+            }
+        }
+    }
+    ty.span()
+}
+
+/// The return type, as a type the body can name to pin what its tail must
+/// be; `None` when it cannot be named there (`impl Trait`).
+fn nameable_output(sig: &Signature) -> Option<TokenStream> {
+    match &sig.output {
+        ReturnType::Default => Some(quote!(())),
+        ReturnType::Type(_, ty) => {
+            let mut finder = FindImpl(false);
+            finder.visit_type(ty);
+            (!finder.0).then(|| ty.to_token_stream())
+        }
+    }
+}
+
+struct FindImpl(bool);
+
+impl<'ast> Visit<'ast> for FindImpl {
+    fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
+        self.0 = true;
+    }
+}
+
+// Statements.
+
+/// `let (NAME, __ctx_guard) = DERIVATION;`: the guard lives to the end of
+/// the generated block, so the context stays alive as long as the body.
+pub(crate) fn derive(name: &Ident, derivation: TokenStream) -> TokenStream {
+    let guard = local("__ctx_guard");
+    quote! {
+        let (#name, #guard) = #derivation;
+    }
+}
+
+/// The local holding the duration of `timeout = EXPR`, declared by
+/// [`derive_with_timeout`].
+pub(crate) fn timeout_local() -> Ident {
+    local("__ctx_timeout")
+}
+
+/// `timeout = EXPR`, from `PARENT`:
+///
+/// ```text
+/// let __ctx_timeout: Duration = ::ctx::__private::timeout(EXPR);
+/// let (NAME, __ctx_guard) = ::ctx::Context::with_timeout(PARENT, __ctx_timeout);
+/// ```
+///
+/// The first line is spanned on the user's expression, so a wrong type is
+/// reported there.
+pub(crate) fn derive_with_timeout(
+    krate: &TokenStream,
+    expr: &syn::Expr,
+    parent: TokenStream,
+    name: &Ident,
+) -> TokenStream {
+    let timeout = timeout_local();
+    let duration = {
+        let span = expr.span();
+        let krate = respan(krate, span);
+        quote_spanned! {span=>
+            let #timeout: ::core::time::Duration = #krate::__private::timeout(#expr);
+        }
+    };
+    let derive = derive(
+        name,
+        quote!(#krate::Context::with_timeout(#parent, #timeout)),
+    );
+    quote! {
+        #duration
+        #derive
+    }
+}
+
+/// `let ctx: &::ctx::Context = &NAME;`: from here on, `ctx` in the body is
+/// `NAME`.
+pub(crate) fn bind_ctx(krate: &TokenStream, name: &Ident) -> TokenStream {
+    let ctx = ctx_ident();
+    quote! {
+        let #ctx: &#krate::Context = &#name;
+    }
+}
+
+/// `let __ctx_out: R = { BODY }; return __ctx_out;`
+///
+/// Binding the body's value first drops the temporaries of its tail
+/// expression before the generated locals it may borrow (the child context).
+/// `R`, when given, pins the type, so a wrong tail is reported on the user's
+/// tail and return type. A body that never returns (a panic, `loop {}`)
+/// makes the `return` unreachable, and that warning would point at the
+/// attribute: it is silenced on that one generated statement only.
+pub(crate) fn bind_and_return(ty: TokenStream, stmts: &[syn::Stmt]) -> TokenStream {
+    let out = local("__ctx_out");
+    quote! {
+        let #out #ty = { #(#stmts)* };
+        #[allow(unreachable_code)]
+        return #out;
+    }
+}
+
+/// The body for an `async` block that stands in for the function:
+/// [`bind_and_return`] pinned to the declared return type, or the statements
+/// as written when that type cannot be named there (`impl Trait`).
+pub(crate) fn pinned_body(sig: &Signature, stmts: &[syn::Stmt]) -> TokenStream {
+    match nameable_output(sig) {
+        Some(output) => bind_and_return(quote!(: #output), stmts),
+        None => quote!(#(#stmts)*),
+    }
+}
