@@ -17,7 +17,9 @@
 //!   `DEADLINE_EXCEEDED` or `CANCELLED` when the context is done before it is
 //!   sent, and is aborted (stream reset) when the context ends during it.
 //!   [`interceptor`] does the first two for clients built with
-//!   `with_interceptor`, without the abort.
+//!   `with_interceptor`, without the abort. Both write the headers by the
+//!   HTTP client's rule: a shorter `grpc-timeout` or an `x-request-id` the
+//!   request already carries is kept.
 //! - `?` on a [`ctx::Error`](crate::Error) in a handler returns the matching
 //!   [`Status`]: `impl From<ctx::Error> for Status`.
 //!
@@ -31,6 +33,7 @@ use std::task::{Context as TaskContext, Poll};
 
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
+use tonic::metadata::MetadataMap;
 use tonic::Status;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -113,47 +116,47 @@ impl From<Error> for Status {
 
 /// A tonic interceptor (`Client::with_interceptor(channel, ctx::grpc::interceptor)`)
 /// for requests made with [`request`]: fails a call whose context is done
-/// before it is sent, and sends the time left as `grpc-timeout` and the
-/// request id as `x-request-id`. It cannot abort a call already sent: use
-/// [`ClientLayer`] for that.
+/// before it is sent, and sends the time left as `grpc-timeout` (unless the
+/// request asks for less) and the request id as `x-request-id` (unless the
+/// request has one), by the same rule as
+/// [`ClientLayer`](crate::http::ClientLayer). It cannot abort a call
+/// already sent: use [`ClientLayer`] for that.
 ///
 /// ```
 /// use std::time::Duration;
+/// use ctx::http::RequestId;
+///
 /// let (ctx, _cancel) = ctx::Context::background().with_timeout(Duration::ZERO);
 /// let req = ctx::grpc::request(&ctx, ());
 /// let status = ctx::grpc::interceptor(req).unwrap_err();
 /// assert_eq!(status.code(), tonic::Code::DeadlineExceeded);
+///
+/// // An id the caller set on the call is the one sent.
+/// let ctx = ctx::Context::background().with_value(RequestId::generate());
+/// let mut req = ctx::grpc::request(&ctx, ());
+/// req.metadata_mut().insert("x-request-id", "mine".parse().unwrap());
+/// let req = ctx::grpc::interceptor(req).unwrap();
+/// assert_eq!(req.metadata().get("x-request-id").unwrap(), "mine");
 /// ```
 ///
 /// # Errors
 ///
 /// `DEADLINE_EXCEEDED` or `CANCELLED` when the request's context is done.
 #[allow(clippy::result_large_err)] // tonic's `Interceptor` shape
-pub fn interceptor(mut req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+pub fn interceptor(req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
     let Some(ctx) = req.extensions().get::<Context>().cloned() else {
         return Ok(req);
     };
-    ctx.check()?;
-    if let Some(left) = ctx.remaining() {
-        if left.is_zero() {
-            return Err(Error::DeadlineExceeded.into());
-        }
-        let own = req
-            .metadata()
-            .get(ctx_http::GRPC_TIMEOUT.as_str())
-            .and_then(|value| value.to_str().ok())
-            .and_then(|text| http::HeaderValue::from_str(text).ok())
-            .and_then(|value| ctx_http::decode_timeout(&value));
-        if own.is_none_or(|own| own > left) {
-            req.set_timeout(left);
-        }
-    }
-    if let Some(id) = ctx.value::<ctx_http::RequestId>() {
-        if let Ok(value) = id.as_str().parse() {
-            req.metadata_mut().insert("x-request-id", value);
-        }
-    }
-    Ok(req)
+    // tonic's metadata is an HTTP header map underneath: unwrap it, so the
+    // HTTP client's rule writes it, and wrap it again.
+    let (metadata, extensions, message) = req.into_parts();
+    let mut headers = metadata.into_headers();
+    ctx_http::prepare_outgoing(&ctx, &mut headers)?;
+    Ok(tonic::Request::from_parts(
+        MetadataMap::from_headers(headers),
+        extensions,
+        message,
+    ))
 }
 
 /// [`crate::http::ClientLayer`] for tonic channels: errors come out as

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
-use http::{Request, Response};
+use http::{HeaderMap, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
@@ -139,7 +139,7 @@ where
         let Some(ctx) = req.extensions().get::<Context>().cloned() else {
             return ClientFuture::running(self.inner.call(req), None);
         };
-        if let Err(err) = prepare(&ctx, &mut req) {
+        if let Err(err) = prepare_outgoing(&ctx, req.headers_mut()) {
             return ClientFuture::failed(err);
         }
         let watch = Watch::new(ctx);
@@ -147,8 +147,18 @@ where
     }
 }
 
-/// Checks the context and writes its deadline and id into the headers.
-fn prepare<B>(ctx: &Context, req: &mut Request<B>) -> Result<(), Error> {
+/// The headers of a call made under `ctx`: the one rule of every outgoing
+/// call, for [`ClientService`] and for the gRPC interceptor (whose tonic
+/// metadata is a header map underneath).
+///
+/// - `ctx` done, or its deadline passed: the context's error (a passed
+///   deadline is [`Error::DeadlineExceeded`] even before the timer marks the
+///   context done), and `headers` untouched;
+/// - the time left goes as `grpc-timeout`, unless `headers` already holds a
+///   valid shorter one: the caller may ask for less, never for more;
+/// - the context's [`RequestId`] goes as `x-request-id`, unless `headers`
+///   already holds one: an id the caller set is theirs to choose.
+pub(crate) fn prepare_outgoing(ctx: &Context, headers: &mut HeaderMap) -> Result<(), Error> {
     ctx.check()?;
     if let Some(left) = ctx.remaining() {
         // The timer may not have fired yet at the very instant the deadline
@@ -156,14 +166,13 @@ fn prepare<B>(ctx: &Context, req: &mut Request<B>) -> Result<(), Error> {
         if left == Duration::ZERO {
             return Err(Error::DeadlineExceeded);
         }
-        let headers = req.headers_mut();
         let own = headers.get(GRPC_TIMEOUT).and_then(decode_timeout);
         if own.is_none_or(|own| own > left) {
             headers.insert(GRPC_TIMEOUT, encode_timeout(left));
         }
     }
     if let Some(id) = ctx.value::<RequestId>() {
-        req.headers_mut()
+        headers
             .entry(X_REQUEST_ID)
             .or_insert_with(|| id.header_value().clone());
     }
@@ -435,5 +444,62 @@ impl From<ClientError> for std::io::Error {
                 Err(other) => std::io::Error::other(other),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use http::HeaderValue;
+
+    use super::*;
+
+    fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+        headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    #[test]
+    fn a_done_context_is_refused_and_the_headers_left_alone() {
+        let ctx = Context::background().with_value(RequestId::generate());
+        let (canceled, cancel) = ctx.with_cancel();
+        cancel.cancel();
+        let (passed, _guard) = ctx.with_deadline(Instant::now());
+        for (done, want) in [
+            (canceled, Error::Canceled),
+            (passed, Error::DeadlineExceeded),
+        ] {
+            let mut headers = HeaderMap::new();
+            assert_eq!(prepare_outgoing(&done, &mut headers), Err(want));
+            assert!(headers.is_empty(), "{headers:?}");
+        }
+    }
+
+    #[test]
+    fn the_callers_own_id_and_shorter_timeout_are_kept() {
+        let ctx = Context::background()
+            .with_value(RequestId::from_header(&HeaderValue::from_static("ctx-id")).unwrap());
+        let (ctx, _guard) = ctx.with_timeout(Duration::from_secs(60));
+
+        let mut headers = HeaderMap::new();
+        headers.insert(X_REQUEST_ID, HeaderValue::from_static("mine"));
+        headers.insert(GRPC_TIMEOUT, HeaderValue::from_static("1S"));
+        prepare_outgoing(&ctx, &mut headers).unwrap();
+        assert_eq!(header(&headers, "x-request-id"), Some("mine"));
+        assert_eq!(header(&headers, "grpc-timeout"), Some("1S"));
+
+        let mut headers = HeaderMap::new();
+        headers.insert(GRPC_TIMEOUT, HeaderValue::from_static("2H"));
+        prepare_outgoing(&ctx, &mut headers).unwrap();
+        assert_eq!(header(&headers, "x-request-id"), Some("ctx-id"));
+        let sent = decode_timeout(&headers[GRPC_TIMEOUT]).unwrap();
+        assert!(sent <= Duration::from_secs(60), "{sent:?}");
+    }
+
+    #[test]
+    fn a_context_without_deadline_or_id_adds_nothing() {
+        let mut headers = HeaderMap::new();
+        prepare_outgoing(&Context::background(), &mut headers).unwrap();
+        assert!(headers.is_empty(), "{headers:?}");
     }
 }

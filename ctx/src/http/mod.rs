@@ -85,6 +85,8 @@ mod server;
 
 #[cfg(feature = "axum")]
 pub use self::axum::MissingContext;
+#[cfg(feature = "tonic")]
+pub(crate) use client::prepare_outgoing;
 #[cfg(feature = "tower")]
 pub use client::{ClientBody, ClientError, ClientFuture, ClientLayer, ClientService};
 #[cfg(feature = "tower")]
