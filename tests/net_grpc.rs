@@ -156,3 +156,20 @@ fn the_interceptor_keeps_the_callers_own_request_id_and_shorter_timeout() {
     let req = ctx::grpc::interceptor(req).unwrap();
     assert!(sent_timeout(&req) <= Duration::from_secs(3));
 }
+
+/// The names from before 0.2.0 still compile, as aliases of the names by
+/// role: deleting or retargeting an alias breaks this test's build.
+#[test]
+#[allow(deprecated)] // the old names are the point
+fn the_old_names_are_aliases_of_the_names_by_role() {
+    use std::any::TypeId;
+    type Fut = std::future::Ready<()>;
+    assert_eq!(
+        TypeId::of::<ctx::grpc::ResponseFuture<Fut>>(),
+        TypeId::of::<ctx::grpc::client::ResponseFuture<Fut>>()
+    );
+    assert_eq!(
+        TypeId::of::<ctx::grpc::StatusBody<String>>(),
+        TypeId::of::<ctx::grpc::client::ResponseBody<String>>()
+    );
+}

@@ -480,3 +480,28 @@ fn the_request_id_is_in_a_span_around_the_handler() {
         "the handler logs inside the span"
     );
 }
+
+/// The names from before 0.2.0 still compile, as aliases of the names by
+/// role: deleting or retargeting an alias breaks this test's build.
+#[test]
+#[allow(deprecated)] // the old names are the point
+fn the_old_names_are_aliases_of_the_names_by_role() {
+    use std::any::TypeId;
+    type Fut = std::future::Ready<()>;
+    assert_eq!(
+        TypeId::of::<ctx::http::ResponseFuture<Fut>>(),
+        TypeId::of::<ctx::http::server::ResponseFuture<Fut>>()
+    );
+    assert_eq!(
+        TypeId::of::<ctx::http::ContextBody<String>>(),
+        TypeId::of::<ctx::http::server::ResponseBody<String>>()
+    );
+    assert_eq!(
+        TypeId::of::<ctx::http::ClientFuture<Fut>>(),
+        TypeId::of::<ctx::http::client::ResponseFuture<Fut>>()
+    );
+    assert_eq!(
+        TypeId::of::<ctx::http::ClientBody<String>>(),
+        TypeId::of::<ctx::http::client::ResponseBody<String>>()
+    );
+}

@@ -1,5 +1,18 @@
-//! The client side: [`ClientLayer`] sends a request's deadline and id on,
+//! The client role: [`ClientLayer`] sends a request's deadline and id on,
 //! and aborts the call when its context is done.
+//!
+//! The layer makes a [`ClientService`], whose calls return a
+//! [`ResponseFuture`] and, once answered, a response with a
+//! [`ResponseBody`]; both fail with [`ClientError`]. The layer, the service
+//! and the error are also at [`ctx::http`](super), as tower keeps a
+//! middleware's layer and service beside each other and its futures a step
+//! away.
+//!
+//! The outgoing headers follow one rule, shared with the gRPC client
+//! ([`ctx::grpc`](crate::grpc), feature `tonic`): a call whose context is
+//! done is not sent; the time left goes as `grpc-timeout` unless the request
+//! already asks for less; the context's [`RequestId`] goes as
+//! `x-request-id` unless the request already has one.
 
 use std::fmt;
 use std::future::Future;
@@ -124,9 +137,9 @@ where
     S: Service<Request<B>, Response = Response<ResBody>>,
     S::Error: Into<BoxError>,
 {
-    type Response = Response<ClientBody<ResBody>>;
+    type Response = Response<ResponseBody<ResBody>>;
     type Error = ClientError;
-    type Future = ClientFuture<S::Future>;
+    type Future = ResponseFuture<S::Future>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), ClientError>> {
@@ -137,13 +150,13 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let Some(ctx) = req.extensions().get::<Context>().cloned() else {
-            return ClientFuture::running(self.inner.call(req), None);
+            return ResponseFuture::running(self.inner.call(req), None);
         };
         if let Err(err) = prepare_outgoing(&ctx, req.headers_mut()) {
-            return ClientFuture::failed(err);
+            return ResponseFuture::failed(err);
         }
         let watch = Watch::new(ctx);
-        ClientFuture::running(self.inner.call(req), Some(watch))
+        ResponseFuture::running(self.inner.call(req), Some(watch))
     }
 }
 
@@ -210,12 +223,12 @@ pin_project! {
     ///     std::future::pending::<Result<http::Response<String>, std::io::Error>>()
     /// }));
     /// let (ctx, cancel) = ctx::Context::background().with_cancel();
-    /// let call: ctx::http::ClientFuture<_> = client.call(http::Request::new(()).with_context(&ctx));
+    /// let call: ctx::http::client::ResponseFuture<_> = client.call(http::Request::new(()).with_context(&ctx));
     /// cancel.cancel(); // aborts the call that would never answer
     /// assert_eq!(call.await.unwrap_err().context_error(), Some(ctx::Error::Canceled));
     /// # }
     /// ```
-    pub struct ClientFuture<F> {
+    pub struct ResponseFuture<F> {
         #[pin]
         state: State<F>,
     }
@@ -235,32 +248,32 @@ pin_project! {
     }
 }
 
-impl<F> ClientFuture<F> {
-    fn running(inner: F, watch: Option<Watch>) -> ClientFuture<F> {
-        ClientFuture {
+impl<F> ResponseFuture<F> {
+    fn running(inner: F, watch: Option<Watch>) -> ResponseFuture<F> {
+        ResponseFuture {
             state: State::Running { inner, watch },
         }
     }
 
-    fn failed(err: Error) -> ClientFuture<F> {
-        ClientFuture {
+    fn failed(err: Error) -> ResponseFuture<F> {
+        ResponseFuture {
             state: State::Failed { err: Some(err) },
         }
     }
 }
 
-impl<F, ResBody, E> Future for ClientFuture<F>
+impl<F, ResBody, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<ResBody>, E>>,
     E: Into<BoxError>,
 {
-    type Output = Result<Response<ClientBody<ResBody>>, ClientError>;
+    type Output = Result<Response<ResponseBody<ResBody>>, ClientError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
             StateProj::Failed { err } => Poll::Ready(Err(ClientError::Context(
                 err.take()
-                    .expect("ctx: internal error: ClientFuture polled after it finished"),
+                    .expect("ctx: internal error: client ResponseFuture polled after it finished"),
             ))),
             StateProj::Running { inner, watch } => {
                 // The context first: once it is done the call is over, even
@@ -273,7 +286,7 @@ where
                     Poll::Ready(Err(err)) => Poll::Ready(Err(ClientError::Service(err.into()))),
                     Poll::Ready(Ok(resp)) => {
                         let watch = watch.take();
-                        Poll::Ready(Ok(resp.map(|inner| ClientBody {
+                        Poll::Ready(Ok(resp.map(|inner| ResponseBody {
                             inner,
                             watch,
                             aborted: false,
@@ -292,9 +305,9 @@ fn ready_err(poll: Poll<Error>) -> Option<Error> {
     }
 }
 
-impl<F> fmt::Debug for ClientFuture<F> {
+impl<F> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientFuture").finish_non_exhaustive()
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
@@ -314,13 +327,13 @@ pin_project! {
     /// }));
     /// let (ctx, cancel) = ctx::Context::background().with_cancel();
     /// let resp = client.oneshot(http::Request::new(()).with_context(&ctx)).await.unwrap();
-    /// let mut body: ctx::http::ClientBody<String> = resp.into_body();
+    /// let mut body: ctx::http::client::ResponseBody<String> = resp.into_body();
     /// cancel.cancel();
     /// let frame = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await;
     /// assert_eq!(frame.unwrap().unwrap_err().context_error(), Some(ctx::Error::Canceled));
     /// # }
     /// ```
-    pub struct ClientBody<B> {
+    pub struct ResponseBody<B> {
         #[pin]
         inner: B,
         watch: Option<Watch>,
@@ -328,7 +341,7 @@ pin_project! {
     }
 }
 
-impl<B> Body for ClientBody<B>
+impl<B> Body for ResponseBody<B>
 where
     B: Body,
     B::Error: Into<BoxError>,
@@ -372,9 +385,9 @@ where
     }
 }
 
-impl<B> fmt::Debug for ClientBody<B> {
+impl<B> fmt::Debug for ResponseBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientBody")
+        f.debug_struct("ResponseBody")
             .field("aborted", &self.aborted)
             .finish_non_exhaustive()
     }
