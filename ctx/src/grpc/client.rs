@@ -51,6 +51,7 @@ use crate::http::ClientError;
 /// Go: a grpc-go client call given `ctx`.
 #[derive(Clone, Debug, Default)]
 pub struct ClientLayer {
+    /// The HTTP layer that does the work; it has no settings either.
     inner: http_client::ClientLayer,
 }
 
@@ -87,6 +88,7 @@ impl<S> Layer<S> for ClientLayer {
 /// ```
 #[derive(Clone, Debug)]
 pub struct ClientService<S> {
+    /// The HTTP client service; set by [`ClientLayer::layer`].
     inner: http_client::ClientService<S>,
 }
 
@@ -135,6 +137,7 @@ pin_project! {
     /// assert_future(&fut);
     /// ```
     pub struct ResponseFuture<F> {
+        // The HTTP client's call; set by `ClientService::call`.
         #[pin]
         inner: http_client::ResponseFuture<F>,
     }
@@ -172,6 +175,7 @@ pin_project! {
     /// assert_body::<ctx::grpc::client::ResponseBody<String>>();
     /// ```
     pub struct ResponseBody<B> {
+        // The HTTP client's body, from the response future.
         #[pin]
         inner: http_client::ResponseBody<B>,
     }

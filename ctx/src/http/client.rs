@@ -81,6 +81,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// propagation.
 #[derive(Clone, Debug, Default)]
 pub struct ClientLayer {
+    /// Keeps the struct literal private, so settings can come later without
+    /// breaking anyone.
     _private: (),
 }
 
@@ -116,6 +118,7 @@ impl<S> Layer<S> for ClientLayer {
 /// ```
 #[derive(Clone, Debug)]
 pub struct ClientService<S> {
+    /// The service that sends the request; set by [`ClientLayer::layer`].
     inner: S,
 }
 
@@ -229,20 +232,27 @@ pin_project! {
     /// # }
     /// ```
     pub struct ResponseFuture<F> {
+        // Chosen once, by `ClientService::call`.
         #[pin]
         state: State<F>,
     }
 }
 
 pin_project! {
+    /// A call that was sent, or one refused before sending.
     #[project = StateProj]
     enum State<F> {
         Running {
+            // The inner service's call.
             #[pin]
             inner: F,
+            // The request's context: `None` for a request without one.
+            // Moved into the body when the response head arrives.
             watch: Option<Watch>,
         },
         Failed {
+            // Why the call was not sent; taken by the one poll that
+            // reports it.
             err: Option<Error>,
         },
     }
@@ -334,9 +344,15 @@ pin_project! {
     /// # }
     /// ```
     pub struct ResponseBody<B> {
+        // The inner service's body.
         #[pin]
         inner: B,
+        // The request's context, from the response future; cleared at the
+        // end of the body or when the context ends it, so a finished body
+        // holds no context.
         watch: Option<Watch>,
+        // Set once the context ended the body: every later poll reports
+        // the end.
         aborted: bool,
     }
 }

@@ -263,7 +263,11 @@ fn write_digits(buf: &mut [u8; 9], mut n: u64) -> usize {
 /// assert_ne!(fresh, RequestId::generate());
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct RequestId(HeaderValue);
+pub struct RequestId(
+    /// 1 to 128 visible ASCII bytes: only [`RequestId::from_header`], which
+    /// checks, and [`RequestId::generate`] make one.
+    HeaderValue,
+);
 
 impl RequestId {
     /// The longest id accepted from a client.

@@ -66,8 +66,11 @@ use crate::{CancelGuard, Context};
 /// Go: `http.Server.BaseContext` and `http.Request.Context`.
 #[derive(Clone, Debug)]
 pub struct ContextLayer {
+    /// The parent of every request context; set by [`ContextLayer::new`].
     root: Context,
+    /// Set by [`ContextLayer::default_timeout`].
     default_timeout: Option<Duration>,
+    /// Set by [`ContextLayer::max_timeout`].
     max_timeout: Option<Duration>,
 }
 
@@ -150,7 +153,9 @@ impl<S> Layer<S> for ContextLayer {
 /// ```
 #[derive(Clone, Debug)]
 pub struct ContextService<S> {
+    /// The handler; set by [`ContextLayer::layer`].
     inner: S,
+    /// The settings, copied from the layer that made this service.
     layer: ContextLayer,
 }
 
@@ -223,10 +228,17 @@ pin_project! {
     /// Dropping it is how a server says the request is over: the request
     /// context is canceled before the drop returns.
     pub struct ResponseFuture<F> {
+        // The handler's future.
         #[pin]
         inner: F,
+        // The request context's guard, from `ContextService::call`;
+        // taken when the handler answers (into the body) or fails (and
+        // dropped there: a plain cancel). Still here on drop means the
+        // request was abandoned.
         guard: Option<CancelGuard>,
+        // The request id to echo; taken when the response head is built.
         id: Option<RequestId>,
+        // Entered around every poll of the handler.
         span: span::Span,
     }
 
@@ -300,8 +312,13 @@ pin_project! {
     where
         B: Body,
     {
+        // The handler's body.
         #[pin]
         inner: B,
+        // The request context's guard, from the response future; taken
+        // (a plain cancel) at the end of the body or at its first error.
+        // Still here on drop means the body was cut off, unless the
+        // inner body says it is over.
         guard: Option<CancelGuard>,
     }
 
