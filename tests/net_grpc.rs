@@ -122,3 +122,54 @@ fn the_interceptor_sends_the_time_left_and_refuses_done_contexts() {
     let plain = ctx::grpc::interceptor(tonic::Request::new(())).unwrap();
     assert!(plain.metadata().get("grpc-timeout").is_none());
 }
+
+/// The interceptor writes the headers by the HTTP client layer's rule (see
+/// `net_http`'s `outgoing_calls_keep_the_callers_own_request_id_and_shorter_timeout`):
+/// what the caller set on the call itself and asks for less wins.
+#[test]
+fn the_interceptor_keeps_the_callers_own_request_id_and_shorter_timeout() {
+    let (ctx, _cancel) = Context::background()
+        .with_value(ctx::http::RequestId::generate())
+        .with_timeout(Duration::from_secs(3));
+    let sent_timeout = |req: &tonic::Request<()>| {
+        let text = req
+            .metadata()
+            .get("grpc-timeout")
+            .unwrap()
+            .to_str()
+            .unwrap();
+        ctx::http::decode_timeout(&text.parse().unwrap()).unwrap()
+    };
+
+    let mut req = ctx::grpc::request(&ctx, ());
+    req.metadata_mut()
+        .insert("x-request-id", "mine".parse().unwrap());
+    req.set_timeout(Duration::from_secs(1));
+    let req = ctx::grpc::interceptor(req).unwrap();
+    assert_eq!(req.metadata().get("x-request-id").unwrap(), "mine");
+    assert_eq!(sent_timeout(&req), Duration::from_secs(1));
+    assert!(req.context().remaining().is_some());
+
+    // A longer timeout of its own gives way to the time left.
+    let mut req = ctx::grpc::request(&ctx, ());
+    req.set_timeout(Duration::from_secs(60));
+    let req = ctx::grpc::interceptor(req).unwrap();
+    assert!(sent_timeout(&req) <= Duration::from_secs(3));
+}
+
+/// The names from before 0.2.0 still compile, as aliases of the names by
+/// role: deleting or retargeting an alias breaks this test's build.
+#[test]
+#[allow(deprecated)] // the old names are the point
+fn the_old_names_are_aliases_of_the_names_by_role() {
+    use std::any::TypeId;
+    type Fut = std::future::Ready<()>;
+    assert_eq!(
+        TypeId::of::<ctx::grpc::ResponseFuture<Fut>>(),
+        TypeId::of::<ctx::grpc::client::ResponseFuture<Fut>>()
+    );
+    assert_eq!(
+        TypeId::of::<ctx::grpc::StatusBody<String>>(),
+        TypeId::of::<ctx::grpc::client::ResponseBody<String>>()
+    );
+}

@@ -318,6 +318,40 @@ async fn outgoing_calls_carry_the_time_left_and_the_request_id() {
     assert_eq!(&body[..], b"- -");
 }
 
+/// What the caller set on the request itself and asks for less wins: its
+/// own `x-request-id`, and a `grpc-timeout` shorter than the time left.
+/// `net_grpc` checks the interceptor against the same rule.
+#[tokio::test]
+async fn outgoing_calls_keep_the_callers_own_request_id_and_shorter_timeout() {
+    let (addr, _) = echo_server().await;
+    let client = ClientLayer::new().layer(http_client());
+    let id = RequestId::from_header(&http::HeaderValue::from_static("r-7")).unwrap();
+    let (ctx, _cancel) = Context::background()
+        .with_value(id)
+        .with_timeout(Duration::from_secs(2));
+    let get = |own_timeout: &'static str| {
+        let mut req = get_with(addr, &ctx);
+        req.headers_mut()
+            .insert("x-request-id", http::HeaderValue::from_static("mine"));
+        req.headers_mut()
+            .insert("grpc-timeout", http::HeaderValue::from_static(own_timeout));
+        req
+    };
+
+    let resp = client.clone().oneshot(get("500m")).await.unwrap();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"500m mine");
+
+    // A longer timeout of its own gives way to the time left.
+    let resp = client.oneshot(get("60S")).await.unwrap();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let body = std::str::from_utf8(&body).unwrap().to_owned();
+    let (timeout, id) = body.split_once(' ').unwrap();
+    let sent = ctx::http::decode_timeout(&timeout.parse().unwrap()).unwrap();
+    assert!(sent <= Duration::from_secs(2), "{sent:?}");
+    assert_eq!(id, "mine");
+}
+
 #[tokio::test]
 async fn a_done_context_or_passed_deadline_is_not_sent() {
     let (addr, count) = echo_server().await;
@@ -444,5 +478,30 @@ fn the_request_id_is_in_a_span_around_the_handler() {
         *spans.events_in.lock().unwrap(),
         [Some(1)],
         "the handler logs inside the span"
+    );
+}
+
+/// The names from before 0.2.0 still compile, as aliases of the names by
+/// role: deleting or retargeting an alias breaks this test's build.
+#[test]
+#[allow(deprecated)] // the old names are the point
+fn the_old_names_are_aliases_of_the_names_by_role() {
+    use std::any::TypeId;
+    type Fut = std::future::Ready<()>;
+    assert_eq!(
+        TypeId::of::<ctx::http::ResponseFuture<Fut>>(),
+        TypeId::of::<ctx::http::server::ResponseFuture<Fut>>()
+    );
+    assert_eq!(
+        TypeId::of::<ctx::http::ContextBody<String>>(),
+        TypeId::of::<ctx::http::server::ResponseBody<String>>()
+    );
+    assert_eq!(
+        TypeId::of::<ctx::http::ClientFuture<Fut>>(),
+        TypeId::of::<ctx::http::client::ResponseFuture<Fut>>()
+    );
+    assert_eq!(
+        TypeId::of::<ctx::http::ClientBody<String>>(),
+        TypeId::of::<ctx::http::client::ResponseBody<String>>()
     );
 }

@@ -1,5 +1,18 @@
-//! The client side: [`ClientLayer`] sends a request's deadline and id on,
+//! The client role: [`ClientLayer`] sends a request's deadline and id on,
 //! and aborts the call when its context is done.
+//!
+//! The layer makes a [`ClientService`], whose calls return a
+//! [`ResponseFuture`] and, once answered, a response with a
+//! [`ResponseBody`]; both fail with [`ClientError`]. The layer, the service
+//! and the error are also at [`ctx::http`](super), as tower keeps a
+//! middleware's layer and service beside each other and its futures a step
+//! away.
+//!
+//! The outgoing headers follow one rule, shared with the gRPC client
+//! ([`ctx::grpc`](crate::grpc), feature `tonic`): a call whose context is
+//! done is not sent; the time left goes as `grpc-timeout` unless the request
+//! already asks for less; the context's [`RequestId`] goes as
+//! `x-request-id` unless the request already has one.
 
 use std::fmt;
 use std::future::Future;
@@ -7,7 +20,7 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
-use http::{Request, Response};
+use http::{HeaderMap, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
@@ -68,6 +81,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// propagation.
 #[derive(Clone, Debug, Default)]
 pub struct ClientLayer {
+    /// Keeps the struct literal private, so settings can come later without
+    /// breaking anyone.
     _private: (),
 }
 
@@ -103,6 +118,7 @@ impl<S> Layer<S> for ClientLayer {
 /// ```
 #[derive(Clone, Debug)]
 pub struct ClientService<S> {
+    /// The service that sends the request; set by [`ClientLayer::layer`].
     inner: S,
 }
 
@@ -124,9 +140,9 @@ where
     S: Service<Request<B>, Response = Response<ResBody>>,
     S::Error: Into<BoxError>,
 {
-    type Response = Response<ClientBody<ResBody>>;
+    type Response = Response<ResponseBody<ResBody>>;
     type Error = ClientError;
-    type Future = ClientFuture<S::Future>;
+    type Future = ResponseFuture<S::Future>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), ClientError>> {
@@ -137,18 +153,28 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let Some(ctx) = req.extensions().get::<Context>().cloned() else {
-            return ClientFuture::running(self.inner.call(req), None);
+            return ResponseFuture::running(self.inner.call(req), None);
         };
-        if let Err(err) = prepare(&ctx, &mut req) {
-            return ClientFuture::failed(err);
+        if let Err(err) = prepare_outgoing(&ctx, req.headers_mut()) {
+            return ResponseFuture::failed(err);
         }
         let watch = Watch::new(ctx);
-        ClientFuture::running(self.inner.call(req), Some(watch))
+        ResponseFuture::running(self.inner.call(req), Some(watch))
     }
 }
 
-/// Checks the context and writes its deadline and id into the headers.
-fn prepare<B>(ctx: &Context, req: &mut Request<B>) -> Result<(), Error> {
+/// The headers of a call made under `ctx`: the one rule of every outgoing
+/// call, for [`ClientService`] and for the gRPC interceptor (whose tonic
+/// metadata is a header map underneath).
+///
+/// - `ctx` done, or its deadline passed: the context's error (a passed
+///   deadline is [`Error::DeadlineExceeded`] even before the timer marks the
+///   context done), and `headers` untouched;
+/// - the time left goes as `grpc-timeout`, unless `headers` already holds a
+///   valid shorter one: the caller may ask for less, never for more;
+/// - the context's [`RequestId`] goes as `x-request-id`, unless `headers`
+///   already holds one: an id the caller set is theirs to choose.
+pub(crate) fn prepare_outgoing(ctx: &Context, headers: &mut HeaderMap) -> Result<(), Error> {
     ctx.check()?;
     if let Some(left) = ctx.remaining() {
         // The timer may not have fired yet at the very instant the deadline
@@ -156,14 +182,13 @@ fn prepare<B>(ctx: &Context, req: &mut Request<B>) -> Result<(), Error> {
         if left == Duration::ZERO {
             return Err(Error::DeadlineExceeded);
         }
-        let headers = req.headers_mut();
         let own = headers.get(GRPC_TIMEOUT).and_then(decode_timeout);
         if own.is_none_or(|own| own > left) {
             headers.insert(GRPC_TIMEOUT, encode_timeout(left));
         }
     }
     if let Some(id) = ctx.value::<RequestId>() {
-        req.headers_mut()
+        headers
             .entry(X_REQUEST_ID)
             .or_insert_with(|| id.header_value().clone());
     }
@@ -201,57 +226,64 @@ pin_project! {
     ///     std::future::pending::<Result<http::Response<String>, std::io::Error>>()
     /// }));
     /// let (ctx, cancel) = ctx::Context::background().with_cancel();
-    /// let call: ctx::http::ClientFuture<_> = client.call(http::Request::new(()).with_context(&ctx));
+    /// let call: ctx::http::client::ResponseFuture<_> = client.call(http::Request::new(()).with_context(&ctx));
     /// cancel.cancel(); // aborts the call that would never answer
     /// assert_eq!(call.await.unwrap_err().context_error(), Some(ctx::Error::Canceled));
     /// # }
     /// ```
-    pub struct ClientFuture<F> {
+    pub struct ResponseFuture<F> {
+        // Chosen once, by `ClientService::call`.
         #[pin]
         state: State<F>,
     }
 }
 
 pin_project! {
+    /// A call that was sent, or one refused before sending.
     #[project = StateProj]
     enum State<F> {
         Running {
+            // The inner service's call.
             #[pin]
             inner: F,
+            // The request's context: `None` for a request without one.
+            // Moved into the body when the response head arrives.
             watch: Option<Watch>,
         },
         Failed {
+            // Why the call was not sent; taken by the one poll that
+            // reports it.
             err: Option<Error>,
         },
     }
 }
 
-impl<F> ClientFuture<F> {
-    fn running(inner: F, watch: Option<Watch>) -> ClientFuture<F> {
-        ClientFuture {
+impl<F> ResponseFuture<F> {
+    fn running(inner: F, watch: Option<Watch>) -> ResponseFuture<F> {
+        ResponseFuture {
             state: State::Running { inner, watch },
         }
     }
 
-    fn failed(err: Error) -> ClientFuture<F> {
-        ClientFuture {
+    fn failed(err: Error) -> ResponseFuture<F> {
+        ResponseFuture {
             state: State::Failed { err: Some(err) },
         }
     }
 }
 
-impl<F, ResBody, E> Future for ClientFuture<F>
+impl<F, ResBody, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<ResBody>, E>>,
     E: Into<BoxError>,
 {
-    type Output = Result<Response<ClientBody<ResBody>>, ClientError>;
+    type Output = Result<Response<ResponseBody<ResBody>>, ClientError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
             StateProj::Failed { err } => Poll::Ready(Err(ClientError::Context(
                 err.take()
-                    .expect("ctx: internal error: ClientFuture polled after it finished"),
+                    .expect("ctx: internal error: client ResponseFuture polled after it finished"),
             ))),
             StateProj::Running { inner, watch } => {
                 // The context first: once it is done the call is over, even
@@ -264,7 +296,7 @@ where
                     Poll::Ready(Err(err)) => Poll::Ready(Err(ClientError::Service(err.into()))),
                     Poll::Ready(Ok(resp)) => {
                         let watch = watch.take();
-                        Poll::Ready(Ok(resp.map(|inner| ClientBody {
+                        Poll::Ready(Ok(resp.map(|inner| ResponseBody {
                             inner,
                             watch,
                             aborted: false,
@@ -283,9 +315,9 @@ fn ready_err(poll: Poll<Error>) -> Option<Error> {
     }
 }
 
-impl<F> fmt::Debug for ClientFuture<F> {
+impl<F> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientFuture").finish_non_exhaustive()
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
@@ -305,21 +337,27 @@ pin_project! {
     /// }));
     /// let (ctx, cancel) = ctx::Context::background().with_cancel();
     /// let resp = client.oneshot(http::Request::new(()).with_context(&ctx)).await.unwrap();
-    /// let mut body: ctx::http::ClientBody<String> = resp.into_body();
+    /// let mut body: ctx::http::client::ResponseBody<String> = resp.into_body();
     /// cancel.cancel();
     /// let frame = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await;
     /// assert_eq!(frame.unwrap().unwrap_err().context_error(), Some(ctx::Error::Canceled));
     /// # }
     /// ```
-    pub struct ClientBody<B> {
+    pub struct ResponseBody<B> {
+        // The inner service's body.
         #[pin]
         inner: B,
+        // The request's context, from the response future; cleared at the
+        // end of the body or when the context ends it, so a finished body
+        // holds no context.
         watch: Option<Watch>,
+        // Set once the context ended the body: every later poll reports
+        // the end.
         aborted: bool,
     }
 }
 
-impl<B> Body for ClientBody<B>
+impl<B> Body for ResponseBody<B>
 where
     B: Body,
     B::Error: Into<BoxError>,
@@ -363,9 +401,9 @@ where
     }
 }
 
-impl<B> fmt::Debug for ClientBody<B> {
+impl<B> fmt::Debug for ResponseBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientBody")
+        f.debug_struct("ResponseBody")
             .field("aborted", &self.aborted)
             .finish_non_exhaustive()
     }
@@ -435,5 +473,62 @@ impl From<ClientError> for std::io::Error {
                 Err(other) => std::io::Error::other(other),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use http::HeaderValue;
+
+    use super::*;
+
+    fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+        headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    #[test]
+    fn a_done_context_is_refused_and_the_headers_left_alone() {
+        let ctx = Context::background().with_value(RequestId::generate());
+        let (canceled, cancel) = ctx.with_cancel();
+        cancel.cancel();
+        let (passed, _guard) = ctx.with_deadline(Instant::now());
+        for (done, want) in [
+            (canceled, Error::Canceled),
+            (passed, Error::DeadlineExceeded),
+        ] {
+            let mut headers = HeaderMap::new();
+            assert_eq!(prepare_outgoing(&done, &mut headers), Err(want));
+            assert!(headers.is_empty(), "{headers:?}");
+        }
+    }
+
+    #[test]
+    fn the_callers_own_id_and_shorter_timeout_are_kept() {
+        let ctx = Context::background()
+            .with_value(RequestId::from_header(&HeaderValue::from_static("ctx-id")).unwrap());
+        let (ctx, _guard) = ctx.with_timeout(Duration::from_secs(60));
+
+        let mut headers = HeaderMap::new();
+        headers.insert(X_REQUEST_ID, HeaderValue::from_static("mine"));
+        headers.insert(GRPC_TIMEOUT, HeaderValue::from_static("1S"));
+        prepare_outgoing(&ctx, &mut headers).unwrap();
+        assert_eq!(header(&headers, "x-request-id"), Some("mine"));
+        assert_eq!(header(&headers, "grpc-timeout"), Some("1S"));
+
+        let mut headers = HeaderMap::new();
+        headers.insert(GRPC_TIMEOUT, HeaderValue::from_static("2H"));
+        prepare_outgoing(&ctx, &mut headers).unwrap();
+        assert_eq!(header(&headers, "x-request-id"), Some("ctx-id"));
+        let sent = decode_timeout(&headers[GRPC_TIMEOUT]).unwrap();
+        assert!(sent <= Duration::from_secs(60), "{sent:?}");
+    }
+
+    #[test]
+    fn a_context_without_deadline_or_id_adds_nothing() {
+        let mut headers = HeaderMap::new();
+        prepare_outgoing(&Context::background(), &mut headers).unwrap();
+        assert!(headers.is_empty(), "{headers:?}");
     }
 }

@@ -10,9 +10,10 @@
 //!
 //! # Servers
 //!
-//! [`ContextLayer`] (feature `tower`) wraps a service. For each request it
-//! derives a context from the server's root, so canceling the root (as
-//! `#[ctx::main]` does on Ctrl-C) cancels every request in flight:
+//! [`ContextLayer`] (feature `tower`; its service, response future and body
+//! in [`server`]) wraps a service. For each request it derives a context
+//! from the server's root, so canceling the root (as `#[ctx::main]` does on
+//! Ctrl-C) cancels every request in flight:
 //!
 //! ```text
 //! root ─ with_value(RequestId) ─ with_deadline(grpc-timeout, capped) ─▶ request.extensions()
@@ -47,8 +48,9 @@
 //!
 //! # Clients
 //!
-//! [`ClientLayer`] (feature `tower`) wraps an outgoing service (hyper-util's
-//! client, a tonic channel). A request that carries a context
+//! [`ClientLayer`] (feature `tower`; its service, response future and body
+//! in [`client`]) wraps an outgoing service (hyper-util's client, a tonic
+//! channel). A request that carries a context
 //! ([`with_context`](RequestExt::with_context)) is sent with the time left as
 //! `grpc-timeout` and the request id as `x-request-id`, and is aborted, its
 //! future and body dropped, as soon as the context is done. A context that
@@ -79,16 +81,47 @@ use crate::Context;
 #[cfg(feature = "axum")]
 mod axum;
 #[cfg(feature = "tower")]
-mod client;
+pub mod client;
 #[cfg(feature = "tower")]
-mod server;
+pub mod server;
 
 #[cfg(feature = "axum")]
 pub use self::axum::MissingContext;
+// The layers, the services they make and the errors are the front door,
+// named here; the futures and bodies, whose names repeat in both roles
+// (`ResponseFuture`, `ResponseBody`), only in their role's module.
 #[cfg(feature = "tower")]
-pub use client::{ClientBody, ClientError, ClientFuture, ClientLayer, ClientService};
+#[doc(inline)]
+pub use client::{ClientError, ClientLayer, ClientService};
 #[cfg(feature = "tower")]
-pub use server::{Abandoned, ContextBody, ContextLayer, ContextService, ResponseFuture};
+#[doc(inline)]
+pub use server::{Abandoned, ContextLayer, ContextService};
+
+/// Renamed to [`server::ResponseFuture`]: the server's response future.
+#[cfg(feature = "tower")]
+#[deprecated(
+    since = "0.2.0",
+    note = "renamed to `ctx::http::server::ResponseFuture`"
+)]
+pub type ResponseFuture<F> = server::ResponseFuture<F>;
+
+/// Renamed to [`server::ResponseBody`]: the server's response body.
+#[cfg(feature = "tower")]
+#[deprecated(since = "0.2.0", note = "renamed to `ctx::http::server::ResponseBody`")]
+pub type ContextBody<B> = server::ResponseBody<B>;
+
+/// Renamed to [`client::ResponseFuture`]: the client's response future.
+#[cfg(feature = "tower")]
+#[deprecated(
+    since = "0.2.0",
+    note = "renamed to `ctx::http::client::ResponseFuture`"
+)]
+pub type ClientFuture<F> = client::ResponseFuture<F>;
+
+/// Renamed to [`client::ResponseBody`]: the client's response body.
+#[cfg(feature = "tower")]
+#[deprecated(since = "0.2.0", note = "renamed to `ctx::http::client::ResponseBody`")]
+pub type ClientBody<B> = client::ResponseBody<B>;
 
 /// `grpc-timeout`: how long the caller will wait, in gRPC's format.
 ///
@@ -230,7 +263,11 @@ fn write_digits(buf: &mut [u8; 9], mut n: u64) -> usize {
 /// assert_ne!(fresh, RequestId::generate());
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct RequestId(HeaderValue);
+pub struct RequestId(
+    /// 1 to 128 visible ASCII bytes: only [`RequestId::from_header`], which
+    /// checks, and [`RequestId::generate`] make one.
+    HeaderValue,
+);
 
 impl RequestId {
     /// The longest id accepted from a client.

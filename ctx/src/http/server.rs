@@ -1,4 +1,11 @@
-//! The server side: [`ContextLayer`] gives each request a context.
+//! The server role: [`ContextLayer`] gives each request a context.
+//!
+//! The layer makes a [`ContextService`], whose calls return a
+//! [`ResponseFuture`] and, once the handler answers, a response with a
+//! [`ResponseBody`] that holds the request context open until it has been
+//! sent. The layer, the service and [`Abandoned`] are also at
+//! [`ctx::http`](super), as tower keeps a middleware's layer and service
+//! beside each other and its futures a step away.
 
 use std::fmt;
 use std::future::Future;
@@ -59,8 +66,11 @@ use crate::{CancelGuard, Context};
 /// Go: `http.Server.BaseContext` and `http.Request.Context`.
 #[derive(Clone, Debug)]
 pub struct ContextLayer {
+    /// The parent of every request context; set by [`ContextLayer::new`].
     root: Context,
+    /// Set by [`ContextLayer::default_timeout`].
     default_timeout: Option<Duration>,
+    /// Set by [`ContextLayer::max_timeout`].
     max_timeout: Option<Duration>,
 }
 
@@ -143,7 +153,9 @@ impl<S> Layer<S> for ContextLayer {
 /// ```
 #[derive(Clone, Debug)]
 pub struct ContextService<S> {
+    /// The handler; set by [`ContextLayer::layer`].
     inner: S,
+    /// The settings, copied from the layer that made this service.
     layer: ContextLayer,
 }
 
@@ -152,7 +164,7 @@ where
     S: Service<Request<B>, Response = Response<ResBody>>,
     ResBody: Body,
 {
-    type Response = Response<ContextBody<ResBody>>;
+    type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future>;
 
@@ -198,7 +210,7 @@ pin_project! {
     ///
     /// Dropping it before it finishes cancels the request context with the
     /// cause [`Abandoned`]; once it finishes, the guard moves into the
-    /// response body ([`ContextBody`]).
+    /// response body ([`ResponseBody`]).
     ///
     /// ```
     /// fn assert_future<F: std::future::Future>(_: &F) {}
@@ -207,7 +219,7 @@ pin_project! {
     /// #     .layer(tower::service_fn(|_: http::Request<()>| async {
     /// #         Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
     /// #     }));
-    /// let fut: ctx::http::ResponseFuture<_> = svc.call(http::Request::new(()));
+    /// let fut: ctx::http::server::ResponseFuture<_> = svc.call(http::Request::new(()));
     /// assert_future(&fut);
     /// ```
     ///
@@ -216,10 +228,17 @@ pin_project! {
     /// Dropping it is how a server says the request is over: the request
     /// context is canceled before the drop returns.
     pub struct ResponseFuture<F> {
+        // The handler's future.
         #[pin]
         inner: F,
+        // The request context's guard, from `ContextService::call`;
+        // taken when the handler answers (into the body) or fails (and
+        // dropped there: a plain cancel). Still here on drop means the
+        // request was abandoned.
         guard: Option<CancelGuard>,
+        // The request id to echo; taken when the response head is built.
         id: Option<RequestId>,
+        // Entered around every poll of the handler.
         span: span::Span,
     }
 
@@ -237,7 +256,7 @@ where
     F: Future<Output = Result<Response<ResBody>, E>>,
     ResBody: Body,
 {
-    type Output = Result<Response<ContextBody<ResBody>>, E>;
+    type Output = Result<Response<ResponseBody<ResBody>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
@@ -253,7 +272,7 @@ where
                     .entry(X_REQUEST_ID)
                     .or_insert_with(|| id.header_value().clone());
             }
-            resp.map(|inner| ContextBody { inner, guard })
+            resp.map(|inner| ResponseBody { inner, guard })
         }))
     }
 }
@@ -285,20 +304,25 @@ pin_project! {
     /// #         Ok::<_, std::convert::Infallible>(http::Response::new(String::from("hi")))
     /// #     }));
     /// let resp = svc.call(http::Request::new(())).await.unwrap();
-    /// let body: &ctx::http::ContextBody<String> = resp.body();
+    /// let body: &ctx::http::server::ResponseBody<String> = resp.body();
     /// assert_eq!(body.size_hint().exact(), Some(2));
     /// # }
     /// ```
-    pub struct ContextBody<B>
+    pub struct ResponseBody<B>
     where
         B: Body,
     {
+        // The handler's body.
         #[pin]
         inner: B,
+        // The request context's guard, from the response future; taken
+        // (a plain cancel) at the end of the body or at its first error.
+        // Still here on drop means the body was cut off, unless the
+        // inner body says it is over.
         guard: Option<CancelGuard>,
     }
 
-    impl<B> PinnedDrop for ContextBody<B>
+    impl<B> PinnedDrop for ResponseBody<B>
     where
         B: Body,
     {
@@ -316,7 +340,7 @@ pin_project! {
     }
 }
 
-impl<B: Body> Body for ContextBody<B> {
+impl<B: Body> Body for ResponseBody<B> {
     type Data = B::Data;
     type Error = B::Error;
 
@@ -344,9 +368,9 @@ impl<B: Body> Body for ContextBody<B> {
     }
 }
 
-impl<B: Body> fmt::Debug for ContextBody<B> {
+impl<B: Body> fmt::Debug for ResponseBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ContextBody")
+        f.debug_struct("ResponseBody")
             .field("open", &self.guard.is_some())
             .finish_non_exhaustive()
     }
