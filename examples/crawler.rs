@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use ctx::{Context, Scope};
 
-pub type Say = Arc<dyn Fn(String) + Send + Sync>;
+include!("support/narration.rs");
 
 /// A fetch that failed, or the crawl's context ending.
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use ctx::Context;
 
-pub type Say = Arc<dyn Fn(String) + Send + Sync>;
+include!("support/narration.rs");
 
 pub async fn story(say: Say) {
     let started = Instant::now();

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use ctx::Context;
 use tokio::sync::Semaphore;
 
-pub type Say = Arc<dyn Fn(String) + Send + Sync>;
+include!("support/narration.rs");
 
 /// Why a request failed.
 #[derive(Debug)]

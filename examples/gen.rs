@@ -11,8 +11,7 @@ use std::sync::Arc;
 use ctx::Context;
 use tokio::sync::mpsc;
 
-/// Where a story's narration goes: stdout in `main`, a list in the tests.
-pub type Say = Arc<dyn Fn(String) + Send + Sync>;
+include!("support/narration.rs");
 
 /// Sends 1, 2, 3, ... until `ctx` is done; returns the task so callers can
 /// see it end.

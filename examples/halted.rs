@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ctx::Context;
 
-pub type Say = Arc<dyn Fn(String) + Send + Sync>;
+include!("support/narration.rs");
 
 #[derive(Debug)]
 struct Operation1Failed;

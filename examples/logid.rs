@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use ctx::Context;
 
-pub type Say = Arc<dyn Fn(String) + Send + Sync>;
+include!("support/narration.rs");
 
 /// The key and the value in one: a newtype per meaning.
 #[derive(Debug, Clone, Copy)]

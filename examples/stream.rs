@@ -8,7 +8,7 @@ use std::sync::Arc;
 use ctx::{Context, Error};
 use tokio::sync::mpsc;
 
-pub type Say = Arc<dyn Fn(String) + Send + Sync>;
+include!("support/narration.rs");
 
 async fn do_something(ctx: &Context, n: u64) -> Result<u64, Error> {
     ctx.check()?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ctx::{Context, Error};
 
-pub type Say = Arc<dyn Fn(String) + Send + Sync>;
+include!("support/narration.rs");
 
 /// The budget A gives B.
 pub const BUDGET: Duration = Duration::from_secs(2);

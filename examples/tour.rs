@@ -38,7 +38,7 @@ mod timeout;
 #[path = "worker.rs"]
 mod worker;
 
-type Say = Arc<dyn Fn(String) + Send + Sync>;
+include!("support/narration.rs");
 
 fn chapter(title: &str, why: &str) {
     println!("\n== {title}\n   {why}\n");

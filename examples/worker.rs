@@ -15,7 +15,7 @@ use std::time::Duration;
 use ctx::Context;
 use tokio::sync::oneshot;
 
-pub type Say = Arc<dyn Fn(String) + Send + Sync>;
+include!("support/narration.rs");
 
 static STOP: AtomicBool = AtomicBool::new(false);
 

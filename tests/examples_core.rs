@@ -26,7 +26,7 @@ mod timeout;
 #[path = "../examples/worker.rs"]
 mod worker;
 
-type Say = Arc<dyn Fn(String) + Send + Sync>;
+include!("../examples/support/narration.rs");
 
 fn recorder() -> (Say, Arc<Mutex<Vec<String>>>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
