@@ -48,7 +48,7 @@ pub fn story(say: Say) {
     log(&root, &say, "server: idle");
 }
 
-#[allow(dead_code)]
-fn main() {
+// `pub`: the tour and the tests include this file as a `pub mod` and never call it.
+pub fn main() {
     story(Arc::new(|line| println!("{line}")));
 }
