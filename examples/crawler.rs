@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use ctx::{Context, Scope};
 
-pub type Say = Arc<dyn Fn(String) + Send + Sync>;
+include!("support/narration.rs");
 
 /// A fetch that failed, or the crawl's context ending.
 #[derive(Debug)]
@@ -187,8 +187,8 @@ pub async fn story(say: Say) {
     ));
 }
 
-#[allow(dead_code)]
+// `pub`: the tour and the tests include this file as a `pub mod` and never call it.
 #[tokio::main]
-async fn main() {
+pub async fn main() {
     story(Arc::new(|line| println!("{line}"))).await;
 }

@@ -11,8 +11,7 @@ use std::sync::Arc;
 use ctx::Context;
 use tokio::sync::mpsc;
 
-/// Where a story's narration goes: stdout in `main`, a list in the tests.
-pub type Say = Arc<dyn Fn(String) + Send + Sync>;
+include!("support/narration.rs");
 
 /// Sends 1, 2, 3, ... until `ctx` is done; returns the task so callers can
 /// see it end.
@@ -55,8 +54,8 @@ pub async fn story(say: Say) {
     drop(numbers);
 }
 
-#[allow(dead_code)]
+// `pub`: the tour and the tests include this file as a `pub mod` and never call it.
 #[tokio::main]
-async fn main() {
+pub async fn main() {
     story(Arc::new(|line| println!("{line}"))).await;
 }

@@ -207,7 +207,7 @@ pub async fn serve(root: &Context, worker: Worker) -> std::io::Result<SocketAddr
     Ok(addr)
 }
 
-pub type Say = Arc<dyn Fn(String) + Send + Sync>;
+include!("support/narration.rs");
 
 /// What happened, for the test to check.
 #[derive(Debug)]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ctx::Context;
 
-pub type Say = Arc<dyn Fn(String) + Send + Sync>;
+include!("support/narration.rs");
 
 #[derive(Debug)]
 struct Operation1Failed;
@@ -53,8 +53,8 @@ pub async fn story(say: Say) {
     first.await.expect("operation1 panicked");
 }
 
-#[allow(dead_code)]
+// `pub`: the tour and the tests include this file as a `pub mod` and never call it.
 #[tokio::main]
-async fn main() {
+pub async fn main() {
     story(Arc::new(|line| println!("{line}"))).await;
 }

@@ -31,7 +31,7 @@ pub const TIMEOUT: Duration = Duration::from_millis(100);
 /// How long the slow server would take.
 pub const SLOW: Duration = Duration::from_secs(10);
 
-pub type Say = Arc<dyn Fn(String) + Send + Sync>;
+include!("support/narration.rs");
 
 /// What happened, for the test to check.
 #[derive(Debug)]

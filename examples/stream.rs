@@ -8,7 +8,7 @@ use std::sync::Arc;
 use ctx::{Context, Error};
 use tokio::sync::mpsc;
 
-pub type Say = Arc<dyn Fn(String) + Send + Sync>;
+include!("support/narration.rs");
 
 async fn do_something(ctx: &Context, n: u64) -> Result<u64, Error> {
     ctx.check()?;
@@ -50,8 +50,8 @@ pub async fn story(say: Say) {
     }
 }
 
-#[allow(dead_code)]
+// `pub`: the tour and the tests include this file as a `pub mod` and never call it.
 #[tokio::main]
-async fn main() {
+pub async fn main() {
     story(Arc::new(|line| println!("{line}"))).await;
 }

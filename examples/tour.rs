@@ -10,35 +10,28 @@ use std::time::Duration;
 
 use ctx::{ctx, Context, Error};
 
-#[allow(dead_code)]
+// `pub mod`: each example's `pub fn main`, which only its own binary calls,
+// is then reachable from this crate's root and not dead code here.
 #[path = "crawler.rs"]
-mod crawler;
-#[allow(dead_code)]
+pub mod crawler;
 #[path = "deadline.rs"]
-mod deadline;
-#[allow(dead_code)]
+pub mod deadline;
 #[path = "fanout.rs"]
-mod fanout;
-#[allow(dead_code)]
+pub mod fanout;
 #[path = "gen.rs"]
-mod gen;
-#[allow(dead_code)]
+pub mod gen;
 #[path = "halted.rs"]
-mod halted;
-#[allow(dead_code)]
+pub mod halted;
 #[path = "logid.rs"]
-mod logid;
-#[allow(dead_code)]
+pub mod logid;
 #[path = "stream.rs"]
-mod stream;
-#[allow(dead_code)]
+pub mod stream;
 #[path = "timeout.rs"]
-mod timeout;
-#[allow(dead_code)]
+pub mod timeout;
 #[path = "worker.rs"]
-mod worker;
+pub mod worker;
 
-type Say = Arc<dyn Fn(String) + Send + Sync>;
+include!("support/narration.rs");
 
 fn chapter(title: &str, why: &str) {
     println!("\n== {title}\n   {why}\n");

@@ -31,7 +31,7 @@ use tower::{Layer, ServiceExt};
 /// The client's deadline for the first request.
 pub const DEADLINE: Duration = Duration::from_secs(2);
 
-pub type Say = Arc<dyn Fn(String) + Send + Sync>;
+include!("support/narration.rs");
 
 type HttpClient = ClientService<Client<HttpConnector, Empty<Bytes>>>;
 

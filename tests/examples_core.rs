@@ -4,29 +4,24 @@
 
 use std::sync::{Arc, Mutex};
 
-#[allow(dead_code)]
+// `pub mod`: each example's `pub fn main`, which only its own binary calls,
+// is then reachable from this crate's root and not dead code here.
 #[path = "../examples/deadline.rs"]
-mod deadline;
-#[allow(dead_code)]
+pub mod deadline;
 #[path = "../examples/gen.rs"]
-mod gen;
-#[allow(dead_code)]
+pub mod gen;
 #[path = "../examples/halted.rs"]
-mod halted;
-#[allow(dead_code)]
+pub mod halted;
 #[path = "../examples/logid.rs"]
-mod logid;
-#[allow(dead_code)]
+pub mod logid;
 #[path = "../examples/stream.rs"]
-mod stream;
-#[allow(dead_code)]
+pub mod stream;
 #[path = "../examples/timeout.rs"]
-mod timeout;
-#[allow(dead_code)]
+pub mod timeout;
 #[path = "../examples/worker.rs"]
-mod worker;
+pub mod worker;
 
-type Say = Arc<dyn Fn(String) + Send + Sync>;
+include!("../examples/support/narration.rs");
 
 fn recorder() -> (Say, Arc<Mutex<Vec<String>>>) {
     let lines = Arc::new(Mutex::new(Vec::new()));

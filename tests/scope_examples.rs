@@ -4,12 +4,12 @@
 
 use std::sync::{Arc, Mutex};
 
-#[allow(dead_code)]
+// `pub mod`: each example's `pub fn main`, which only its own binary calls,
+// is then reachable from this crate's root and not dead code here.
 #[path = "../examples/crawler.rs"]
-mod crawler;
-#[allow(dead_code)]
+pub mod crawler;
 #[path = "../examples/fanout.rs"]
-mod fanout;
+pub mod fanout;
 
 fn recorder() -> (fanout::Say, Arc<Mutex<Vec<String>>>) {
     let lines = Arc::new(Mutex::new(Vec::new()));

@@ -4,74 +4,56 @@
 //! that cannot be forgotten: the tasks it starts run in parallel on tokio, and
 //! the future resolves only once every one of them has finished.
 //!
-//! # How tasks are tracked
+//! This file is the public face: [`scope`] and the [`Scope`] handle, whose
+//! methods are thin and forward to the files below, plus the few names they
+//! all share. It takes no lock itself.
 //!
-//! Everything a scope knows lives in one [`Shared`] behind an `Arc`, which
-//! every [`Scope`] clone, every running task and the scope future hold. Its
-//! [`State`] sits under one mutex. (The only other locks are the small slot
-//! through which a queued task's handle learns it started, in `handle.rs`, and
-//! the first error's, in `first.rs`; neither is ever taken while the state
-//! lock is held.) Invariants of the state, each
-//! true at every unlock:
+//! # Layout
 //!
-//! 1. `active` counts the tasks that have started and not finished; each holds
-//!    one concurrency slot, so `active` may exceed `limit` only after the limit
-//!    was lowered.
-//! 2. Every started task has a [`Key`] in `tasks`, whose abort handle is filled
-//!    in right after the spawn (between the two, the entry is empty; the spawner
-//!    re-checks the phase when it fills it in, see [`Shared::register`]).
-//! 3. `queue` holds spawns waiting for a slot. It is non-empty only while
-//!    `active >= limit`, so `active == 0` means the group is idle.
-//! 4. A task releases its slot ([`Release`]) after its future or closure has
-//!    been dropped, and after its error or panic has been recorded, so when the
-//!    scope sees `active == 0`, all user code of every task is over and every
-//!    failure is in `first`/`panic`.
-//! 5. `phase` only moves forward: `Running`, then `Finished` (set under the lock
-//!    in the same critical section that saw the group idle, so no task can slip
-//!    in after the last one ended) or `Dropped`.
+//! - `state.rs`: what the scope future, every [`Scope`] clone and every task
+//!   share (`Shared`, and the `State` under its one lock); its module doc
+//!   numbers the invariants that every other file cites where it takes the
+//!   lock.
+//! - `admit.rs`: admission and the queue: starting, queueing or refusing a
+//!   spawn, the limit, `ready`, and handing a freed slot to the next queued
+//!   task.
+//! - `run.rs`: the wrapper around every task's user code, which records its
+//!   failure and releases its slot.
+//! - `finish.rs`: how a group ends: recording failures, waiting until it is
+//!   idle, and finishing or dropping the scope future.
+//! - `handle.rs` ([`TaskHandle`]), `cause.rs` (what the group context's cause
+//!   says after a failure), `first.rs` (which failure is the first,
+//!   loom-modelled), `tasks.rs` (the slab of abort handles).
 //!
-//! No user code runs under the lock: closures and futures are dropped, wakers
-//! woken, contexts canceled and tasks spawned after it is released. Spawning in
-//! particular must stay outside it, because tokio drops the future of a task
-//! spawned onto a runtime that is shutting down inside `spawn` itself, which
-//! runs [`Release`], which takes the lock.
-//!
-//! Submodules: `handle.rs` ([`TaskHandle`]), `cause.rs` (what the group
-//! context's cause says after a failure), `first.rs` (which failure is the
-//! first, loom-modelled), `tasks.rs` (the slab of abort handles).
+//! Dependencies: only the crate root's re-exports (`crate::{Context, ...}`)
+//! and `crate::loom`, so the core's files can move freely; the submodules
+//! reach each other through `super::`.
 
-use std::any::Any;
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
-use std::mem;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{ready, Context as TaskContext, Poll, Waker};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 use tokio::runtime::Handle;
-use tokio::sync::Notify;
-use tokio::task::{AbortHandle, JoinHandle};
 
-use crate::cancel::{CancelGuard, CancelHandle};
-use crate::context::Context;
-use crate::error::Error;
+use crate::{Context, Error};
 
+mod admit;
 mod cause;
+mod finish;
 mod first;
 mod handle;
+mod run;
+mod state;
 mod tasks;
 
-use cause::{cause_of, panic_message, Origin, Panicked};
-use first::FirstFailure;
+use admit::Admit;
+use cause::Origin;
+use finish::Running;
+use handle::HandleState;
 pub use handle::TaskHandle;
-use handle::{HandleState, Pending, PendingSender};
-use tasks::{Key, Tasks};
-
-/// A panic payload, as `catch_unwind` returns it.
-type Panic = Box<dyn Any + Send + 'static>;
+use run::{catch, run_blocking, run_task, Release};
+use state::Shared;
 
 /// The bounds every scope puts on its error type `E` (see [`scope`]).
 trait GroupError: From<Error> + fmt::Display + Send + 'static {}
@@ -139,7 +121,8 @@ type Output<T> = Result<T, Error>;
 ///
 /// Not cancel-safe, by design: dropping the scope future before it completes
 /// cancels the group context and aborts its tasks, and their results are lost.
-/// "Aborted" means exactly what tokio's [`AbortHandle::abort`] gives:
+/// "Aborted" means exactly what tokio's
+/// [`AbortHandle::abort`](tokio::task::AbortHandle::abort) gives:
 ///
 /// - an async task is dropped the next time it would be polled: at once if it
 ///   is waiting, or as soon as its current poll returns if it is running on
@@ -226,10 +209,7 @@ where
         let shared = Arc::new(Shared::new(group, guard.handle(), parent, rt));
         // Declared before the body future, so it is dropped after it: a dropped
         // scope future first drops the body, then aborts the tasks.
-        let mut running = Running {
-            shared: Arc::clone(&shared),
-            guard: Some(guard),
-        };
+        let mut running = Running::new(Arc::clone(&shared), guard);
 
         let scope = Scope {
             shared: Arc::clone(&shared),
@@ -315,13 +295,13 @@ impl<E> Clone for Scope<E> {
 
 impl<E> fmt::Debug for Scope<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let st = self.shared.lock();
+        let now = self.shared.snapshot();
         f.debug_struct("Scope")
             .field("context", &self.shared.ctx)
-            .field("phase", &st.phase)
-            .field("active", &st.active)
-            .field("queued", &st.queue.len())
-            .field("limit", &Limit(st.limit))
+            .field("phase", &now.phase)
+            .field("active", &now.active)
+            .field("queued", &now.queued)
+            .field("limit", &now.limit)
             .finish()
     }
 }
@@ -401,10 +381,11 @@ where
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
     {
-        self.submit(Admit::Queue, move |rt: &Handle, release: Release<E>| {
-            rt.spawn(run_task(release, f))
-        })
-        .expect("ctx: internal error: a queueing spawn is always admitted")
+        self.shared
+            .submit(Admit::Queue, move |rt: &Handle, release: Release<E>| {
+                rt.spawn(run_task(release, f))
+            })
+            .expect("ctx: internal error: a queueing spawn is always admitted")
     }
 
     /// Starts `f(group context)` only if a slot is free now; returns whether
@@ -446,9 +427,11 @@ where
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
     {
-        let handle = self.submit(Admit::NowOnly, move |rt: &Handle, release: Release<E>| {
-            rt.spawn(run_task(release, f))
-        });
+        let handle = self
+            .shared
+            .submit(Admit::NowOnly, move |rt: &Handle, release: Release<E>| {
+                rt.spawn(run_task(release, f))
+            });
         matches!(
             handle,
             Some(TaskHandle {
@@ -494,10 +477,11 @@ where
         F: FnOnce(Context) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
     {
-        self.submit(Admit::Queue, move |rt: &Handle, release: Release<E>| {
-            rt.spawn_blocking(move || run_blocking(release, f))
-        })
-        .expect("ctx: internal error: a queueing spawn is always admitted")
+        self.shared
+            .submit(Admit::Queue, move |rt: &Handle, release: Release<E>| {
+                rt.spawn_blocking(move || run_blocking(release, f))
+            })
+            .expect("ctx: internal error: a queueing spawn is always admitted")
     }
 
     /// Limits the group to at most `n` tasks running at once.
@@ -559,17 +543,7 @@ where
             n > 0,
             "ctx::Scope::set_limit: the limit must be at least 1 (use usize::MAX for no limit)"
         );
-        let group_done = self.shared.ctx.is_done();
-        let (start, dropped) = {
-            let mut st = self.shared.lock();
-            st.limit = n;
-            self.shared.take_startable(&mut st, group_done)
-        };
-        drop(dropped);
-        for (key, start) in start {
-            start(&self.shared, key);
-        }
-        self.shared.ready.notify_waiters();
+        self.shared.set_limit(n);
     }
 
     /// Waits until a task spawned now would start at once, for backpressure.
@@ -613,515 +587,6 @@ where
     ///
     /// Go: the wait inside `Group.Go` when the group is at its limit.
     pub async fn ready(&self) -> Result<(), Error> {
-        let shared = &*self.shared;
-        let mut done = shared.ctx.done();
-        loop {
-            // Register before checking, so a slot freed in between still wakes us.
-            let mut notified = pin!(shared.ready.notified());
-            notified.as_mut().enable();
-            if let Some(err) = shared.ctx.err() {
-                return Err(err);
-            }
-            {
-                let st = shared.lock();
-                if st.phase != Phase::Running {
-                    return Err(Error::Canceled);
-                }
-                if st.active < st.limit {
-                    return Ok(());
-                }
-            }
-            tokio::select! {
-                biased;
-                err = &mut done => return Err(err),
-                () = notified => {}
-            }
-        }
+        self.shared.ready().await
     }
-
-    /// Admits one task: starts it now if a slot is free, queues it (for
-    /// `Admit::Queue`) or refuses it otherwise. `None` only for a refused
-    /// `Admit::NowOnly`.
-    fn submit<T, L>(&self, admit: Admit, launch: L) -> Option<TaskHandle<T, E>>
-    where
-        L: FnOnce(&Handle, Release<E>) -> JoinHandle<Output<T>> + Send + 'static,
-        T: Send + 'static,
-    {
-        // Read before locking: the tree has its own locks, and a cancel racing
-        // this check only means the task starts and sees its context done.
-        let group_err = self.shared.ctx.err();
-        let mut st = self.shared.lock();
-        match st.phase {
-            Phase::Running => {}
-            Phase::Finished => {
-                drop(st);
-                panic!(
-                    "ctx::Scope: cannot spawn a task: its scope has already finished \
-                     (spawn from the body of ctx::scope or from one of its tasks)"
-                );
-            }
-            Phase::Dropped => {
-                drop(st);
-                drop(launch);
-                return admit.refused(Error::Canceled);
-            }
-        }
-        if let Some(err) = group_err {
-            drop(st);
-            drop(launch);
-            return admit.refused(err);
-        }
-        if st.active < st.limit {
-            st.active += 1;
-            let key = st.tasks.insert();
-            drop(st);
-            let join = self.shared.launch(key, launch);
-            return Some(TaskHandle::new(HandleState::Started(join)));
-        }
-        match admit {
-            Admit::NowOnly => {
-                drop(st);
-                drop(launch);
-                None
-            }
-            Admit::Queue => {
-                let slot = Arc::new(Mutex::new(Pending::Waiting(None)));
-                let mut sender = PendingSender {
-                    slot: Arc::clone(&slot),
-                    group: self.shared.ctx.clone(),
-                };
-                st.queue
-                    .push_back(Box::new(move |shared: &Arc<Shared<E>>, key: Key| {
-                        let join = shared.launch(key, launch);
-                        sender.started(join);
-                    }));
-                drop(st);
-                Some(TaskHandle::new(HandleState::Queued(slot)))
-            }
-        }
-    }
-}
-
-/// Whether a spawn beyond the limit queues ([`Scope::spawn`]) or is refused
-/// ([`Scope::try_spawn`]).
-#[derive(Clone, Copy)]
-enum Admit {
-    Queue,
-    NowOnly,
-}
-
-impl Admit {
-    fn refused<T, E>(self, err: Error) -> Option<TaskHandle<T, E>> {
-        match self {
-            Admit::Queue => Some(TaskHandle::new(HandleState::Refused(err))),
-            Admit::NowOnly => None,
-        }
-    }
-}
-
-/// A queued spawn: starts the task under the given key when called; dropping
-/// it uncalled means the task never starts.
-type Starter<E> = Box<dyn FnOnce(&Arc<Shared<E>>, Key) + Send>;
-
-/// Queued spawns that just took a slot, each with its new key.
-type Admitted<E> = Vec<(Key, Starter<E>)>;
-
-/// What the scope future, every [`Scope`] clone and every task share.
-struct Shared<E> {
-    /// The group context, handed to every task.
-    ctx: Context,
-    /// Cancels `ctx`; the scope future holds the guard itself.
-    cancel: CancelHandle,
-    parent: Context,
-    /// The runtime that polled the scope first; tasks go there, whichever
-    /// thread spawns them.
-    rt: Handle,
-    /// The first failure: claimed by the first error or panic, holding the
-    /// error (see `first.rs`).
-    first: FirstFailure<E>,
-    /// Set once the scope future was dropped unfinished; read by tasks about to
-    /// start, without the lock.
-    dropped: AtomicBool,
-    /// Notified when a slot frees or the limit changes, for [`Scope::ready`].
-    ready: Notify,
-    state: Mutex<State<E>>,
-}
-
-struct State<E> {
-    phase: Phase,
-    /// Started tasks that have not finished (invariant 1).
-    active: usize,
-    limit: usize,
-    tasks: Tasks,
-    queue: VecDeque<Starter<E>>,
-    /// The scope future, waiting for the group to be idle.
-    idle: Option<Waker>,
-    /// The first panic (the first error is in `Shared::first`).
-    panic: Option<Panic>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Running,
-    Finished,
-    Dropped,
-}
-
-/// Prints `usize::MAX` as "none".
-struct Limit(usize);
-
-impl fmt::Debug for Limit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 == usize::MAX {
-            f.write_str("none")
-        } else {
-            fmt::Debug::fmt(&self.0, f)
-        }
-    }
-}
-
-impl<E> Shared<E> {
-    fn new(ctx: Context, cancel: CancelHandle, parent: Context, rt: Handle) -> Self {
-        Shared {
-            ctx,
-            cancel,
-            parent,
-            rt,
-            first: FirstFailure::new(),
-            dropped: AtomicBool::new(false),
-            ready: Notify::new(),
-            state: Mutex::new(State {
-                phase: Phase::Running,
-                active: 0,
-                limit: usize::MAX,
-                tasks: Tasks::default(),
-                queue: VecDeque::new(),
-                idle: None,
-                panic: None,
-            }),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State<E>> {
-        // No user code runs under this lock, so poison can only come from a
-        // bug here; the state is consistent at every unlock point regardless.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The error a task that produced no value reports through its handle.
-    fn group_err(&self) -> Error {
-        self.ctx.err().unwrap_or(Error::Canceled)
-    }
-}
-
-impl<E: GroupError> Shared<E> {
-    /// Spawns a task whose slot (`active`, `key`) is already taken.
-    fn launch<T, L>(self: &Arc<Self>, key: Key, launch: L) -> JoinHandle<Output<T>>
-    where
-        L: FnOnce(&Handle, Release<E>) -> JoinHandle<Output<T>>,
-    {
-        let join = launch(
-            &self.rt,
-            Release {
-                shared: Arc::clone(self),
-                key,
-                completed: false,
-            },
-        );
-        self.register(key, join.abort_handle());
-        join
-    }
-
-    /// Files the abort handle of a task spawned under `key` (invariant 2).
-    fn register(&self, key: Key, abort: AbortHandle) {
-        let mut st = self.lock();
-        if st.phase == Phase::Dropped {
-            // The scope was dropped while we spawned: its drain missed us.
-            drop(st);
-            abort.abort();
-            return;
-        }
-        // A stale key means the task already finished: nothing to file.
-        let stale = st.tasks.fill(key, abort);
-        drop(st);
-        drop(stale);
-    }
-
-    /// Pops the queued spawns that fit under the limit now, taking their slots,
-    /// or takes the whole queue to be dropped if the group is canceled.
-    fn take_startable(
-        &self,
-        st: &mut State<E>,
-        group_done: bool,
-    ) -> (Admitted<E>, VecDeque<Starter<E>>) {
-        if group_done || st.phase != Phase::Running {
-            return (Vec::new(), mem::take(&mut st.queue));
-        }
-        let mut start = Vec::new();
-        while st.active < st.limit {
-            let Some(starter) = st.queue.pop_front() else {
-                break;
-            };
-            st.active += 1;
-            start.push((st.tasks.insert(), starter));
-        }
-        (start, VecDeque::new())
-    }
-
-    /// A task under `key` is over (invariant 4): frees its slot, hands it to
-    /// the next queued task, and wakes whoever waits for a slot or for idle.
-    fn release(self: &Arc<Self>, key: Key, completed: bool) {
-        if !completed && !self.dropped.load(Ordering::Acquire) {
-            // Dropped without finishing while the scope still runs: only a
-            // runtime shutting down does that. Never report it as success.
-            self.fail(E::from(Error::Canceled));
-        }
-        let group_done = self.ctx.is_done();
-        let (next, dropped, idle, slot_free, limited) = {
-            let mut st = self.lock();
-            let abort = st.tasks.remove(key);
-            st.active -= 1;
-            let mut next = None;
-            let mut dropped = VecDeque::new();
-            if !st.queue.is_empty() {
-                if group_done || st.phase != Phase::Running || !completed {
-                    // Canceled (or going away): queued tasks never start.
-                    dropped = mem::take(&mut st.queue);
-                } else if st.active < st.limit {
-                    let starter = st.queue.pop_front().expect("queue checked non-empty");
-                    st.active += 1;
-                    next = Some((st.tasks.insert(), starter));
-                }
-            }
-            let idle = if st.active == 0 && st.queue.is_empty() {
-                st.idle.take()
-            } else {
-                None
-            };
-            let slot_free = st.active < st.limit;
-            let limited = st.limit != usize::MAX;
-            drop(st);
-            drop(abort);
-            (next, dropped, idle, slot_free, limited)
-        };
-        drop(dropped);
-        if let Some((key, start)) = next {
-            start(self, key);
-        }
-        if let Some(waker) = idle {
-            waker.wake();
-        }
-        if slot_free && limited {
-            self.ready.notify_waiters();
-        }
-    }
-
-    /// Records a failure: the first one (if the parent was not done before it)
-    /// becomes the scope's error and the group's cause; any other is dropped.
-    fn fail(&self, err: E) {
-        if !self.first.claim(&self.parent) {
-            // The parent's error, or an earlier failure, is what scope returns.
-            return;
-        }
-        // `E`'s Display is user code: a panic there must not lose the error.
-        let cause = catch_unwind(AssertUnwindSafe(|| cause_of(&err)));
-        self.first.record(err);
-        let queue = mem::take(&mut self.lock().queue);
-        match cause {
-            Ok(cause) => self.cancel.cancel_with_cause(cause),
-            Err(panic) => self.panicked(panic, Origin::Task),
-        }
-        drop(queue);
-    }
-
-    /// Records a panic of a task or the body: the first one is resumed by the
-    /// scope once every task has finished.
-    fn panicked(&self, panic: Panic, origin: Origin) {
-        self.first.mark_panicked();
-        let cause = Panicked {
-            origin,
-            message: panic_message(&*panic),
-        };
-        let (later, queue) = {
-            let mut st = self.lock();
-            let later = if st.panic.is_none() {
-                st.panic = Some(panic);
-                None
-            } else {
-                Some(panic)
-            };
-            (later, mem::take(&mut st.queue))
-        };
-        self.cancel.cancel_with_cause(cause);
-        drop(queue);
-        drop(later);
-    }
-
-    /// Ready once no task runs or waits (invariants 3 and 5); then the scope is
-    /// finished and refuses new tasks.
-    fn poll_idle(&self, cx: &mut TaskContext<'_>) -> Poll<()> {
-        let mut st = self.lock();
-        if st.active == 0 && st.queue.is_empty() {
-            st.phase = Phase::Finished;
-            return Poll::Ready(());
-        }
-        match &mut st.idle {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
-        }
-        Poll::Pending
-    }
-}
-
-/// The scope future's own state: cancels the group and aborts the tasks if
-/// the future is dropped before it finishes.
-struct Running<E> {
-    shared: Arc<Shared<E>>,
-    /// `None` once the scope finished.
-    guard: Option<CancelGuard>,
-}
-
-impl<E> Running<E>
-where
-    E: From<Error>,
-{
-    /// The group is idle and finished: cancel its context and report.
-    fn finish(&mut self) -> Result<(), E> {
-        let error = self.shared.first.take();
-        let panic = self.shared.lock().panic.take();
-        if let Some(guard) = self.guard.take() {
-            guard.cancel();
-        }
-        if let Some(panic) = panic {
-            drop(error);
-            resume_unwind(panic);
-        }
-        if let Some(err) = error {
-            return Err(err);
-        }
-        if let Some(err) = self.shared.parent.err() {
-            return Err(E::from(err));
-        }
-        Ok(())
-    }
-}
-
-impl<E> Drop for Running<E> {
-    fn drop(&mut self) {
-        let Some(guard) = self.guard.take() else {
-            return;
-        };
-        self.shared.dropped.store(true, Ordering::Release);
-        let (aborts, queue) = {
-            let mut st = self.shared.lock();
-            st.phase = Phase::Dropped;
-            (st.tasks.drain(), mem::take(&mut st.queue))
-        };
-        // Cancel first, so blocking tasks (which cannot be aborted) see it.
-        guard.cancel();
-        for abort in &aborts {
-            abort.abort();
-        }
-        drop(aborts);
-        drop(queue);
-    }
-}
-
-/// Held by every started task, dropped after its user code is over; see
-/// [`Shared::release`].
-struct Release<E: GroupError> {
-    shared: Arc<Shared<E>>,
-    key: Key,
-    /// Set once the task ran to its end; still false if tokio dropped it.
-    completed: bool,
-}
-
-impl<E: GroupError> Drop for Release<E> {
-    fn drop(&mut self) {
-        self.shared.release(self.key, self.completed);
-    }
-}
-
-/// The body of every async task.
-async fn run_task<E, F, Fut, T>(mut release: Release<E>, f: F) -> Output<T>
-where
-    E: GroupError,
-    F: FnOnce(Context) -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-{
-    if release.shared.dropped.load(Ordering::Acquire) {
-        // Spawned before the scope was dropped, polled after: never starts.
-        release.completed = true;
-        return Err(Error::Canceled);
-    }
-    let ctx = release.shared.ctx.clone();
-    let outcome = match catch_unwind(AssertUnwindSafe(|| f(ctx))) {
-        Ok(fut) => catch(fut).await,
-        Err(panic) => Err(panic),
-    };
-    release.completed = true;
-    settle(&release.shared, outcome, Origin::Task)
-}
-
-/// The body of every blocking task.
-fn run_blocking<E, F, T>(mut release: Release<E>, f: F) -> Output<T>
-where
-    E: GroupError,
-    F: FnOnce(Context) -> Result<T, E>,
-{
-    if release.shared.dropped.load(Ordering::Acquire) {
-        release.completed = true;
-        return Err(Error::Canceled);
-    }
-    let ctx = release.shared.ctx.clone();
-    let outcome = catch_unwind(AssertUnwindSafe(|| f(ctx)));
-    release.completed = true;
-    settle(&release.shared, outcome, Origin::Task)
-}
-
-/// Turns a task's outcome into what its handle gets, recording failures.
-fn settle<E: GroupError, T>(
-    shared: &Shared<E>,
-    outcome: Result<Result<T, E>, Panic>,
-    origin: Origin,
-) -> Output<T> {
-    match outcome {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(err)) => {
-            shared.fail(err);
-            Err(shared.group_err())
-        }
-        Err(panic) => {
-            shared.panicked(panic, origin);
-            Err(shared.group_err())
-        }
-    }
-}
-
-/// Polls `fut` to completion, catching a panic from its `poll` or from its
-/// drop (the future is dropped as soon as it completes, inside the catch).
-async fn catch<F: Future>(fut: F) -> Result<F::Output, Panic> {
-    let mut slot = pin!(Some(fut));
-    poll_fn(|cx| {
-        let polled = catch_unwind(AssertUnwindSafe(|| {
-            let fut = slot
-                .as_mut()
-                .as_pin_mut()
-                .expect("ctx: internal error: task future polled after completion");
-            let out = ready!(fut.poll(cx));
-            slot.set(None);
-            Poll::Ready(out)
-        }));
-        match polled {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
-            Err(panic) => {
-                // Drop what is left of the future here too; a second panic
-                // from its drop is dropped in favour of the first.
-                let _ = catch_unwind(AssertUnwindSafe(|| slot.set(None)));
-                Poll::Ready(Err(panic))
-            }
-        }
-    })
-    .await
 }

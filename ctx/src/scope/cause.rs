@@ -3,7 +3,7 @@
 use std::any::{type_name, Any};
 use std::fmt;
 
-use crate::error::{Cause, Error};
+use crate::{Cause, Error};
 
 /// The cause recorded for the group context when a task or the body fails.
 pub(super) fn cause_of<E: fmt::Display + 'static>(err: &E) -> Cause {

@@ -1,7 +1,7 @@
 //! The first failure of a group: the error `scope` returns, and the one whose
 //! cause the group context records.
 //!
-//! Rules (see [`scope`](crate::scope)): the first error, from the body or any
+//! Rules (see [`scope`](crate::scope())): the first error, from the body or any
 //! task, wins and later ones are dropped; an error that comes after the
 //! parent is done is dropped in favour of the parent's error; a panic
 //! outranks every error. This is the part of a scope whose correctness is
@@ -10,8 +10,8 @@
 //! parent's cancel (`RUSTFLAGS="--cfg loom" cargo test -p ctx --release --lib
 //! scope::first`).
 
-use crate::context::Context;
 use crate::loom::{lock, AtomicU8, Mutex, Ordering};
+use crate::Context;
 
 const OPEN: u8 = 0;
 const CLAIMED: u8 = 1;

@@ -11,10 +11,9 @@ use std::task::{ready, Context as TaskContext, Poll, Waker};
 use tokio::task::JoinHandle;
 
 use super::Output;
-use crate::context::Context;
-use crate::error::Error;
 #[cfg(doc)]
-use crate::scope::{scope, Scope};
+use super::{scope, Scope};
+use crate::{Context, Error};
 
 /// Awaits the `Ok` value of one task of a [`scope`].
 ///
