@@ -441,16 +441,25 @@ impl Context {
         }
     }
 
-    /// Arranges for `f` to run once, after this context is done: on the
-    /// thread that cancels it (or the timer thread, for a deadline), after
-    /// every internal lock is released, or at once on this thread if the
-    /// context is done already. It never runs for a context that cannot be
-    /// done.
+    /// Arranges for `f` to run once, after this context is done. It never
+    /// runs for a context that cannot be done.
     ///
-    /// Keep `f` short and non-blocking (spawn work from it if needed): it runs
-    /// inside whatever cancels the context. A panic in `f` is caught (the
-    /// panic hook still reports it) and does not disturb the tree or other
-    /// callbacks.
+    /// # Where `f` runs
+    ///
+    /// - Canceled by a guard or handle (`cancel()`, a dropped guard, a
+    ///   parent's cancel): on that thread, after every internal lock is
+    ///   released, before `cancel` returns.
+    /// - Ended by a deadline: on a `ctx-callback` thread of ctx's callback
+    ///   pool, never on the timer thread, so a slow `f` delays neither other
+    ///   deadlines nor other callbacks. Up to 64 callbacks may block at once;
+    ///   more wait for a free thread. Pool threads start on demand and end
+    ///   after 10 s idle.
+    /// - Already done when `after_func` is called: at once, on this thread.
+    ///
+    /// Prefer short callbacks all the same (spawn work from them if needed):
+    /// a blocking one holds up the `cancel` that fired it. A panic in `f` is
+    /// caught (the panic hook still reports it) and disturbs neither the tree
+    /// nor other callbacks.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicBool, Ordering};

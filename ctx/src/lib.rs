@@ -100,6 +100,21 @@
 //! time; `#[ctx::main]` gives `main` a context canceled by Ctrl-C, and
 //! `#[ctx::test]` a test with a timeout.
 //!
+//! # Threads
+//!
+//! ctx works on any executor and on plain threads, so it keeps what must
+//! run on its own in a few threads of its own, each started on first use:
+//!
+//! | thread | what it does | how many |
+//! | --- | --- | --- |
+//! | `ctx-timer` | fires every deadline of the process (cancels the nodes) | one; restarted if it ever dies |
+//! | `ctx-callback` | runs `after_func` callbacks fired by a deadline, and drops of user values the timer held last | 0 to 64: started on demand, ended after 10 s idle |
+//! | `ctx-signal` | watches SIGINT and SIGTERM for [`signal::notify`] and `#[ctx::main]` | one, for the life of the process, once used |
+//!
+//! No user code runs on `ctx-timer`, and user code on the others is
+//! contained: a panic there (even one whose payload panics again when
+//! dropped) ends neither the thread nor the process.
+//!
 //! # Across the network
 //!
 //! Behind cargo features, all off by default: `http` and `tower` give every
@@ -122,6 +137,7 @@ pub mod grpc;
 #[cfg(feature = "http")]
 pub mod http;
 mod loom;
+mod pool;
 mod scope;
 // tokio has no signal support in loom builds; the loom models need neither
 // signals nor the macro helpers.

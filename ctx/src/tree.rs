@@ -80,6 +80,7 @@ use std::time::Instant;
 
 use crate::error::{Cause, Error};
 use crate::loom::{lock, Arc, AtomicU32, AtomicU8, Mutex, MutexGuard, Ordering};
+use crate::pool;
 use crate::slab::Slab;
 use crate::timer::TimerKey;
 use crate::unwind;
@@ -543,6 +544,28 @@ impl Aftermath {
 ///
 /// Go: `(*cancelCtx).cancel(true, err, cause)`.
 pub(crate) fn cancel(node: &Arc<CancelNode>, err: Error, cause: Option<Cause>) -> bool {
+    cancel_with(node, err, cause, Callbacks::Here).is_ok()
+}
+
+/// Where a cancel runs the `after_func` callbacks it fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Callbacks {
+    /// On the canceling thread, before `cancel` returns: a user's cancel.
+    Here,
+    /// On the callback pool (`pool.rs`), one job each: ctx's own threads,
+    /// which must not wait for user code.
+    Pool,
+}
+
+/// [`cancel`], with the callbacks run as `callbacks` says. `Err` when
+/// another cancel came first, with the `cause` this call did not record
+/// (the caller decides where it drops).
+pub(crate) fn cancel_with(
+    node: &Arc<CancelNode>,
+    err: Error,
+    cause: Option<Cause>,
+    callbacks: Callbacks,
+) -> Result<(), Option<Cause>> {
     // A cause equal to the plain error is stored as "none": nothing kept.
     let cause = cause.filter(|cause| cause.as_ctx_error() != Some(err));
     let mut inner = node.lock();
@@ -551,7 +574,7 @@ pub(crate) fn cancel(node: &Arc<CancelNode>, err: Error, cause: Option<Cause>) -
     if node.state.load(Ordering::Relaxed) & ERR_MASK != 0 {
         drop(inner);
         node.wait_settled();
-        return false;
+        return Err(cause);
     }
     let mut aftermath = Aftermath::default();
     let mut stack = Vec::new();
@@ -593,10 +616,13 @@ pub(crate) fn cancel(node: &Arc<CancelNode>, err: Error, cause: Option<Cause>) -
         unwind::contain(|| waker.wake());
     }
     for after in aftermath.after_funcs {
-        after.fire();
+        match callbacks {
+            Callbacks::Here => after.fire(),
+            Callbacks::Pool => pool::execute(move || after.fire()),
+        }
     }
     remove_child(node);
-    true
+    Ok(())
 }
 
 /// Unlinks a node that just became done from its parent's `children`.

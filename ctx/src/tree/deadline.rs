@@ -9,9 +9,10 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::{cancel, CancelNode, Repr, ERR_MASK, FROM_DEADLINE};
+use super::{cancel, cancel_with, Callbacks, CancelNode, Repr, ERR_MASK, FROM_DEADLINE};
 use crate::error::{Cause, Error};
 use crate::loom::{Arc, Ordering};
+use crate::pool;
 use crate::timer::{Expire, Timer, TimerKey};
 
 /// A timer entry: the node to cancel and the cause to record.
@@ -21,8 +22,18 @@ struct Deadline {
 }
 
 impl Expire for Deadline {
+    /// Runs on the timer thread: the cancel walk happens here, but the
+    /// `after_func` callbacks it fires go to the callback pool, and so does
+    /// the drop of a cause that another cancel made unneeded (maybe the
+    /// last handle to a user value), so that no user code can hold back
+    /// the deadlines behind this one.
     fn expire(self) {
-        cancel(&self.node, Error::DeadlineExceeded, self.cause);
+        let Deadline { node, cause } = self;
+        if let Err(Some(cause)) =
+            cancel_with(&node, Error::DeadlineExceeded, cause, Callbacks::Pool)
+        {
+            pool::execute(move || drop(cause));
+        }
     }
 }
 
