@@ -96,6 +96,10 @@ impl CancelGuard {
     }
 }
 
+// As for `Context`: the node it cancels stays consistent across a panic.
+impl std::panic::UnwindSafe for CancelGuard {}
+impl std::panic::RefUnwindSafe for CancelGuard {}
+
 impl Drop for CancelGuard {
     fn drop(&mut self) {
         if let Some(node) = self.node.take() {

@@ -2,13 +2,15 @@
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
+use std::hash::{Hash, Hasher};
+use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::pin::{pin, Pin};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use crate::after_func::AfterFunc;
 use crate::cancel::CancelGuard;
-use crate::done::Done;
+use crate::done::{Done, DoneOwned};
 use crate::error::{Cause, Error};
 use crate::loom::Arc;
 use crate::tree::{self, CancelNode, Repr};
@@ -238,12 +240,45 @@ impl Context {
         Done::new(self.signal())
     }
 
+    /// [`done`](Context::done) without the borrow: a future that resolves
+    /// to the [`Error`] once the context is done, `Send + Unpin + 'static`,
+    /// for `tokio::spawn(ctx.done_owned())`, struct fields and streams.
+    ///
+    /// Costs one reference count more than `done()`; prefer `done()` in a
+    /// `select!` on a context you hold.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, as [`done`](Context::done).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use std::time::Duration;
+    /// let (ctx, _cancel) = ctx::Context::background().with_timeout(Duration::from_millis(10));
+    /// let watcher = tokio::spawn(ctx.done_owned());
+    /// drop(ctx); // the future keeps what it needs
+    /// assert_eq!(watcher.await.unwrap(), ctx::Error::DeadlineExceeded);
+    /// # }
+    /// ```
+    ///
+    /// Go: `Context.Done`.
+    pub fn done_owned(&self) -> DoneOwned {
+        DoneOwned::new(self.signal().cloned())
+    }
+
     /// Runs `fut` until it finishes or the context is done, whichever comes
     /// first.
     ///
     /// Returns `Err` at once, without polling `fut`, if the context is done
     /// already; otherwise `Ok` with the output, or `Err` as soon as the
     /// context ends, in which case `fut` is dropped unfinished.
+    ///
+    /// Tie-break: each poll checks the context before `fut`, so a context
+    /// that has ended wins over a future that would be ready in the same
+    /// poll: the answer is `Err`, and `fut`'s output, if it had one, is
+    /// never produced.
     ///
     /// # Cancel safety
     ///
@@ -492,6 +527,44 @@ fn paired(node: Arc<CancelNode>) -> (Context, CancelGuard) {
         guard,
     )
 }
+
+/// Identity: a clone equals its original, two derivations never do (even
+/// of the same parent with the same arguments), and each root equals itself
+/// only: `background() == background()`, `todo() == todo()`,
+/// `background() != todo()`.
+///
+/// ```
+/// use ctx::Context;
+/// let root = Context::background();
+/// let (a, _ga) = root.with_cancel();
+/// let (b, _gb) = root.with_cancel();
+/// assert_eq!(a, a.clone());
+/// assert_ne!(a, b);
+/// assert_eq!(Context::default(), Context::background());
+/// assert_ne!(Context::background(), Context::todo());
+/// ```
+impl PartialEq for Context {
+    fn eq(&self, other: &Context) -> bool {
+        self.repr.identity() == other.repr.identity()
+    }
+}
+
+impl Eq for Context {}
+
+/// Consistent with `Eq`: by identity.
+impl Hash for Context {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.repr.identity().hash(state);
+    }
+}
+
+// A context stays consistent across a panic anywhere: its state changes
+// once, under locks that ignore poison, and no user code runs while a lock
+// is held; values are never changed after `with_value`. What the compiler
+// cannot see is the `dyn Any` of the values, hence the manual impls (as
+// tokio-util's `CancellationToken` has).
+impl UnwindSafe for Context {}
+impl RefUnwindSafe for Context {}
 
 impl Default for Context {
     /// [`Context::background`].

@@ -82,6 +82,73 @@ impl std::fmt::Debug for Done<'_> {
 }
 
 /// Wakes a parked thread.
+/// [`Done`] without the borrow: resolves to the [`Error`] once its context
+/// is done. Made by [`Context::done_owned`](crate::Context::done_owned).
+///
+/// `Send + Sync + Unpin + 'static`, so it can be spawned
+/// (`tokio::spawn(ctx.done_owned())`), kept in a struct field or a stream.
+/// It holds a reference count on the context's node; otherwise it behaves
+/// exactly as [`Done`].
+///
+/// # Cancel safety
+///
+/// Cancel-safe. Dropping it unregisters its waker.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let (ctx, cancel) = ctx::Context::background().with_cancel();
+/// let watcher = tokio::spawn(ctx.done_owned());
+/// cancel.cancel();
+/// assert_eq!(watcher.await.unwrap(), ctx::Error::Canceled);
+/// # }
+/// ```
+///
+/// Go: the channel returned by `Context.Done`, which outlives any borrow.
+#[must_use = "futures do nothing unless awaited"]
+pub struct DoneOwned {
+    /// As in [`Done`], owned.
+    node: Option<Arc<CancelNode>>,
+    /// Our slot in the node's waiter list, while registered.
+    key: Option<usize>,
+}
+
+impl DoneOwned {
+    pub(crate) fn new(node: Option<Arc<CancelNode>>) -> DoneOwned {
+        DoneOwned { node, key: None }
+    }
+}
+
+impl Future for DoneOwned {
+    type Output = Error;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Error> {
+        let this = self.get_mut();
+        match &this.node {
+            Some(node) => tree::poll_done(node, &mut this.key, cx.waker()),
+            // Never done: nothing will ever wake us, so nothing to register.
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for DoneOwned {
+    fn drop(&mut self) {
+        if let (Some(node), Some(key)) = (&self.node, self.key) {
+            tree::remove_waiter(node, key);
+        }
+    }
+}
+
+impl std::fmt::Debug for DoneOwned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DoneOwned")
+            .field("registered", &self.key.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 struct ThreadWaker {
     thread: Thread,
     woken: AtomicBool,

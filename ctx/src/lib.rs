@@ -157,7 +157,7 @@ pub mod __private;
 pub use after_func::AfterFunc;
 pub use cancel::{CancelGuard, CancelHandle};
 pub use context::Context;
-pub use done::Done;
+pub use done::{Done, DoneOwned};
 pub use error::{Cause, Error};
 pub use scope::{scope, Scope, TaskHandle};
 

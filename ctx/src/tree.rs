@@ -130,6 +130,18 @@ impl Repr {
         }
     }
 
+    /// What makes this handle the same context as another: the root, or
+    /// the node's address (`Eq` and `Hash` of `Context` use it).
+    pub(crate) fn identity(&self) -> (u8, usize) {
+        match self {
+            Repr::Background => (0, 0),
+            Repr::Todo => (1, 0),
+            Repr::Cancel(node) => (2, &**node as *const CancelNode as usize),
+            Repr::Value(node) => (3, &**node as *const ValueNode as usize),
+            Repr::WithoutCancel(node) => (4, &**node as *const WithoutCancelNode as usize),
+        }
+    }
+
     /// The nearest value of type `T` at or above this node.
     pub(crate) fn value<T: Send + Sync + 'static>(&self) -> Option<&T> {
         let wanted = TypeId::of::<T>();
