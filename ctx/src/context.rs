@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::after_func::AfterFunc;
 use crate::cancel::CancelGuard;
+use crate::clock;
 use crate::done::{Done, DoneOwned};
 use crate::error::{Cause, Error};
 use crate::loom::Arc;
@@ -124,7 +125,7 @@ impl Context {
     /// ```
     pub fn remaining(&self) -> Option<Duration> {
         self.deadline()
-            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+            .map(|deadline| deadline.saturating_duration_since(clock::now()))
     }
 
     /// `None` while the context is live; once it is done, why, for good.
@@ -588,7 +589,7 @@ impl fmt::Debug for Context {
                 Repr::Background => f.write_str("background")?,
                 Repr::Todo => f.write_str("todo")?,
                 Repr::Cancel(node) if node.made_by_deadline() => match node.deadline() {
-                    Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(deadline) => match deadline.checked_duration_since(clock::now()) {
                         Some(left) => write!(f, "with_deadline(in {left:?})")?,
                         None => f.write_str("with_deadline(passed)")?,
                     },

@@ -129,6 +129,7 @@
 
 mod after_func;
 mod cancel;
+mod clock;
 mod context;
 mod done;
 mod error;
@@ -144,6 +145,8 @@ mod scope;
 #[cfg(not(loom))]
 pub mod signal;
 mod slab;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 mod timer;
 mod tree;
 mod unwind;

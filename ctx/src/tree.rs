@@ -82,7 +82,6 @@ use crate::error::{Cause, Error};
 use crate::loom::{lock, Arc, AtomicU32, AtomicU8, Mutex, MutexGuard, Ordering};
 use crate::pool;
 use crate::slab::Slab;
-use crate::timer::TimerKey;
 use crate::unwind;
 
 mod callbacks;
@@ -181,6 +180,10 @@ const ERR_MASK: u8 = CANCELED | DEADLINE;
 const SETTLED: u8 = 0b0000_0100;
 /// Set by a canceler that parks until `SETTLED` (see `settle.rs`).
 const PARKED: u8 = 0b0010_0000;
+/// Constant (feature `test-util`): this node or one above it has a deadline
+/// on tokio's paused clock, which no thread watches; `err()` checks it.
+#[cfg(feature = "test-util")]
+const TOKIO_CLOCK: u8 = 0b0100_0000;
 /// Constant: this node's `Extra` holds a deadline (its own, earlier than any
 /// above it).
 const HAS_DEADLINE: u8 = 0b0000_1000;
@@ -251,7 +254,7 @@ struct Extra {
     cause: Option<Cause>,
     /// The armed timer entry: set by `deadline::arm` after creation, taken by
     /// the cancel walk (which disarms it).
-    timer: Option<TimerKey>,
+    timer: Option<deadline::Armed>,
     /// Set once at creation on `HAS_DEADLINE` nodes, never cleared.
     deadline: Option<Instant>,
 }
@@ -416,6 +419,11 @@ impl CancelNode {
     /// node above it (or born canceled if that one is done already). With a
     /// `deadline`, the node reports it (the caller arms the timer).
     pub(crate) fn new(parent: &Repr, deadline: Option<Instant>, flags: u8) -> Arc<CancelNode> {
+        #[cfg(feature = "test-util")]
+        let flags = match parent.signal() {
+            Some(signal) => flags | (signal.state.load(Ordering::Relaxed) & TOKIO_CLOCK),
+            None => flags,
+        };
         let (flags, extra) = match deadline {
             Some(deadline) => (
                 flags | HAS_DEADLINE,
@@ -441,7 +449,12 @@ impl CancelNode {
     /// One lock-free load.
     #[inline]
     pub(crate) fn err(&self) -> Option<Error> {
-        decode(self.state.load(Ordering::Acquire))
+        let state = self.state.load(Ordering::Acquire);
+        #[cfg(feature = "test-util")]
+        if state & (ERR_MASK | TOKIO_CLOCK) == TOKIO_CLOCK {
+            return deadline::check_tokio_clock(self);
+        }
+        decode(state)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -519,7 +532,7 @@ struct Aftermath {
     settle: Vec<Arc<CancelNode>>,
     wakers: Vec<Waker>,
     after_funcs: Vec<Arc<Callback>>,
-    timers: Vec<TimerKey>,
+    timers: Vec<deadline::Armed>,
 }
 
 impl Aftermath {
@@ -620,8 +633,8 @@ pub(crate) fn cancel_with(
         }
     }
 
-    for key in aftermath.timers {
-        deadline::disarm(key);
+    for armed in aftermath.timers {
+        deadline::disarm(armed);
     }
     for waker in aftermath.wakers {
         // A panicking waker must not stop the others from being woken.

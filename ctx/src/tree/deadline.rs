@@ -10,23 +10,27 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::{cancel, cancel_with, Callbacks, CancelNode, Repr, ERR_MASK, FROM_DEADLINE};
+#[cfg(feature = "test-util")]
+use super::{decode, Extra};
+use crate::clock;
 use crate::error::{Cause, Error};
 use crate::loom::{Arc, Ordering};
 use crate::pool;
 use crate::timer::{Expire, Timer, TimerKey};
 
 /// A timer entry: the node to cancel and the cause to record.
-struct Deadline {
+pub(super) struct Deadline {
     node: Arc<CancelNode>,
     cause: Option<Cause>,
 }
 
 impl Expire for Deadline {
-    /// Runs on the timer thread: the cancel walk happens here, but the
-    /// `after_func` callbacks it fires go to the callback pool, and so does
-    /// the drop of a cause that another cancel made unneeded (maybe the
-    /// last handle to a user value), so that no user code can hold back
-    /// the deadlines behind this one.
+    /// Runs on the timer thread (or, on tokio's test clock, in a task of the
+    /// test's runtime): the cancel walk happens here, but the `after_func`
+    /// callbacks it fires go to the callback pool, and so does the drop of
+    /// a cause that another cancel made unneeded (maybe the last handle to a
+    /// user value), so that no user code can hold back the deadlines behind
+    /// this one.
     fn expire(self) {
         let Deadline { node, cause } = self;
         if let Err(Some(cause)) =
@@ -64,9 +68,16 @@ pub(crate) fn with_deadline(
     if inherited {
         return CancelNode::new(parent, None, FROM_DEADLINE);
     }
-    let node = CancelNode::new(parent, Some(deadline), FROM_DEADLINE);
+    #[cfg(feature = "test-util")]
+    let flags = match clock::tokio_runtime() {
+        Some(_) => FROM_DEADLINE | super::TOKIO_CLOCK,
+        None => FROM_DEADLINE,
+    };
+    #[cfg(not(feature = "test-util"))]
+    let flags = FROM_DEADLINE;
+    let node = CancelNode::new(parent, Some(deadline), flags);
     if node.err().is_none() {
-        if deadline <= timer().now() {
+        if deadline <= clock::now() {
             cancel(&node, Error::DeadlineExceeded, cause);
         } else {
             arm(&node, deadline, cause);
@@ -82,36 +93,118 @@ pub(crate) fn with_timeout(
     timeout: Duration,
     cause: Option<Cause>,
 ) -> Arc<CancelNode> {
-    match timer().now().checked_add(timeout) {
+    match clock::now().checked_add(timeout) {
         Some(deadline) => with_deadline(parent, deadline, cause),
         None => CancelNode::new(parent, None, FROM_DEADLINE),
     }
 }
 
-/// Inserts the timer entry and hands its key to the node, which disarms it
-/// when canceled first.
+/// A node's armed deadline, kept in the node so a cancel can disarm it.
+pub(super) enum Armed {
+    /// An entry of the process-wide timer.
+    Timer(TimerKey),
+    /// A task on a test runtime whose clock is tokio's (see `clock.rs`),
+    /// and the entry it fires, which `err()` may fire first (tokio's
+    /// `advance` moves the clock without waiting for the task to run).
+    #[cfg(feature = "test-util")]
+    Tokio(clock::TokioTimer, Pending),
+}
+
+/// A deadline on tokio's clock, taken by whichever fires it first: its task
+/// or a reader that sees the clock past it.
+#[cfg(feature = "test-util")]
+type Pending = std::sync::Arc<std::sync::Mutex<Option<Deadline>>>;
+
+#[cfg(feature = "test-util")]
+fn fire_pending(pending: &Pending) {
+    let entry = pending.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(entry) = entry {
+        entry.expire();
+    }
+}
+
+/// `err()` of a node under a deadline on tokio's clock: fires that deadline
+/// first if tokio's clock (as this thread sees it) has passed it.
+#[cfg(feature = "test-util")]
+pub(super) fn check_tokio_clock(node: &CancelNode) -> Option<Error> {
+    if clock::tokio_runtime().is_some() {
+        let now = clock::now();
+        let mut current = node;
+        loop {
+            let state = current.state.load(Ordering::Acquire);
+            if state & ERR_MASK != 0 || state & super::TOKIO_CLOCK == 0 {
+                break;
+            }
+            if state & super::HAS_DEADLINE != 0 {
+                // The nearest own deadline is the earliest on the path
+                // (`CancelNode::deadline`): if it has not passed, none has.
+                // Invariant 1: the armed entry is read under the lock.
+                let due = {
+                    let inner = current.lock();
+                    match inner.extra.as_deref() {
+                        Some(Extra {
+                            deadline: Some(at),
+                            timer: Some(Armed::Tokio(_, pending)),
+                            ..
+                        }) if *at <= now => Some(pending.clone()),
+                        _ => None,
+                    }
+                };
+                if let Some(pending) = due {
+                    fire_pending(&pending);
+                }
+                break;
+            }
+            match current.parent.signal() {
+                Some(parent) => current = parent,
+                None => break,
+            }
+        }
+    }
+    decode(node.state.load(Ordering::Acquire))
+}
+
+/// Arms the deadline, on the process-wide timer or on tokio's test clock,
+/// and hands the node what disarms it when canceled first.
 fn arm(node: &Arc<CancelNode>, deadline: Instant, cause: Option<Cause>) {
-    let key = timer().insert(
-        deadline,
-        Deadline {
-            node: node.clone(),
-            cause,
-        },
-    );
+    let entry = Deadline {
+        node: node.clone(),
+        cause,
+    };
+    #[cfg(feature = "test-util")]
+    let armed = match clock::tokio_runtime() {
+        Some(runtime) => {
+            let pending: Pending = std::sync::Arc::new(std::sync::Mutex::new(Some(entry)));
+            let fires = pending.clone();
+            let task = clock::spawn_at(&runtime, deadline, move || fire_pending(&fires));
+            Armed::Tokio(task, pending)
+        }
+        None => Armed::Timer(timer().insert(deadline, entry)),
+    };
+    #[cfg(not(feature = "test-util"))]
+    let armed = Armed::Timer(timer().insert(deadline, entry));
     // Invariant 1: a node that is not done under its lock still owns its
     // timer slot; a done one gave it up, so the entry must go.
     let mut inner = node.lock();
     if node.state.load(Ordering::Relaxed) & ERR_MASK == 0 {
-        inner.extra().timer = Some(key);
+        inner.extra().timer = Some(armed);
         return;
     }
     drop(inner);
     // Canceled in between (maybe by the timer itself, if the entry expired).
-    disarm(key);
+    disarm(armed);
 }
 
-/// Removes an entry; its node and cause (maybe the last reference to a user
-/// value) drop here, with no lock held.
-pub(crate) fn disarm(key: TimerKey) {
-    drop(timer().remove(key));
+/// Disarms a deadline; a timer entry's node and cause (maybe the last
+/// reference to a user value) drop here, with no lock held.
+pub(crate) fn disarm(armed: Armed) {
+    match armed {
+        Armed::Timer(key) => drop(timer().remove(key)),
+        #[cfg(feature = "test-util")]
+        Armed::Tokio(task, pending) => {
+            task.abort();
+            // The entry holds the node: taking it breaks the cycle.
+            drop(pending.lock().unwrap_or_else(|e| e.into_inner()).take());
+        }
+    }
 }
