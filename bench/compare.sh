@@ -45,8 +45,8 @@ echo "compare: Go scale and memory twins (bench/go)" >&2
 # --- ctx and tokio-util ----------------------------------------------------
 rm -rf "$root/target/criterion"
 echo "compare: criterion benches (ctx, tokio-util)" >&2
-cargo bench --quiet -p ctx --bench go_context --bench scale -- "${crit[@]}" > "$out/criterion.txt" 2>&1
-cargo bench --quiet -p ctx --bench memory > "$out/memory.txt" 2>/dev/null
+cargo bench --quiet -p ctx-tree --bench go_context --bench scale -- "${crit[@]}" > "$out/criterion.txt" 2>&1
+cargo bench --quiet -p ctx-tree --bench memory > "$out/memory.txt" 2>/dev/null
 
 # --- the table -------------------------------------------------------------
 python3 "$root/bench/join.py" "$out" "$root/target/criterion" \

@@ -4,7 +4,7 @@
 //! Use them through `ctx`, which re-exports them; this crate is an
 //! implementation detail and its paths are not API.
 //!
-//! [ctx]: https://docs.rs/ctx
+//! [ctx]: https://docs.rs/ctx-tree/latest/ctx/
 
 mod args;
 mod check;
@@ -73,7 +73,7 @@ use proc_macro::TokenStream;
 /// - a context that is already done returns `Err(ctx::Error.into())` at
 ///   entry, without running the body;
 /// - an `async` body is raced against the context, as
-///   [`Context::run`](https://docs.rs/ctx) does: once the context is done,
+///   [`Context::run`](https://docs.rs/ctx-tree/latest/ctx/struct.Context.html#method.run) does: once the context is done,
 ///   the body's future is dropped at its next `.await` and the function
 ///   returns `Err` at once instead of finishing wasted work.
 ///
@@ -216,7 +216,7 @@ pub fn ctx(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 ///
 /// `ctx` is `&ctx::Context` and comes from
-/// [`ctx::signal::notify`](https://docs.rs/ctx): the first signal cancels it
+/// [`ctx::signal::notify`](https://docs.rs/ctx-tree/latest/ctx/signal/fn.notify.html): the first signal cancels it
 /// (its cause says which signal); a second signal, once it is canceled, ends
 /// the process at once, as Ctrl-C does in a program that does not catch it.
 /// The body is checked for lost cancel guards as in `#[ctx]`.
