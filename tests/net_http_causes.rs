@@ -7,7 +7,8 @@
 //! is over (`is_end_stream`), once it has yielded exactly its known length
 //! (exact size hint or `content-length`), and at once when nothing of the
 //! body goes on the wire: a `HEAD` request, a 1xx, 204 or 304 status, a 101
-//! upgrade, a 2xx answer to `CONNECT`. Every other end is a plain cancel.
+//! upgrade, a 2xx answer to `CONNECT`. A panicking handler or body ends it
+//! with `HandlerPanicked`. Every other end is a plain cancel.
 //!
 //! Most bodies here never end on their own (they wait forever after their
 //! data), so a test passes only if the layer reads the finish from the rule
@@ -25,13 +26,14 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::routing::{any, get};
 use axum::Router;
-use ctx::http::{Abandoned, ContextLayer};
+use ctx::http::{Abandoned, ContextLayer, HandlerPanicked};
 use ctx::{Cause, Context, Error};
 use http::{Response, StatusCode};
 use hyper::body::{Bytes, Frame, SizeHint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tower::{Layer, ServiceExt};
 
 /// Generous: how long anything that should be prompt may take on a busy
 /// two-core machine before the test calls it a failure.
@@ -364,4 +366,139 @@ async fn a_client_that_hangs_up_before_the_head_abandons_the_request() {
     drop(conn);
     within("the cancel", ctx.done()).await;
     assert_abandoned(&ctx.cause().unwrap());
+}
+
+/// A panic payload whose own `Drop` panics.
+struct Bomb;
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("the payload's drop panics too");
+    }
+}
+
+/// Sends a `GET /` whose handler panics: the server closes the connection
+/// without an answer.
+async fn get_and_get_cut_off(addr: SocketAddr) {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(GET.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    // A reset or an orderly close, either way nothing.
+    let _ = within("the close", conn.read_to_end(&mut response)).await;
+    assert!(
+        response.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&response)
+    );
+}
+
+async fn assert_still_serving(addr: SocketAddr) {
+    let response = exchange(
+        addr,
+        "GET /ok HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(response.ends_with("\r\n\r\nok"), "{response}");
+}
+
+#[tokio::test]
+async fn a_panicking_handler_ends_with_handler_panicked_and_the_server_stays_up() {
+    let (addr, mut contexts) = answering(|| panic!("no such user")).await;
+    get_and_get_cut_off(addr).await;
+    let cause = cause(&mut contexts).await;
+    let panicked = cause.downcast_ref::<HandlerPanicked>();
+    assert!(panicked.is_some(), "a handler panic, not: {cause}");
+    assert_eq!(panicked.unwrap().message(), Some("no such user"));
+    assert_still_serving(addr).await;
+}
+
+#[tokio::test]
+async fn a_handler_panic_whose_payload_panics_on_drop_leaves_the_server_up() {
+    let (addr, mut contexts) = answering(|| std::panic::panic_any(Bomb)).await;
+    for _ in 0..3 {
+        get_and_get_cut_off(addr).await;
+        let cause = cause(&mut contexts).await;
+        let panicked = cause.downcast_ref::<HandlerPanicked>();
+        assert!(panicked.is_some(), "a handler panic, not: {cause}");
+        assert_eq!(panicked.unwrap().message(), None, "not a string payload");
+        assert_still_serving(addr).await;
+    }
+}
+
+/// A body that yields one chunk, then panics.
+struct PanickingBody {
+    sent: bool,
+}
+
+impl hyper::body::Body for PanickingBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if std::mem::replace(&mut self.sent, true) {
+            panic!("the body broke");
+        }
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"first")))))
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_panics_mid_stream_ends_with_handler_panicked() {
+    let (addr, mut contexts) =
+        answering(|| Response::new(Body::new(PanickingBody { sent: false }))).await;
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(GET.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let _ = within("the close", conn.read_to_end(&mut response)).await;
+    let cause = cause(&mut contexts).await;
+    let panicked = cause.downcast_ref::<HandlerPanicked>();
+    assert!(panicked.is_some(), "a body panic, not: {cause}");
+    assert_eq!(panicked.unwrap().message(), Some("the body broke"));
+    assert_still_serving(addr).await;
+}
+
+/// A payload the test can recognize.
+#[derive(Debug, PartialEq)]
+struct Marker(u32);
+
+/// The layer alone: a panic in the service's `call` or in its future
+/// reaches the caller with its own payload, and the context the handler got
+/// ends with `HandlerPanicked`.
+#[tokio::test]
+async fn the_layer_lets_a_handler_panic_go_on_with_its_payload() {
+    use futures::FutureExt;
+    use std::panic::AssertUnwindSafe;
+
+    for in_call in [true, false] {
+        let (tx, mut contexts) = mpsc::unbounded_channel();
+        let svc = ContextLayer::new(&Context::background()).layer(tower::service_fn(
+            move |req: http::Request<Body>| {
+                tx.send(ctx::http::RequestExt::context(&req)).unwrap();
+                if in_call {
+                    std::panic::panic_any(Marker(1));
+                }
+                async {
+                    std::panic::panic_any(Marker(2));
+                    #[allow(unreachable_code)]
+                    Ok::<_, Infallible>(Response::new(Body::empty()))
+                }
+            },
+        ));
+        let call = AssertUnwindSafe(svc.oneshot(http::Request::new(Body::empty())));
+        let payload = call.catch_unwind().await.unwrap_err();
+        let want = Marker(if in_call { 1 } else { 2 });
+        assert_eq!(
+            payload.downcast_ref::<Marker>(),
+            Some(&want),
+            "the same payload"
+        );
+        let cause = cause(&mut contexts).await;
+        assert!(
+            cause.downcast_ref::<HandlerPanicked>().is_some(),
+            "in_call {in_call}: {cause}"
+        );
+    }
 }

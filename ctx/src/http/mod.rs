@@ -30,7 +30,9 @@
 //! - when the response future or body is dropped before the response was
 //!   written in full: hyper does that when the client disconnects (HTTP/1)
 //!   or resets the stream (HTTP/2), and a timeout layer above does it when
-//!   it gives up. The cause is then [`Abandoned`].
+//!   it gives up. The cause is then [`Abandoned`];
+//! - when the handler panics (its `call`, its future or its body): the
+//!   cause is [`HandlerPanicked`], and the panic goes on.
 //!
 //! A response counts as written in full once its body has ended, says it
 //! is over (`is_end_stream`) or has yielded exactly its known length (exact
@@ -102,7 +104,7 @@ pub use self::axum::MissingContext;
 pub use client::{ClientError, ClientLayer, ClientService};
 #[cfg(feature = "tower")]
 #[doc(inline)]
-pub use server::{Abandoned, ContextLayer, ContextService};
+pub use server::{Abandoned, ContextLayer, ContextService, HandlerPanicked};
 
 /// Renamed to [`server::ResponseFuture`]: the server's response future.
 #[cfg(feature = "tower")]

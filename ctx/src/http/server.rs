@@ -3,12 +3,15 @@
 //! The layer makes a [`ContextService`], whose calls return a
 //! [`ResponseFuture`] and, once the handler answers, a response with a
 //! [`ResponseBody`] that holds the request context open until it has been
-//! sent. The layer, the service and [`Abandoned`] are also at
-//! [`ctx::http`](super), as tower keeps a middleware's layer and service
-//! beside each other and its futures a step away.
+//! sent. The layer, the service and the causes [`Abandoned`] and
+//! [`HandlerPanicked`] are also at [`ctx::http`](super), as tower keeps a
+//! middleware's layer and service beside each other and its futures a step
+//! away.
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{ready, Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
@@ -31,8 +34,10 @@ use crate::{CancelGuard, Context};
 /// (from `grpc-timeout`, else the default, capped by the maximum), and ends
 /// when the first of these happens: the deadline passes, the root is
 /// canceled, the response future or body is dropped before the response
-/// was written in full (the client went away: cause [`Abandoned`]), or the
-/// response has been written in full (a plain cancel). [`ResponseBody`] says what counts as written in full; the
+/// was written in full (the client went away: cause [`Abandoned`]), the
+/// handler panics (cause [`HandlerPanicked`]; the layer lets the panic go
+/// on and answers nothing), or the response has been written in full (a
+/// plain cancel). [`ResponseBody`] says what counts as written in full; the
 /// [module docs](super) tell the whole story.
 ///
 /// The response gets the request id as `x-request-id`, unless the service
@@ -197,7 +202,12 @@ where
         let method = req.method().clone();
         let inner = {
             let _entered = span::enter(&span);
-            self.inner.call(req)
+            // `call` is the handler's code too (a `service_fn` closure runs
+            // here, before any future exists).
+            match catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
+                Ok(inner) => inner,
+                Err(payload) => panicked(Some(guard), payload),
+            }
         };
         ResponseFuture {
             inner,
@@ -215,7 +225,9 @@ pin_project! {
     ///
     /// Dropping it before it finishes cancels the request context with the
     /// cause [`Abandoned`]; once it finishes, the guard moves into the
-    /// response body ([`ResponseBody`]).
+    /// response body ([`ResponseBody`]). If the handler's future panics,
+    /// the request context is canceled with the cause [`HandlerPanicked`]
+    /// and the panic goes on.
     ///
     /// ```
     /// fn assert_future<F: std::future::Future>(_: &F) {}
@@ -268,9 +280,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = {
+        let polled = {
             let _entered = span::enter(this.span);
-            ready!(this.inner.poll(cx))
+            catch_unwind(AssertUnwindSafe(|| this.inner.poll(cx)))
+        };
+        let result = match polled {
+            Ok(poll) => ready!(poll),
+            Err(payload) => panicked(this.guard.take(), payload),
         };
         // An error ends the request here: the guard drops (plain cancel).
         let guard = this.guard.take();
@@ -310,6 +326,9 @@ pin_project! {
     /// 1xx (a 101 upgrade among them), 204 or 304 status, a 2xx answer to
     /// `CONNECT`. Servers drop such bodies without polling them to their
     /// end, so the end of the body alone cannot tell.
+    ///
+    /// A panic in the body's `poll_frame` cancels with the cause
+    /// [`HandlerPanicked`] and goes on, as in [`ResponseFuture`].
     ///
     /// Data, trailers, size hint and end of stream are the inner body's.
     ///
@@ -431,7 +450,10 @@ impl<B: Body> Body for ResponseBody<B> {
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let this = self.project();
-        let frame = ready!(this.inner.poll_frame(cx));
+        let frame = match catch_unwind(AssertUnwindSafe(|| this.inner.poll_frame(cx))) {
+            Ok(poll) => ready!(poll),
+            Err(payload) => panicked(this.guard.take(), payload),
+        };
         match &frame {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
@@ -468,7 +490,8 @@ impl<B: Body> fmt::Debug for ResponseBody<B> {
 /// abandoned before its response was written in full (as
 /// [`ResponseBody`] defines it): the client disconnected or reset the
 /// stream, or something above the layer (a timeout, a shutdown that gave
-/// up waiting) dropped the request.
+/// up waiting) dropped the request. A handler that panics ends its request
+/// with [`HandlerPanicked`] instead.
 ///
 /// ```
 /// let (ctx, cancel) = ctx::Context::background().with_cancel();
@@ -489,6 +512,111 @@ impl fmt::Display for Abandoned {
 }
 
 impl std::error::Error for Abandoned {}
+
+/// The cause of a request context canceled because its handler panicked:
+/// in the inner service's `call`, in its response future, or in the
+/// response body's `poll_frame`.
+///
+/// [`ContextLayer`] does not answer such a request itself: it records this
+/// cause, then lets the panic go on with its payload untouched (never
+/// dropped, never replaced), so the stack behaves as it would without the
+/// layer. hyper then closes the connection (HTTP/1) or resets the stream
+/// (HTTP/2) and keeps serving, as Go's `net/http` does after recovering a
+/// handler's panic; tokio contains the panic in the connection's task. For
+/// a 500 instead, add a panic-catching layer (tower-http's
+/// `CatchPanicLayer`) outside `ContextLayer`: inside it, the handler would
+/// return a 500 response and the request would end as answered.
+///
+/// Tasks that hold a clone of the request context see this cause, and with
+/// it the panic's message when it was a string.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::panic::AssertUnwindSafe;
+/// use ctx::http::{ContextLayer, HandlerPanicked, RequestExt};
+/// use futures::FutureExt;
+/// use tower::{Layer, ServiceExt};
+/// # std::panic::set_hook(Box::new(|_| {})); // keep the doctest's output quiet
+///
+/// let (tx, contexts) = std::sync::mpsc::channel();
+/// let svc = ContextLayer::new(&ctx::Context::background()).layer(tower::service_fn(
+///     move |req: http::Request<()>| {
+///         tx.send(req.context()).unwrap();
+///         async {
+///             panic!("no such user");
+///             #[allow(unreachable_code)]
+///             Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+///         }
+///     },
+/// ));
+/// let call = AssertUnwindSafe(svc.oneshot(http::Request::new(())));
+/// let payload = call.catch_unwind().await.unwrap_err(); // the panic went on
+/// assert_eq!(payload.downcast_ref::<&str>(), Some(&"no such user"));
+///
+/// let cause = contexts.recv().unwrap().cause().unwrap();
+/// let panicked = cause.downcast_ref::<HandlerPanicked>().unwrap();
+/// assert_eq!(panicked.message(), Some("no such user"));
+/// assert_eq!(cause.to_string(), "request handler panicked: no such user");
+/// # }
+/// ```
+///
+/// Go: none; `net/http` recovers a handler's panic, logs it and closes the
+/// connection, and the request context ends as for a disconnect.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HandlerPanicked {
+    /// The panic's message, when its payload was a `&str` or `String`;
+    /// set from the payload by [`panicked`].
+    message: Option<String>,
+}
+
+impl HandlerPanicked {
+    /// The panic's message, when its payload was a string (as `panic!`
+    /// with a message makes it); `None` for other payloads
+    /// (`std::panic::panic_any`).
+    ///
+    /// ```
+    /// // See `HandlerPanicked` for a handler that panics.
+    /// fn log(cause: &ctx::Cause) {
+    ///     if let Some(panicked) = cause.downcast_ref::<ctx::http::HandlerPanicked>() {
+    ///         eprintln!("handler panicked: {}", panicked.message().unwrap_or("(no message)"));
+    ///     }
+    /// }
+    /// # let _ = log;
+    /// ```
+    pub fn message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+}
+
+impl fmt::Display for HandlerPanicked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.message {
+            Some(message) => write!(f, "request handler panicked: {message}"),
+            None => f.write_str("request handler panicked"),
+        }
+    }
+}
+
+impl std::error::Error for HandlerPanicked {}
+
+/// Ends the request context (if still open) with [`HandlerPanicked`], then
+/// goes on with the panic.
+///
+/// The payload is only read (for its message), never dropped here: it goes
+/// on with the panic to whoever catches it, so a payload whose own `Drop`
+/// panics cannot unwind out of the layer. `AssertUnwindSafe` at the catch
+/// sites is sound for the same reason: nothing observes the state the panic
+/// left behind except by resuming it.
+fn panicked(guard: Option<CancelGuard>, payload: Box<dyn Any + Send>) -> ! {
+    if let Some(guard) = guard {
+        let message = payload
+            .downcast_ref::<&'static str>()
+            .map(|message| (*message).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned());
+        guard.cancel_with_cause(HandlerPanicked { message });
+    }
+    resume_unwind(payload)
+}
 
 /// The request span: real with the `tracing` feature, nothing without.
 mod span {
