@@ -454,8 +454,41 @@ impl tracing::Subscriber for &'static Spans {
     }
 }
 
+/// A second subscriber, registered for the life of the process, that
+/// wants every callsite "sometimes": tracing then asks the current thread's
+/// subscriber at each hit instead of caching an answer.
+///
+/// Without it, while `Spans` is the only registered subscriber, tracing
+/// decides a callsite's interest at its first hit by asking only the
+/// hitting thread's subscriber: when another test's server thread (which
+/// has none) first hits the layer's `request` span, the span is disabled
+/// for this test too. That happened about once in a hundred runs.
+struct AskEveryTime;
+
+impl tracing::Subscriber for AskEveryTime {
+    fn register_callsite(
+        &self,
+        _: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        false
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
 #[test]
 fn the_request_id_is_in_a_span_around_the_handler() {
+    // Registered on creation; leaked so that it stays registered.
+    std::mem::forget(tracing::Dispatch::new(AskEveryTime));
     let spans: &'static Spans = Box::leak(Box::default());
     tracing::subscriber::with_default(spans, || {
         let svc = layer().layer(tower::service_fn(|_: http::Request<Body>| async {

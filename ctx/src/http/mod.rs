@@ -25,12 +25,21 @@
 //!   [default](ContextLayer::default_timeout), never later than its
 //!   [maximum](ContextLayer::max_timeout);
 //! - when the server's root is canceled (shutdown);
-//! - when the response future is dropped before it finishes: hyper does that
-//!   when the client disconnects (HTTP/1) or resets the stream (HTTP/2), and a
-//!   timeout layer above does it when it gives up. The cause is then
-//!   [`Abandoned`];
-//! - when the response body has been sent (or the body is dropped): Go's
-//!   "when `ServeHTTP` returns".
+//! - when the response has been written in full: Go's "when `ServeHTTP`
+//!   returns". A plain cancel ([`Error::Canceled`](crate::Error::Canceled));
+//! - when the response future or body is dropped before the response was
+//!   written in full: hyper does that when the client disconnects (HTTP/1)
+//!   or resets the stream (HTTP/2), and a timeout layer above does it when
+//!   it gives up. The cause is then [`Abandoned`];
+//! - when the handler panics (its `call`, its future or its body): the
+//!   cause is [`HandlerPanicked`], and the panic goes on.
+//!
+//! A response counts as written in full once its body has ended, says it
+//! is over (`is_end_stream`) or has yielded exactly its known length (exact
+//! size hint, else `content-length`), and at once when no body goes on the
+//! wire: the answer to a `HEAD` request, a 1xx status (a 101 upgrade among
+//! them), 204, 304, a 2xx answer to `CONNECT`. hyper and axum drop such a
+//! body without polling it to its end, so its end alone cannot tell.
 //!
 //! Handlers find the context in the request's extensions:
 //! [`req.context()`](RequestExt::context), or as an axum extractor (feature
@@ -95,7 +104,7 @@ pub use self::axum::MissingContext;
 pub use client::{ClientError, ClientLayer, ClientService};
 #[cfg(feature = "tower")]
 #[doc(inline)]
-pub use server::{Abandoned, ContextLayer, ContextService};
+pub use server::{Abandoned, ContextLayer, ContextService, HandlerPanicked};
 
 /// Renamed to [`server::ResponseFuture`]: the server's response future.
 #[cfg(feature = "tower")]

@@ -3,17 +3,22 @@
 //! The layer makes a [`ContextService`], whose calls return a
 //! [`ResponseFuture`] and, once the handler answers, a response with a
 //! [`ResponseBody`] that holds the request context open until it has been
-//! sent. The layer, the service and [`Abandoned`] are also at
-//! [`ctx::http`](super), as tower keeps a middleware's layer and service
-//! beside each other and its futures a step away.
+//! sent. The layer, the service and the causes [`Abandoned`] and
+//! [`HandlerPanicked`] are also at [`ctx::http`](super), as tower keeps a
+//! middleware's layer and service beside each other and its futures a step
+//! away.
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{ready, Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
-use http::{Request, Response};
+use bytes::Buf;
+use http::header::CONTENT_LENGTH;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
@@ -28,8 +33,11 @@ use crate::{CancelGuard, Context};
 /// The request context carries the request's [`RequestId`] and a deadline
 /// (from `grpc-timeout`, else the default, capped by the maximum), and ends
 /// when the first of these happens: the deadline passes, the root is
-/// canceled, the response future is dropped unfinished (the client went
-/// away: cause [`Abandoned`]), or the response body has been sent. The
+/// canceled, the response future or body is dropped before the response
+/// was written in full (the client went away: cause [`Abandoned`]), the
+/// handler panics (cause [`HandlerPanicked`]; the layer lets the panic go
+/// on and answers nothing), or the response has been written in full (a
+/// plain cancel). [`ResponseBody`] says what counts as written in full; the
 /// [module docs](super) tell the whole story.
 ///
 /// The response gets the request id as `x-request-id`, unless the service
@@ -191,14 +199,21 @@ where
             None => ctx.with_cancel(),
         };
         req.extensions_mut().insert(ctx);
+        let method = req.method().clone();
         let inner = {
             let _entered = span::enter(&span);
-            self.inner.call(req)
+            // `call` is the handler's code too (a `service_fn` closure runs
+            // here, before any future exists).
+            match catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
+                Ok(inner) => inner,
+                Err(payload) => panicked(Some(guard), payload),
+            }
         };
         ResponseFuture {
             inner,
             guard: Some(guard),
             id: Some(id),
+            method,
             span,
         }
     }
@@ -210,7 +225,9 @@ pin_project! {
     ///
     /// Dropping it before it finishes cancels the request context with the
     /// cause [`Abandoned`]; once it finishes, the guard moves into the
-    /// response body ([`ResponseBody`]).
+    /// response body ([`ResponseBody`]). If the handler's future panics,
+    /// the request context is canceled with the cause [`HandlerPanicked`]
+    /// and the panic goes on.
     ///
     /// ```
     /// fn assert_future<F: std::future::Future>(_: &F) {}
@@ -238,6 +255,9 @@ pin_project! {
         guard: Option<CancelGuard>,
         // The request id to echo; taken when the response head is built.
         id: Option<RequestId>,
+        // The request's method, from `ContextService::call`: the answer to
+        // a `HEAD` or `CONNECT` sends no body.
+        method: Method,
         // Entered around every poll of the handler.
         span: span::Span,
     }
@@ -260,9 +280,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = {
+        let polled = {
             let _entered = span::enter(this.span);
-            ready!(this.inner.poll(cx))
+            catch_unwind(AssertUnwindSafe(|| this.inner.poll(cx)))
+        };
+        let result = match polled {
+            Ok(poll) => ready!(poll),
+            Err(payload) => panicked(this.guard.take(), payload),
         };
         // An error ends the request here: the guard drops (plain cancel).
         let guard = this.guard.take();
@@ -272,7 +296,8 @@ where
                     .entry(X_REQUEST_ID)
                     .or_insert_with(|| id.header_value().clone());
             }
-            resp.map(|inner| ResponseBody { inner, guard })
+            let owed = owed_on_the_wire(this.method, &resp);
+            resp.map(|inner| ResponseBody { inner, guard, owed })
         }))
     }
 }
@@ -291,9 +316,23 @@ pin_project! {
     /// request context is canceled, as Go cancels `r.Context()` when
     /// `ServeHTTP` returns.
     ///
-    /// Dropped before its end (the client went away mid-body), it cancels
-    /// with the cause [`Abandoned`]. Data, trailers, size hint and end of
-    /// stream are the inner body's.
+    /// Dropped before the response was written in full (the client went
+    /// away mid-body), it cancels with the cause [`Abandoned`]. The response
+    /// counts as written in full, so that a drop is a plain cancel, once the
+    /// body has ended or says it is over ([`is_end_stream`]), once it has
+    /// yielded exactly its known length (its exact size hint, else the
+    /// `content-length` header, as hyper frames it), and from the start
+    /// when no body goes on the wire: the answer to a `HEAD` request, a
+    /// 1xx (a 101 upgrade among them), 204 or 304 status, a 2xx answer to
+    /// `CONNECT`. Servers drop such bodies without polling them to their
+    /// end, so the end of the body alone cannot tell.
+    ///
+    /// A panic in the body's `poll_frame` cancels with the cause
+    /// [`HandlerPanicked`] and goes on, as in [`ResponseFuture`].
+    ///
+    /// Data, trailers, size hint and end of stream are the inner body's.
+    ///
+    /// [`is_end_stream`]: Body::is_end_stream
     ///
     /// ```
     /// use http_body::Body;
@@ -318,8 +357,14 @@ pin_project! {
         // The request context's guard, from the response future; taken
         // (a plain cancel) at the end of the body or at its first error.
         // Still here on drop means the body was cut off, unless the
-        // inner body says it is over.
+        // response counts as written in full (`owed`, `is_end_stream`).
         guard: Option<CancelGuard>,
+        // The bytes of a known length not yet yielded: set from the head
+        // by `owed_on_the_wire` (`Some(0)` when no body goes on the wire),
+        // counted down by each data frame; `None` when the length is not
+        // known, or the body yielded more than it announced (the server
+        // then fails the response).
+        owed: Option<u64>,
     }
 
     impl<B> PinnedDrop for ResponseBody<B>
@@ -329,8 +374,9 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(guard) = this.guard.take() {
-                if this.inner.is_end_stream() {
-                    // hyper need not poll a body that says it is over.
+                // hyper and axum drop a body with nothing left to send
+                // without polling it to its end.
+                if *this.owed == Some(0) || this.inner.is_end_stream() {
                     guard.cancel();
                 } else {
                     guard.cancel_with_cause(Abandoned);
@@ -338,6 +384,61 @@ pin_project! {
             }
         }
     }
+}
+
+/// What of the response's body goes on the wire: `Some(0)` for nothing,
+/// `Some(n)` for a known length, `None` for a body framed by its end.
+///
+/// The same reading of the head as hyper's (`proto::h1::role`) and the
+/// HTTP semantics (RFC 9110, sections 6.4.1 and 9.3.6): no body for a
+/// `HEAD` request, a 1xx, 204 or 304 status or a 2xx answer to `CONNECT`;
+/// else the body's exact size hint, else `content-length`.
+fn owed_on_the_wire<B: Body>(method: &Method, resp: &Response<B>) -> Option<u64> {
+    let status = resp.status();
+    let bodiless = method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || (method == Method::CONNECT && status.is_success());
+    if bodiless {
+        return Some(0);
+    }
+    resp.body()
+        .size_hint()
+        .exact()
+        .or_else(|| content_length(resp.headers()))
+}
+
+/// The `content-length` of `headers`: every value (and every item of a
+/// comma-separated value) the same number, else `None`, as hyper's HTTP/2
+/// side reads it. Its HTTP/1 side takes only plain numbers and fails the
+/// response on anything else, so that no body goes out and a reading that
+/// is too lenient here never counts a body as written.
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    let mut length = None;
+    for value in headers.get_all(CONTENT_LENGTH) {
+        for item in value.as_bytes().split(|&b| b == b',') {
+            let n = digits(item.trim_ascii())?;
+            if length.is_some_and(|length| length != n) {
+                return None;
+            }
+            length = Some(n);
+        }
+    }
+    length
+}
+
+/// A decimal number of ASCII digits only (no sign, no space), or `None`.
+fn digits(bytes: &[u8]) -> Option<u64> {
+    if bytes.is_empty() {
+        return None;
+    }
+    bytes.iter().try_fold(0u64, |n, &b| {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+    })
 }
 
 impl<B: Body> Body for ResponseBody<B> {
@@ -349,10 +450,19 @@ impl<B: Body> Body for ResponseBody<B> {
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let this = self.project();
-        let frame = ready!(this.inner.poll_frame(cx));
-        if !matches!(frame, Some(Ok(_))) {
+        let frame = match catch_unwind(AssertUnwindSafe(|| this.inner.poll_frame(cx))) {
+            Ok(poll) => ready!(poll),
+            Err(payload) => panicked(this.guard.take(), payload),
+        };
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    let len = u64::try_from(data.remaining()).unwrap_or(u64::MAX);
+                    *this.owed = this.owed.and_then(|owed| owed.checked_sub(len));
+                }
+            }
             // The end, or an error that ends the body: the request is over.
-            this.guard.take();
+            _ => drop(this.guard.take()),
         }
         Poll::Ready(frame)
     }
@@ -377,9 +487,11 @@ impl<B: Body> fmt::Debug for ResponseBody<B> {
 }
 
 /// The cause of a request context canceled because the request was
-/// abandoned before its response was complete: the client disconnected or
-/// reset the stream, or something above the layer (a timeout, a shutdown
-/// that gave up waiting) dropped the request.
+/// abandoned before its response was written in full (as
+/// [`ResponseBody`] defines it): the client disconnected or reset the
+/// stream, or something above the layer (a timeout, a shutdown that gave
+/// up waiting) dropped the request. A handler that panics ends its request
+/// with [`HandlerPanicked`] instead.
 ///
 /// ```
 /// let (ctx, cancel) = ctx::Context::background().with_cancel();
@@ -400,6 +512,111 @@ impl fmt::Display for Abandoned {
 }
 
 impl std::error::Error for Abandoned {}
+
+/// The cause of a request context canceled because its handler panicked:
+/// in the inner service's `call`, in its response future, or in the
+/// response body's `poll_frame`.
+///
+/// [`ContextLayer`] does not answer such a request itself: it records this
+/// cause, then lets the panic go on with its payload untouched (never
+/// dropped, never replaced), so the stack behaves as it would without the
+/// layer. hyper then closes the connection (HTTP/1) or resets the stream
+/// (HTTP/2) and keeps serving, as Go's `net/http` does after recovering a
+/// handler's panic; tokio contains the panic in the connection's task. For
+/// a 500 instead, add a panic-catching layer (tower-http's
+/// `CatchPanicLayer`) outside `ContextLayer`: inside it, the handler would
+/// return a 500 response and the request would end as answered.
+///
+/// Tasks that hold a clone of the request context see this cause, and with
+/// it the panic's message when it was a string.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::panic::AssertUnwindSafe;
+/// use ctx::http::{ContextLayer, HandlerPanicked, RequestExt};
+/// use futures::FutureExt;
+/// use tower::{Layer, ServiceExt};
+/// # std::panic::set_hook(Box::new(|_| {})); // keep the doctest's output quiet
+///
+/// let (tx, contexts) = std::sync::mpsc::channel();
+/// let svc = ContextLayer::new(&ctx::Context::background()).layer(tower::service_fn(
+///     move |req: http::Request<()>| {
+///         tx.send(req.context()).unwrap();
+///         async {
+///             panic!("no such user");
+///             #[allow(unreachable_code)]
+///             Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+///         }
+///     },
+/// ));
+/// let call = AssertUnwindSafe(svc.oneshot(http::Request::new(())));
+/// let payload = call.catch_unwind().await.unwrap_err(); // the panic went on
+/// assert_eq!(payload.downcast_ref::<&str>(), Some(&"no such user"));
+///
+/// let cause = contexts.recv().unwrap().cause().unwrap();
+/// let panicked = cause.downcast_ref::<HandlerPanicked>().unwrap();
+/// assert_eq!(panicked.message(), Some("no such user"));
+/// assert_eq!(cause.to_string(), "request handler panicked: no such user");
+/// # }
+/// ```
+///
+/// Go: none; `net/http` recovers a handler's panic, logs it and closes the
+/// connection, and the request context ends as for a disconnect.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HandlerPanicked {
+    /// The panic's message, when its payload was a `&str` or `String`;
+    /// set from the payload by [`panicked`].
+    message: Option<String>,
+}
+
+impl HandlerPanicked {
+    /// The panic's message, when its payload was a string (as `panic!`
+    /// with a message makes it); `None` for other payloads
+    /// (`std::panic::panic_any`).
+    ///
+    /// ```
+    /// // See `HandlerPanicked` for a handler that panics.
+    /// fn log(cause: &ctx::Cause) {
+    ///     if let Some(panicked) = cause.downcast_ref::<ctx::http::HandlerPanicked>() {
+    ///         eprintln!("handler panicked: {}", panicked.message().unwrap_or("(no message)"));
+    ///     }
+    /// }
+    /// # let _ = log;
+    /// ```
+    pub fn message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+}
+
+impl fmt::Display for HandlerPanicked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.message {
+            Some(message) => write!(f, "request handler panicked: {message}"),
+            None => f.write_str("request handler panicked"),
+        }
+    }
+}
+
+impl std::error::Error for HandlerPanicked {}
+
+/// Ends the request context (if still open) with [`HandlerPanicked`], then
+/// goes on with the panic.
+///
+/// The payload is only read (for its message), never dropped here: it goes
+/// on with the panic to whoever catches it, so a payload whose own `Drop`
+/// panics cannot unwind out of the layer. `AssertUnwindSafe` at the catch
+/// sites is sound for the same reason: nothing observes the state the panic
+/// left behind except by resuming it.
+fn panicked(guard: Option<CancelGuard>, payload: Box<dyn Any + Send>) -> ! {
+    if let Some(guard) = guard {
+        let message = payload
+            .downcast_ref::<&'static str>()
+            .map(|message| (*message).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned());
+        guard.cancel_with_cause(HandlerPanicked { message });
+    }
+    resume_unwind(payload)
+}
 
 /// The request span: real with the `tracing` feature, nothing without.
 mod span {
@@ -431,4 +648,51 @@ mod span {
     #[cfg(not(feature = "tracing"))]
     #[inline]
     pub(super) fn enter(_: &Span) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn length(values: &[&'static str]) -> Option<u64> {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(CONTENT_LENGTH, http::HeaderValue::from_static(value));
+        }
+        content_length(&headers)
+    }
+
+    #[test]
+    fn content_length_is_read_as_hyper_frames_the_body() {
+        assert_eq!(length(&["5"]), Some(5));
+        assert_eq!(length(&[" 5 "]), Some(5));
+        assert_eq!(length(&["5, 5", "5"]), Some(5), "repeats that agree");
+        assert_eq!(length(&["18446744073709551615"]), Some(u64::MAX));
+        assert_eq!(length(&[]), None);
+        for bad in [&["5", "6"][..], &["5,6"], &["+5"], &["-1"], &[""], &["5 5"]] {
+            assert_eq!(length(bad), None, "{bad:?}");
+        }
+        assert_eq!(length(&["18446744073709551616"]), None, "overflow");
+    }
+
+    #[test]
+    fn no_body_goes_on_the_wire_for_head_1xx_204_304_or_connect() {
+        let owed = |method: Method, status: u16| {
+            let mut resp = Response::new(String::from("hello"));
+            *resp.status_mut() = StatusCode::from_u16(status).unwrap();
+            owed_on_the_wire(&method, &resp)
+        };
+        assert_eq!(owed(Method::GET, 200), Some(5));
+        assert_eq!(owed(Method::HEAD, 200), Some(0));
+        assert_eq!(owed(Method::GET, 101), Some(0));
+        assert_eq!(owed(Method::GET, 103), Some(0));
+        assert_eq!(owed(Method::GET, 204), Some(0));
+        assert_eq!(owed(Method::GET, 304), Some(0));
+        assert_eq!(owed(Method::CONNECT, 200), Some(0));
+        assert_eq!(
+            owed(Method::CONNECT, 407),
+            Some(5),
+            "a refused tunnel has a body"
+        );
+    }
 }
