@@ -344,7 +344,9 @@ where
     ///
     /// - If the group has a limit ([`Scope::set_limit`]) and every slot is
     ///   taken, the task is queued and starts, in spawn order, when a slot
-    ///   frees; use [`Scope::ready`] first to keep the queue short.
+    ///   frees; use [`Scope::ready`] first to keep the queue short. Under a
+    ///   limit of 0 it stays queued until the limit is raised, and never
+    ///   starts if the body returns first with no task running.
     /// - If the group context is done (a task failed, the parent is done), the
     ///   task does not start: `f` is dropped and the handle resolves to the
     ///   group's error. The same happens to a queued task when the group is
@@ -493,6 +495,32 @@ where
     /// and starts nothing new until fewer than `n` run. `usize::MAX` means no
     /// limit, the default. The body of the scope does not count.
     ///
+    /// # A limit of 0
+    ///
+    /// `n == 0` means no new task may start, as Go's `SetLimit(0)`:
+    /// [`Scope::try_spawn`] returns `false`, [`Scope::spawn`] and
+    /// [`Scope::spawn_blocking`] queue, and [`Scope::ready`] waits until the
+    /// limit is raised or the group context ends. Running tasks go on. Once
+    /// the body has returned and no task runs, nothing could raise the limit
+    /// for the scope any more: the tasks still queued are dropped unstarted,
+    /// their handles resolve to `Err(E::from(Error::Canceled))`, and
+    /// [`scope`] returns what it would have without them (the body's result,
+    /// unless a task failed or the parent is done).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let queued = ctx::scope(&ctx::Context::background(), |s| async move {
+    ///     s.set_limit(0); // no task may start
+    ///     assert!(!s.try_spawn(|_ctx| async { Ok(()) }));
+    ///     let queued = s.spawn(|_ctx| async { Ok(1) }); // waits for a slot
+    ///     Ok::<_, ctx::Error>(queued) // the body returns, the task still queued
+    /// })
+    /// .await
+    /// .expect("the body's result");
+    /// assert_eq!(queued.await, Err(ctx::Error::Canceled)); // it never started
+    /// # }
+    /// ```
+    ///
     /// # Deadlock
     ///
     /// A running task holds its slot while it waits, so a task must not wait
@@ -500,11 +528,9 @@ where
     /// [`TaskHandle`] of a task it spawned, which may be queued behind it. If
     /// every running task waits like that, no slot ever frees (Go's `SetLimit`
     /// has the same trap). Spawning from a task is safe (it queues and returns
-    /// at once); wait for `ready` and for handles in the body.
-    ///
-    /// # Panics
-    ///
-    /// If `n` is 0: no task could ever start.
+    /// at once); wait for `ready` and for handles in the body. Under a limit
+    /// of 0, the same holds for the body: waiting there for a queued task or
+    /// for `ready` lasts until someone raises the limit or the group ends.
     ///
     /// # Examples
     ///
@@ -539,18 +565,15 @@ where
     /// Go: `Group.SetLimit`, which unlike this may not be called while
     /// goroutines of the group are running.
     pub fn set_limit(&self, n: usize) {
-        assert!(
-            n > 0,
-            "ctx::Scope::set_limit: the limit must be at least 1 (use usize::MAX for no limit)"
-        );
         self.shared.set_limit(n);
     }
 
     /// Waits until a task spawned now would start at once, for backpressure.
     ///
     /// Resolves `Ok(())` when fewer tasks run than the limit allows (at once
-    /// without a limit), and `Err` with the group's error once the group
-    /// context is done, since spawning would then start nothing. A producer
+    /// without a limit; under a limit of 0, once the limit is raised), and
+    /// `Err` with the group's error once the group context is done, since
+    /// spawning would then start nothing. A producer
     /// loop that awaits `ready` before each [`Scope::spawn`] therefore never
     /// queues work beyond the limit, as Go's blocking `Go` does; with several
     /// producers, a spawn may still queue behind another producer's.

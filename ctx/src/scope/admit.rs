@@ -141,8 +141,8 @@ impl<E: GroupError> Shared<E> {
         drop(stale);
     }
 
-    /// Sets the limit ([`Scope::set_limit`]; `n > 0`, checked there) and
-    /// starts the queued spawns that fit under it now.
+    /// Sets the limit ([`Scope::set_limit`]) and starts the queued spawns
+    /// that fit under it now (none under 0).
     pub(super) fn set_limit(self: &Arc<Self>, n: usize) {
         let group_done = self.ctx.is_done();
         let (start, dropped) = {
@@ -243,11 +243,7 @@ impl<E: GroupError> Shared<E> {
                     next = Some((st.tasks.insert(), starter));
                 }
             }
-            let idle = if st.active == 0 && st.queue.is_empty() {
-                st.idle.take()
-            } else {
-                None
-            };
+            let idle = if st.is_idle() { st.idle.take() } else { None };
             let slot_free = st.active < st.limit;
             let limited = st.limit != usize::MAX;
             drop(st);

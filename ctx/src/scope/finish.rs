@@ -62,15 +62,21 @@ impl<E: GroupError> Shared<E> {
 }
 
 impl<E> Shared<E> {
-    /// Ready once no task runs or waits (invariants 3 and 5); then the scope is
-    /// finished and refuses new tasks.
+    /// Ready once no task runs and none can start (invariants 3 and 5); then
+    /// the scope is finished and refuses new tasks. Called only after the
+    /// body has returned, so spawns still queued under limit 0 never start:
+    /// they are dropped here, and their handles report `Canceled`.
     pub(super) fn poll_idle(&self, cx: &mut TaskContext<'_>) -> Poll<()> {
         // Invariants 3 and 5: idle and finished in one critical section, so
         // no spawn slips in between; invariant 4 makes idle mean every task's
         // user code is over.
         let mut st = self.lock();
-        if st.active == 0 && st.queue.is_empty() {
+        if st.is_idle() {
             st.phase = Phase::Finished;
+            let stranded = mem::take(&mut st.queue);
+            // Invariant 6: the spawns left under limit 0 are dropped unlocked.
+            drop(st);
+            drop(stranded);
             return Poll::Ready(());
         }
         let replaced = match &mut st.idle {

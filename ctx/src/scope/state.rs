@@ -17,7 +17,11 @@
 //!    in right after the spawn (between the two, the entry is empty; the spawner
 //!    re-checks the phase when it fills it in, see `Shared::register`).
 //! 3. `queue` holds spawns waiting for a slot. It is non-empty only while
-//!    `active >= limit`, so `active == 0` means the group is idle.
+//!    `active >= limit`, so with `active == 0` it is empty unless the limit
+//!    is 0. The group is idle (`State::is_idle`) once no task runs and none
+//!    can start: `active == 0` and the queue is empty or the limit is 0.
+//!    Queued spawns left under limit 0 once the body has returned and the
+//!    group is idle are dropped unstarted by the scope's finish.
 //! 4. A task releases its slot (`run.rs`'s `Release`) after its future or
 //!    closure has been dropped, and after its error or panic has been
 //!    recorded, so when the scope sees `active == 0`, all user code of every
@@ -100,7 +104,8 @@ pub(super) struct State<E> {
     /// Started tasks that have not finished (invariant 1): taken by an
     /// admitted spawn or a dequeued one, given back by its release.
     pub(super) active: usize,
-    /// Set by [`Scope::set_limit`]; `usize::MAX` (no limit) until then.
+    /// Set by [`Scope::set_limit`]; `usize::MAX` (no limit) until then, 0
+    /// when no new task may start.
     pub(super) limit: usize,
     /// One entry per started task (invariant 2): inserted with its slot,
     /// filled by `register`, removed by its release, drained (handles only)
@@ -116,6 +121,14 @@ pub(super) struct State<E> {
     /// The first panic (the first error is in `Shared::first`): set by the
     /// first `panicked`, taken by the scope's finish, which resumes it.
     pub(super) panic: Option<Panic>,
+}
+
+impl<E> State<E> {
+    /// No task runs and none can start (invariant 3): the scope may finish
+    /// once its body has returned.
+    pub(super) fn is_idle(&self) -> bool {
+        self.active == 0 && (self.queue.is_empty() || self.limit == 0)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
