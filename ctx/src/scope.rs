@@ -25,8 +25,9 @@
 //!   says after a failure), `first.rs` (which failure is the first,
 //!   loom-modelled), `tasks.rs` (the slab of abort handles).
 //!
-//! Dependencies: only the crate root's re-exports (`crate::{Context, ...}`)
-//! and `crate::loom`, so the core's files can move freely; the submodules
+//! Dependencies: only the crate root's re-exports (`crate::{Context, ...}`),
+//! `crate::loom` and `crate::unwind` (which contains the panics the scope
+//! does not resume), so the core's files can move freely; the submodules
 //! reach each other through `super::`.
 
 use std::fmt;
@@ -88,8 +89,9 @@ type Output<T> = Result<T, Error>;
 ///   once: `body` is not called and no task starts.
 /// - If the body or a task panics, the group context is canceled, the scope
 ///   waits for every other task, then resumes the first panic in the caller
-///   with its original payload (later panics are dropped). A panic outranks
-///   any error.
+///   with its original payload (later panics are dropped, and so are their
+///   payloads, inside a catch of their own in case their `Drop` panics). A
+///   panic outranks any error.
 /// - When `scope` returns (or panics), its group context has been canceled, as
 ///   errgroup's `Wait` does, so a `Context` kept from it reports the group is
 ///   over.
@@ -113,6 +115,9 @@ type Output<T> = Result<T, Error>;
 ///   (`format!("{:#}", err)`, which for `anyhow::Error` includes the chain of
 ///   contexts) and whose `Debug` names the error type. It cannot be downcast to
 ///   `E`; use `E = ctx::Cause` where siblings must inspect the original error.
+///   If that `Display` panics, the panic is contained (the panic hook still
+///   reports it): the cause then says that an error of type `E` failed the
+///   group and its `Display` panicked, and `scope` still returns the error.
 ///
 /// A panic records a cause that displays as `a task in the scope panicked:
 /// <message>` (or `the body of the scope panicked: <message>`).
@@ -132,6 +137,8 @@ type Output<T> = Result<T, Error>;
 /// - a blocking task ([`Scope::spawn_blocking`]) cannot be interrupted: it sees
 ///   its context canceled and runs until its closure returns; its result is
 ///   discarded. One that had not started yet does not start.
+/// - a panic of a task or of the body is never resumed: it is dropped, like
+///   a later panic above.
 ///
 /// Spawning on a dropped scope is refused: the task does not start, and its
 /// handle reports the group's error.

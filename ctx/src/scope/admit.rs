@@ -21,6 +21,7 @@ use super::tasks::Key;
 #[cfg(doc)]
 use super::Scope;
 use super::{GroupError, Output, TaskHandle};
+use crate::unwind::contain;
 use crate::Error;
 
 /// Whether a spawn beyond the limit queues ([`Scope::spawn`]) or is refused
@@ -256,7 +257,9 @@ impl<E: GroupError> Shared<E> {
             start(self, key);
         }
         if let Some(waker) = idle {
-            waker.wake();
+            // The scope future's waker is its executor's: contained, so a
+            // panic in it cannot skip the `ready` notification below.
+            contain(|| waker.wake());
         }
         if slot_free && limited {
             self.ready_waiters.notify_waiters();

@@ -4,7 +4,7 @@
 //! canceling the group and aborting its tasks.
 
 use std::mem;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::panic::resume_unwind;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
@@ -12,6 +12,7 @@ use std::task::{Context as TaskContext, Poll};
 use super::cause::{cause_of, panic_message, Origin, Panicked};
 use super::state::{Panic, Phase, Shared};
 use super::GroupError;
+use crate::unwind::drop_payload;
 use crate::{CancelGuard, Error};
 
 impl<E: GroupError> Shared<E> {
@@ -22,16 +23,14 @@ impl<E: GroupError> Shared<E> {
             // The parent's error, or an earlier failure, is what scope returns.
             return;
         }
-        // `E`'s Display is user code: a panic there must not lose the error.
-        let cause = catch_unwind(AssertUnwindSafe(|| cause_of(&err)));
+        // `E`'s Display is user code; `cause_of` contains a panic in it, so
+        // the error is still recorded and returned.
+        let cause = cause_of(&err);
         self.first.record(err);
         // Invariants 3 and 6: a failed group starts no queued spawn; they are
         // dropped after the unlock, telling their handles.
         let queue = mem::take(&mut self.lock().queue);
-        match cause {
-            Ok(cause) => self.cancel.cancel_with_cause(cause),
-            Err(panic) => self.panicked(panic, Origin::Task),
-        }
+        self.cancel.cancel_with_cause(cause);
         drop(queue);
     }
 
@@ -57,7 +56,11 @@ impl<E: GroupError> Shared<E> {
         };
         self.cancel.cancel_with_cause(cause);
         drop(queue);
-        drop(later);
+        // A later panic is contained here, never resumed: its payload is
+        // user code too, and its drop may panic again.
+        if let Some(later) = later {
+            drop_payload(later);
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use super::cause::Origin;
 use super::state::{Panic, Shared};
 use super::tasks::Key;
 use super::{GroupError, Output};
+use crate::unwind::contain;
 use crate::{Context, Error};
 
 /// Held by every started task, dropped after its user code is over; see
@@ -118,8 +119,9 @@ pub(super) async fn catch<F: Future>(fut: F) -> Result<F::Output, Panic> {
             Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
             Err(panic) => {
                 // Drop what is left of the future here too; a second panic
-                // from its drop is dropped in favour of the first.
-                let _ = catch_unwind(AssertUnwindSafe(|| slot.set(None)));
+                // from its drop is contained in favour of the first, its
+                // payload dropped inside a further catch.
+                contain(|| slot.set(None));
                 Poll::Ready(Err(panic))
             }
         }

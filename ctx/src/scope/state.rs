@@ -57,6 +57,7 @@ use super::first::FirstFailure;
 use super::tasks::{Key, Tasks};
 #[cfg(doc)]
 use super::Scope;
+use crate::unwind::drop_payload;
 use crate::{CancelHandle, Context, Error};
 
 /// A panic payload, as `catch_unwind` returns it.
@@ -119,8 +120,20 @@ pub(super) struct State<E> {
     /// `poll_idle`, taken and woken by the release that makes the group idle.
     pub(super) idle: Option<Waker>,
     /// The first panic (the first error is in `Shared::first`): set by the
-    /// first `panicked`, taken by the scope's finish, which resumes it.
+    /// first `panicked`, taken by the scope's finish, which resumes it, or
+    /// dropped with the state if the scope future was dropped.
     pub(super) panic: Option<Panic>,
+}
+
+impl<E> Drop for State<E> {
+    fn drop(&mut self) {
+        // A panic recorded but never resumed, because the scope future was
+        // dropped unfinished: the scope contains it, and its payload's drop
+        // (user code) may panic again.
+        if let Some(panic) = self.panic.take() {
+            drop_payload(panic);
+        }
+    }
 }
 
 impl<E> State<E> {
