@@ -265,6 +265,9 @@ impl Drop for Bomb {
     }
 }
 
+/// Far longer than any scope here takes; only an upper bound.
+const PATIENCE: Duration = Duration::from_secs(10);
+
 /// Panics with a [`Bomb`]; typed as anything, so a task can return it.
 fn detonate<T>() -> T {
     std::panic::panic_any(Bomb)
@@ -283,7 +286,8 @@ impl Drop for BombOnDrop {
 /// Awaits `fut`, failing the test if a panic escapes it. The escaped payload
 /// is forgotten, not dropped: it may be a `Bomb`.
 async fn no_panic<F: Future>(what: &str, fut: F) -> F::Output {
-    match AssertUnwindSafe(fut).catch_unwind().await {
+    let caught = tokio::time::timeout(PATIENCE, AssertUnwindSafe(fut).catch_unwind()).await;
+    match caught.unwrap_or_else(|_| panic!("{what}: the scope never finished")) {
         Ok(out) => out,
         Err(payload) => {
             let text = panic_text(&*payload);
@@ -357,7 +361,8 @@ async fn resumed<F: Future>(what: &str, scope: F) -> String
 where
     F::Output: std::fmt::Debug,
 {
-    match AssertUnwindSafe(scope).catch_unwind().await {
+    let caught = tokio::time::timeout(PATIENCE, AssertUnwindSafe(scope).catch_unwind()).await;
+    match caught.unwrap_or_else(|_| panic!("{what}: the scope never finished")) {
         Ok(result) => panic!("{what}: no panic resumed, but {result:?}"),
         Err(payload) => {
             let text = panic_text(&*payload);
