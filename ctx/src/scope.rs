@@ -23,7 +23,7 @@
 //!   idle, and finishing or dropping the scope future.
 //! - `handle.rs` ([`TaskHandle`]), `cause.rs` (what the group context's cause
 //!   says after a failure), `first.rs` (which failure is the first,
-//!   loom-modelled), `tasks.rs` (the slab of abort handles).
+//!   loom-modelled), `tasks.rs` (the table of abort handles).
 //!
 //! Dependencies: only the crate root's re-exports (`crate::{Context, ...}`),
 //! `crate::loom` and `crate::unwind` (which contains the panics the scope

@@ -175,7 +175,7 @@ impl<E: GroupError> Shared<E> {
         let mut start = Vec::new();
         // Invariants 1, 2 and 3: each dequeued spawn takes a slot and a key.
         while st.active < st.limit {
-            let Some(starter) = st.queue.pop_front() else {
+            let Some(starter) = st.pop_queued() else {
                 break;
             };
             st.active += 1;
@@ -237,8 +237,7 @@ impl<E: GroupError> Shared<E> {
                     dropped = mem::take(&mut st.queue);
                 } else if st.active < st.limit {
                     let starter = st
-                        .queue
-                        .pop_front()
+                        .pop_queued()
                         .expect("ctx: internal error: the queue was checked non-empty");
                     st.active += 1;
                     next = Some((st.tasks.insert(), starter));

@@ -113,8 +113,9 @@ pub(super) struct State<E> {
     /// by the scope future's drop.
     pub(super) tasks: Tasks,
     /// Spawns waiting for a slot (invariant 3): pushed by a queueing spawn,
-    /// popped when a slot frees; emptied, to be dropped unlocked, once the
-    /// group is canceled or the scope dropped.
+    /// popped (by `pop_queued`, which gives back room) when a slot frees;
+    /// emptied, to be dropped unlocked, once the group is canceled or the
+    /// scope dropped.
     pub(super) queue: VecDeque<Starter<E>>,
     /// The scope future, waiting for the group to be idle: set by
     /// `poll_idle`, taken and woken by the release that makes the group idle.
@@ -123,6 +124,17 @@ pub(super) struct State<E> {
     /// first `panicked`, taken by the scope's finish, which resumes it, or
     /// dropped with the state if the scope future was dropped.
     pub(super) panic: Option<Panic>,
+}
+
+/// Whether storage that grows with a burst (the queue, the task table)
+/// should give back room: less than a quarter of it is in use, and it is
+/// larger than the few entries always worth keeping. Otherwise a scope that
+/// lives long would hold a burst's peak until it ends.
+pub(super) fn mostly_empty(len: usize, capacity: usize) -> bool {
+    /// Room for this many entries is kept whatever the use: small, and
+    /// spares the churn of shrinking and growing around a handful of tasks.
+    const KEPT: usize = 32;
+    capacity > KEPT && len < capacity / 4
 }
 
 impl<E> Drop for State<E> {
@@ -137,6 +149,17 @@ impl<E> Drop for State<E> {
 }
 
 impl<E> State<E> {
+    /// The next queued spawn, giving back the queue's room once it is mostly
+    /// empty.
+    pub(super) fn pop_queued(&mut self) -> Option<Starter<E>> {
+        let next = self.queue.pop_front();
+        if mostly_empty(self.queue.len(), self.queue.capacity()) {
+            // Half stays free: see `Tasks::remove` for why that amortizes.
+            self.queue.shrink_to(self.queue.len() * 2);
+        }
+        next
+    }
+
     /// No task runs and none can start (invariant 3): the scope may finish
     /// once its body has returned.
     pub(super) fn is_idle(&self) -> bool {
