@@ -23,7 +23,8 @@
 //!   idle, and finishing or dropping the scope future.
 //! - `handle.rs` ([`TaskHandle`]), `cause.rs` (what the group context's cause
 //!   says after a failure), `first.rs` (which failure is the first,
-//!   loom-modelled), `tasks.rs` (the table of abort handles).
+//!   loom-modelled), `tasks.rs` (the table of abort handles), `span.rs` (the
+//!   tracing span a task inherits from its spawner, feature `tracing`).
 //!
 //! Dependencies: only the crate root's re-exports (`crate::{Context, ...}`),
 //! `crate::loom` and `crate::unwind` (which contains the panics the scope
@@ -45,6 +46,7 @@ mod finish;
 mod first;
 mod handle;
 mod run;
+mod span;
 mod state;
 mod tasks;
 
@@ -54,6 +56,7 @@ use finish::Running;
 use handle::HandleState;
 pub use handle::TaskHandle;
 use run::{catch, run_blocking, run_task, Release};
+use span::SpawnSpan;
 use state::Shared;
 
 /// The bounds every scope puts on its error type `E` (see [`scope`]).
@@ -349,6 +352,12 @@ where
     /// may be awaited or simply dropped (the scope waits for the task either
     /// way). `f` runs inside the new task, not in the caller.
     ///
+    /// With the cargo feature `tracing`, `f` and its future run inside the
+    /// span that is current at this call (captured now, entered on every
+    /// poll, also when the task waited in the queue and starts later from
+    /// elsewhere), as `tracing::Instrument::in_current_span` does. Without
+    /// the feature nothing is captured.
+    ///
     /// - If the group has a limit ([`Scope::set_limit`]) and every slot is
     ///   taken, the task is queued and starts, in spawn order, when a slot
     ///   frees; use [`Scope::ready`] first to keep the queue short. Under a
@@ -390,9 +399,10 @@ where
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
     {
+        let span = SpawnSpan::current();
         self.shared
             .submit(Admit::Queue, move |rt: &Handle, release: Release<E>| {
-                rt.spawn(run_task(release, f))
+                rt.spawn(run_task(release, span, f))
             })
             .expect("ctx: internal error: a queueing spawn is always admitted")
     }
@@ -404,7 +414,8 @@ where
     /// [`Scope::set_limit`]), when the group context is done, or when the
     /// scope was dropped. A started task is tracked like any other: its error
     /// fails the group, and the scope waits for it; its `Ok` value is dropped
-    /// (use [`Scope::spawn`] to get a handle).
+    /// (use [`Scope::spawn`] to get a handle). With the feature `tracing`, it
+    /// runs inside the span current at this call, as [`Scope::spawn`]'s do.
     ///
     /// # Panics
     ///
@@ -436,10 +447,11 @@ where
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
     {
+        let span = SpawnSpan::current();
         let handle = self
             .shared
             .submit(Admit::NowOnly, move |rt: &Handle, release: Release<E>| {
-                rt.spawn(run_task(release, f))
+                rt.spawn(run_task(release, span, f))
             });
         matches!(
             handle,
@@ -453,8 +465,9 @@ where
     /// Starts `f(group context)`, a synchronous closure, on tokio's blocking
     /// thread pool; never blocks.
     ///
-    /// Everything [`Scope::spawn`] says holds, including slots, queueing and
-    /// the panic on a finished scope. A blocking task cannot be interrupted:
+    /// Everything [`Scope::spawn`] says holds, including slots, queueing, the
+    /// span `f` runs in (feature `tracing`) and the panic on a finished
+    /// scope. A blocking task cannot be interrupted:
     /// `f` should check `ctx.is_done()` (or [`Context::check`]) between steps,
     /// and the scope waits for it to return. If the scope future is dropped,
     /// a running `f` keeps running with its context canceled, and its result
@@ -486,9 +499,10 @@ where
         F: FnOnce(Context) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
     {
+        let span = SpawnSpan::current();
         self.shared
             .submit(Admit::Queue, move |rt: &Handle, release: Release<E>| {
-                rt.spawn_blocking(move || run_blocking(release, f))
+                rt.spawn_blocking(move || run_blocking(release, span, f))
             })
             .expect("ctx: internal error: a queueing spawn is always admitted")
     }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::task::{ready, Poll};
 
 use super::cause::Origin;
+use super::span::SpawnSpan;
 use super::state::{Panic, Shared};
 use super::tasks::Key;
 use super::{GroupError, Output};
@@ -43,8 +44,12 @@ impl<E: GroupError> Drop for Release<E> {
     }
 }
 
-/// The body of every async task.
-pub(super) async fn run_task<E, F, Fut, T>(mut release: Release<E>, f: F) -> Output<T>
+/// The body of every async task; `f` and its future run inside `span`.
+pub(super) async fn run_task<E, F, Fut, T>(
+    mut release: Release<E>,
+    span: SpawnSpan,
+    f: F,
+) -> Output<T>
 where
     E: GroupError,
     F: FnOnce(Context) -> Fut,
@@ -56,16 +61,16 @@ where
         return Err(Error::Canceled);
     }
     let ctx = release.shared.ctx.clone();
-    let outcome = match catch_unwind(AssertUnwindSafe(|| f(ctx))) {
-        Ok(fut) => catch(fut).await,
+    let outcome = match catch_unwind(AssertUnwindSafe(|| span.in_scope(|| f(ctx)))) {
+        Ok(fut) => catch(span.instrument(fut)).await,
         Err(panic) => Err(panic),
     };
     release.completed = true;
     settle(&release.shared, outcome, Origin::Task)
 }
 
-/// The body of every blocking task.
-pub(super) fn run_blocking<E, F, T>(mut release: Release<E>, f: F) -> Output<T>
+/// The body of every blocking task; `f` runs inside `span`.
+pub(super) fn run_blocking<E, F, T>(mut release: Release<E>, span: SpawnSpan, f: F) -> Output<T>
 where
     E: GroupError,
     F: FnOnce(Context) -> Result<T, E>,
@@ -75,7 +80,7 @@ where
         return Err(Error::Canceled);
     }
     let ctx = release.shared.ctx.clone();
-    let outcome = catch_unwind(AssertUnwindSafe(|| f(ctx)));
+    let outcome = catch_unwind(AssertUnwindSafe(|| span.in_scope(|| f(ctx))));
     release.completed = true;
     settle(&release.shared, outcome, Origin::Task)
 }
