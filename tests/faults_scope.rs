@@ -434,7 +434,8 @@ async fn a_dropped_scope_drops_its_unresumed_panic_inside_a_catch() {
         _ = &mut scope => unreachable!("the body never returns"),
         s = async {
             loop {
-                if let Some((s, panicking)) = kept.lock().unwrap().take() {
+                let taken = kept.lock().unwrap().take();
+                if let Some((s, panicking)) = taken {
                     // Resolved once the task, and its hold on the scope, are gone.
                     assert!(panicking.await.is_err());
                     break s;
