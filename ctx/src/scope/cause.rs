@@ -40,7 +40,7 @@ impl fmt::Display for TaskFailed {
             Some(message) => f.write_str(message),
             None => write!(
                 f,
-                "a task in the scope failed with an error of type {} whose Display panicked",
+                "the scope failed with an error of type {} whose Display panicked",
                 self.error_type
             ),
         }
