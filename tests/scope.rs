@@ -862,15 +862,179 @@ async fn raising_the_limit_starts_queued_tasks() {
 }
 
 #[tokio::test]
-async fn a_limit_of_zero_is_refused() {
-    let out = ctx::scope(&Context::background(), |s| async move {
-        let panic = std::panic::catch_unwind(AssertUnwindSafe(|| s.set_limit(0))).unwrap_err();
-        let message = panic_text(&*panic);
-        assert!(message.contains("at least 1"), "{message}");
+async fn under_a_limit_of_zero_try_spawn_refuses_and_spawn_queues_until_the_limit_is_raised() {
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    ctx::scope(&Context::background(), |s| async move {
+        s.set_limit(0);
+        assert!(
+            !s.try_spawn(|_ctx| async { Ok::<_, AppError>(()) }),
+            "Go's TryGo under SetLimit(0)"
+        );
+        let (r1, r2) = (r.clone(), r.clone());
+        let task = s.spawn(move |_ctx| async move {
+            r1.fetch_add(1, SeqCst);
+            Ok(1)
+        });
+        let blocking = s.spawn_blocking(move |_ctx| {
+            r2.fetch_add(1, SeqCst);
+            Ok(2)
+        });
+        assert!(format!("{task:?}").contains("queued"));
+        assert!(format!("{blocking:?}").contains("queued"));
+        assert!(format!("{s:?}").contains("limit: 0"), "{s:?}");
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(r.load(SeqCst), 0, "nothing starts under a limit of 0");
+        s.set_limit(1);
+        assert_eq!(task.await?, 1);
+        assert_eq!(blocking.await?, 2);
+        Ok::<_, AppError>(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(ran.load(SeqCst), 2);
+}
+
+#[tokio::test]
+async fn under_a_limit_of_zero_ready_waits_until_the_limit_is_raised() {
+    ctx::scope(&Context::background(), |s| async move {
+        s.set_limit(0);
+        let waiter = {
+            let s = s.clone();
+            tokio::spawn(async move { s.ready().await })
+        };
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!waiter.is_finished(), "no slot under a limit of 0");
+        s.set_limit(2);
+        assert_eq!(waiter.await.unwrap(), Ok(()));
+        Ok::<_, AppError>(())
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn under_a_limit_of_zero_ready_waits_until_the_group_ends() {
+    let (parent, cancel_parent) = Context::background().with_cancel();
+    let out = ctx::scope(&parent, |s| async move {
+        s.set_limit(0);
+        let waiter = {
+            let s = s.clone();
+            tokio::spawn(async move { s.ready().await })
+        };
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!waiter.is_finished(), "no slot under a limit of 0");
+        cancel_parent.cancel();
+        assert_eq!(waiter.await.unwrap(), Err(Error::Canceled));
         Ok::<_, AppError>(())
     })
     .await;
-    assert_eq!(out, Ok(()));
+    assert_eq!(out, Err(AppError::Ctx(Error::Canceled)));
+}
+
+#[tokio::test]
+async fn tasks_queued_under_a_limit_of_zero_are_dropped_unstarted_once_the_body_returns() {
+    let ran = Arc::new(AtomicBool::new(false));
+    let alive = Arc::new(AtomicUsize::new(0));
+    let (flag, live) = (ran.clone(), alive.clone());
+    let scope = ctx::scope(&Context::background(), |s| async move {
+        s.set_limit(0);
+        let handles: Vec<_> = (0..3)
+            .map(|_| {
+                let (flag, held) = (flag.clone(), Live::new(&live));
+                s.spawn(move |_ctx| async move {
+                    let _held = held;
+                    flag.store(true, SeqCst);
+                    Ok::<_, AppError>(())
+                })
+            })
+            .collect();
+        let blocking = s.spawn_blocking({
+            let flag = flag.clone();
+            move |_ctx| {
+                flag.store(true, SeqCst);
+                Ok(())
+            }
+        });
+        Ok((handles, blocking))
+    });
+    let (handles, blocking) = tokio::time::timeout(PATIENCE, scope)
+        .await
+        .expect("the scope finishes once the body returned and no task runs")
+        .expect("the scope returns the body's result");
+    assert!(!ran.load(SeqCst), "no queued task ever started");
+    assert_eq!(alive.load(SeqCst), 0, "the queued closures were dropped");
+    for h in handles {
+        assert_eq!(h.await, Err(AppError::Ctx(Error::Canceled)));
+    }
+    assert_eq!(blocking.await, Err(AppError::Ctx(Error::Canceled)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_lowered_to_zero_lets_running_tasks_finish_then_drops_the_queue() {
+    let finished = Arc::new(AtomicBool::new(false));
+    let ran = Arc::new(AtomicBool::new(false));
+    let (fin, flag) = (finished.clone(), ran.clone());
+    let scope = ctx::scope(&Context::background(), |s| async move {
+        s.set_limit(1);
+        let (release_tx, release_rx) = oneshot::channel::<()>();
+        s.spawn(move |_ctx| async move {
+            let _ = release_rx.await;
+            fin.store(true, SeqCst);
+            Ok::<_, AppError>(())
+        });
+        let queued = s.spawn(move |_ctx| async move {
+            flag.store(true, SeqCst);
+            Ok(())
+        });
+        s.set_limit(0);
+        // The holder finishes only after the body returned.
+        let _ = release_tx.send(());
+        Ok(queued)
+    });
+    let queued = tokio::time::timeout(PATIENCE, scope)
+        .await
+        .expect("the scope finishes once its last running task ended")
+        .expect("the scope returns the body's result");
+    assert!(
+        finished.load(SeqCst),
+        "the scope waited for the running task"
+    );
+    assert!(!ran.load(SeqCst));
+    assert_eq!(queued.await, Err(AppError::Ctx(Error::Canceled)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_task_may_raise_a_limit_of_zero_after_the_body_returned() {
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = ran.clone();
+    let queued = ctx::scope(&Context::background(), |s| async move {
+        s.set_limit(1);
+        let (release_tx, release_rx) = oneshot::channel::<()>();
+        let s2 = s.clone();
+        s.spawn(move |_ctx| async move {
+            let _ = release_rx.await;
+            s2.set_limit(1); // before this task ends, so the queue is not stranded
+            Ok::<_, AppError>(())
+        });
+        let queued = s.spawn(move |_ctx| async move {
+            flag.store(true, SeqCst);
+            Ok(7)
+        });
+        s.set_limit(0);
+        let _ = release_tx.send(());
+        Ok(queued)
+    })
+    .await
+    .unwrap();
+    assert!(ran.load(SeqCst), "the raised limit started the queued task");
+    assert_eq!(queued.await, Ok(7));
 }
 
 // --------------------------------------------------------------- blocking
@@ -1007,7 +1171,7 @@ fn the_scope_future_and_its_handles_are_send_and_static() {
 }
 
 #[tokio::test]
-async fn an_error_whose_display_panics_is_not_lost() {
+async fn an_error_whose_display_panics_is_still_returned_and_the_cause_says_so() {
     #[derive(Debug)]
     struct Grumpy;
     impl From<Error> for Grumpy {
@@ -1020,17 +1184,26 @@ async fn an_error_whose_display_panics_is_not_lost() {
             panic!("no display today")
         }
     }
-    let scope = ctx::scope(&Context::background(), |s| async move {
+    let cause = Arc::new(Mutex::new(None));
+    let seen = cause.clone();
+    let out = ctx::scope(&Context::background(), |s| async move {
         s.spawn(|_ctx| async { Err::<(), _>(Grumpy) });
-        s.spawn(|ctx| async move {
+        s.spawn(move |ctx| async move {
             ctx.done().await;
+            *seen.lock().unwrap() = ctx.cause().map(|c| c.to_string());
             Ok(())
         });
         Ok(())
-    });
-    // the panic from formatting the cause surfaces; the scope never claims success
-    let panic = AssertUnwindSafe(scope).catch_unwind().await.unwrap_err();
-    assert_eq!(panic_text(&*panic), "no display today");
+    })
+    .await;
+    // the panic from formatting the cause is contained: the error is returned
+    assert!(matches!(out, Err(Grumpy)));
+    let cause = cause
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the sibling saw a cause");
+    assert!(cause.ends_with("Grumpy whose Display panicked"), "{cause}");
 }
 
 #[tokio::test]

@@ -23,10 +23,12 @@
 //!   idle, and finishing or dropping the scope future.
 //! - `handle.rs` ([`TaskHandle`]), `cause.rs` (what the group context's cause
 //!   says after a failure), `first.rs` (which failure is the first,
-//!   loom-modelled), `tasks.rs` (the slab of abort handles).
+//!   loom-modelled), `tasks.rs` (the table of abort handles), `span.rs` (the
+//!   tracing span a task inherits from its spawner, feature `tracing`).
 //!
-//! Dependencies: only the crate root's re-exports (`crate::{Context, ...}`)
-//! and `crate::loom`, so the core's files can move freely; the submodules
+//! Dependencies: only the crate root's re-exports (`crate::{Context, ...}`),
+//! `crate::loom` and `crate::unwind` (which contains the panics the scope
+//! does not resume), so the core's files can move freely; the submodules
 //! reach each other through `super::`.
 
 use std::fmt;
@@ -44,6 +46,7 @@ mod finish;
 mod first;
 mod handle;
 mod run;
+mod span;
 mod state;
 mod tasks;
 
@@ -53,6 +56,7 @@ use finish::Running;
 use handle::HandleState;
 pub use handle::TaskHandle;
 use run::{catch, run_blocking, run_task, Release};
+use span::SpawnSpan;
 use state::Shared;
 
 /// The bounds every scope puts on its error type `E` (see [`scope`]).
@@ -88,8 +92,9 @@ type Output<T> = Result<T, Error>;
 ///   once: `body` is not called and no task starts.
 /// - If the body or a task panics, the group context is canceled, the scope
 ///   waits for every other task, then resumes the first panic in the caller
-///   with its original payload (later panics are dropped). A panic outranks
-///   any error.
+///   with its original payload (later panics are dropped, and so are their
+///   payloads, inside a catch of their own in case their `Drop` panics). A
+///   panic outranks any error.
 /// - When `scope` returns (or panics), its group context has been canceled, as
 ///   errgroup's `Wait` does, so a `Context` kept from it reports the group is
 ///   over.
@@ -113,6 +118,9 @@ type Output<T> = Result<T, Error>;
 ///   (`format!("{:#}", err)`, which for `anyhow::Error` includes the chain of
 ///   contexts) and whose `Debug` names the error type. It cannot be downcast to
 ///   `E`; use `E = ctx::Cause` where siblings must inspect the original error.
+///   If that `Display` panics, the panic is contained (the panic hook still
+///   reports it): the cause then says that an error of type `E` failed the
+///   group and its `Display` panicked, and `scope` still returns the error.
 ///
 /// A panic records a cause that displays as `a task in the scope panicked:
 /// <message>` (or `the body of the scope panicked: <message>`).
@@ -132,6 +140,8 @@ type Output<T> = Result<T, Error>;
 /// - a blocking task ([`Scope::spawn_blocking`]) cannot be interrupted: it sees
 ///   its context canceled and runs until its closure returns; its result is
 ///   discarded. One that had not started yet does not start.
+/// - a panic of a task or of the body is never resumed: it is dropped, like
+///   a later panic above.
 ///
 /// Spawning on a dropped scope is refused: the task does not start, and its
 /// handle reports the group's error.
@@ -342,9 +352,17 @@ where
     /// may be awaited or simply dropped (the scope waits for the task either
     /// way). `f` runs inside the new task, not in the caller.
     ///
+    /// With the cargo feature `tracing`, `f` and its future run inside the
+    /// span that is current at this call (captured now, entered on every
+    /// poll, also when the task waited in the queue and starts later from
+    /// elsewhere), as `tracing::Instrument::in_current_span` does. Without
+    /// the feature nothing is captured.
+    ///
     /// - If the group has a limit ([`Scope::set_limit`]) and every slot is
     ///   taken, the task is queued and starts, in spawn order, when a slot
-    ///   frees; use [`Scope::ready`] first to keep the queue short.
+    ///   frees; use [`Scope::ready`] first to keep the queue short. Under a
+    ///   limit of 0 it stays queued until the limit is raised, and never
+    ///   starts if the body returns first with no task running.
     /// - If the group context is done (a task failed, the parent is done), the
     ///   task does not start: `f` is dropped and the handle resolves to the
     ///   group's error. The same happens to a queued task when the group is
@@ -381,9 +399,10 @@ where
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
     {
+        let span = SpawnSpan::current();
         self.shared
             .submit(Admit::Queue, move |rt: &Handle, release: Release<E>| {
-                rt.spawn(run_task(release, f))
+                rt.spawn(run_task(release, span, f))
             })
             .expect("ctx: internal error: a queueing spawn is always admitted")
     }
@@ -395,7 +414,8 @@ where
     /// [`Scope::set_limit`]), when the group context is done, or when the
     /// scope was dropped. A started task is tracked like any other: its error
     /// fails the group, and the scope waits for it; its `Ok` value is dropped
-    /// (use [`Scope::spawn`] to get a handle).
+    /// (use [`Scope::spawn`] to get a handle). With the feature `tracing`, it
+    /// runs inside the span current at this call, as [`Scope::spawn`]'s do.
     ///
     /// # Panics
     ///
@@ -427,10 +447,11 @@ where
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
     {
+        let span = SpawnSpan::current();
         let handle = self
             .shared
             .submit(Admit::NowOnly, move |rt: &Handle, release: Release<E>| {
-                rt.spawn(run_task(release, f))
+                rt.spawn(run_task(release, span, f))
             });
         matches!(
             handle,
@@ -444,8 +465,9 @@ where
     /// Starts `f(group context)`, a synchronous closure, on tokio's blocking
     /// thread pool; never blocks.
     ///
-    /// Everything [`Scope::spawn`] says holds, including slots, queueing and
-    /// the panic on a finished scope. A blocking task cannot be interrupted:
+    /// Everything [`Scope::spawn`] says holds, including slots, queueing, the
+    /// span `f` runs in (feature `tracing`) and the panic on a finished
+    /// scope. A blocking task cannot be interrupted:
     /// `f` should check `ctx.is_done()` (or [`Context::check`]) between steps,
     /// and the scope waits for it to return. If the scope future is dropped,
     /// a running `f` keeps running with its context canceled, and its result
@@ -477,9 +499,10 @@ where
         F: FnOnce(Context) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
     {
+        let span = SpawnSpan::current();
         self.shared
             .submit(Admit::Queue, move |rt: &Handle, release: Release<E>| {
-                rt.spawn_blocking(move || run_blocking(release, f))
+                rt.spawn_blocking(move || run_blocking(release, span, f))
             })
             .expect("ctx: internal error: a queueing spawn is always admitted")
     }
@@ -493,6 +516,32 @@ where
     /// and starts nothing new until fewer than `n` run. `usize::MAX` means no
     /// limit, the default. The body of the scope does not count.
     ///
+    /// # A limit of 0
+    ///
+    /// `n == 0` means no new task may start, as Go's `SetLimit(0)`:
+    /// [`Scope::try_spawn`] returns `false`, [`Scope::spawn`] and
+    /// [`Scope::spawn_blocking`] queue, and [`Scope::ready`] waits until the
+    /// limit is raised or the group context ends. Running tasks go on. Once
+    /// the body has returned and no task runs, nothing could raise the limit
+    /// for the scope any more: the tasks still queued are dropped unstarted,
+    /// their handles resolve to `Err(E::from(Error::Canceled))`, and
+    /// [`scope`] returns what it would have without them (the body's result,
+    /// unless a task failed or the parent is done).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let queued = ctx::scope(&ctx::Context::background(), |s| async move {
+    ///     s.set_limit(0); // no task may start
+    ///     assert!(!s.try_spawn(|_ctx| async { Ok(()) }));
+    ///     let queued = s.spawn(|_ctx| async { Ok(1) }); // waits for a slot
+    ///     Ok::<_, ctx::Error>(queued) // the body returns, the task still queued
+    /// })
+    /// .await
+    /// .expect("the body's result");
+    /// assert_eq!(queued.await, Err(ctx::Error::Canceled)); // it never started
+    /// # }
+    /// ```
+    ///
     /// # Deadlock
     ///
     /// A running task holds its slot while it waits, so a task must not wait
@@ -500,11 +549,9 @@ where
     /// [`TaskHandle`] of a task it spawned, which may be queued behind it. If
     /// every running task waits like that, no slot ever frees (Go's `SetLimit`
     /// has the same trap). Spawning from a task is safe (it queues and returns
-    /// at once); wait for `ready` and for handles in the body.
-    ///
-    /// # Panics
-    ///
-    /// If `n` is 0: no task could ever start.
+    /// at once); wait for `ready` and for handles in the body. Under a limit
+    /// of 0, the same holds for the body: waiting there for a queued task or
+    /// for `ready` lasts until someone raises the limit or the group ends.
     ///
     /// # Examples
     ///
@@ -539,18 +586,15 @@ where
     /// Go: `Group.SetLimit`, which unlike this may not be called while
     /// goroutines of the group are running.
     pub fn set_limit(&self, n: usize) {
-        assert!(
-            n > 0,
-            "ctx::Scope::set_limit: the limit must be at least 1 (use usize::MAX for no limit)"
-        );
         self.shared.set_limit(n);
     }
 
     /// Waits until a task spawned now would start at once, for backpressure.
     ///
     /// Resolves `Ok(())` when fewer tasks run than the limit allows (at once
-    /// without a limit), and `Err` with the group's error once the group
-    /// context is done, since spawning would then start nothing. A producer
+    /// without a limit; under a limit of 0, once the limit is raised), and
+    /// `Err` with the group's error once the group context is done, since
+    /// spawning would then start nothing. A producer
     /// loop that awaits `ready` before each [`Scope::spawn`] therefore never
     /// queues work beyond the limit, as Go's blocking `Go` does; with several
     /// producers, a spawn may still queue behind another producer's.

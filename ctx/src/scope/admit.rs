@@ -21,6 +21,7 @@ use super::tasks::Key;
 #[cfg(doc)]
 use super::Scope;
 use super::{GroupError, Output, TaskHandle};
+use crate::unwind::contain;
 use crate::Error;
 
 /// Whether a spawn beyond the limit queues ([`Scope::spawn`]) or is refused
@@ -141,8 +142,8 @@ impl<E: GroupError> Shared<E> {
         drop(stale);
     }
 
-    /// Sets the limit ([`Scope::set_limit`]; `n > 0`, checked there) and
-    /// starts the queued spawns that fit under it now.
+    /// Sets the limit ([`Scope::set_limit`]) and starts the queued spawns
+    /// that fit under it now (none under 0).
     pub(super) fn set_limit(self: &Arc<Self>, n: usize) {
         let group_done = self.ctx.is_done();
         let (start, dropped) = {
@@ -174,7 +175,7 @@ impl<E: GroupError> Shared<E> {
         let mut start = Vec::new();
         // Invariants 1, 2 and 3: each dequeued spawn takes a slot and a key.
         while st.active < st.limit {
-            let Some(starter) = st.queue.pop_front() else {
+            let Some(starter) = st.pop_queued() else {
                 break;
             };
             st.active += 1;
@@ -236,18 +237,13 @@ impl<E: GroupError> Shared<E> {
                     dropped = mem::take(&mut st.queue);
                 } else if st.active < st.limit {
                     let starter = st
-                        .queue
-                        .pop_front()
+                        .pop_queued()
                         .expect("ctx: internal error: the queue was checked non-empty");
                     st.active += 1;
                     next = Some((st.tasks.insert(), starter));
                 }
             }
-            let idle = if st.active == 0 && st.queue.is_empty() {
-                st.idle.take()
-            } else {
-                None
-            };
+            let idle = if st.is_idle() { st.idle.take() } else { None };
             let slot_free = st.active < st.limit;
             let limited = st.limit != usize::MAX;
             drop(st);
@@ -260,7 +256,9 @@ impl<E: GroupError> Shared<E> {
             start(self, key);
         }
         if let Some(waker) = idle {
-            waker.wake();
+            // The scope future's waker is its executor's: contained, so a
+            // panic in it cannot skip the `ready` notification below.
+            contain(|| waker.wake());
         }
         if slot_free && limited {
             self.ready_waiters.notify_waiters();

@@ -3,9 +3,14 @@
 use std::any::{type_name, Any};
 use std::fmt;
 
+use crate::unwind::contain;
 use crate::{Cause, Error};
 
 /// The cause recorded for the group context when a task or the body fails.
+///
+/// `E`'s `Display` is user code: a panic in it is contained here (its
+/// payload dropped inside a further catch), and the cause then says so
+/// instead of quoting the error, so the error itself is still returned.
 pub(super) fn cause_of<E: fmt::Display + 'static>(err: &E) -> Cause {
     let any: &dyn Any = err;
     if let Some(cause) = any.downcast_ref::<Cause>() {
@@ -15,7 +20,7 @@ pub(super) fn cause_of<E: fmt::Display + 'static>(err: &E) -> Cause {
         return (*err).into();
     }
     TaskFailed {
-        message: format!("{err:#}"),
+        message: contain(|| format!("{err:#}")),
         error_type: type_name::<E>(),
     }
     .into()
@@ -24,13 +29,21 @@ pub(super) fn cause_of<E: fmt::Display + 'static>(err: &E) -> Cause {
 /// The group's cause after a task or the body returned an error of a type
 /// that cannot be shared: displays exactly as that error did.
 struct TaskFailed {
-    message: String,
+    /// `None` if the error's `Display` panicked.
+    message: Option<String>,
     error_type: &'static str,
 }
 
 impl fmt::Display for TaskFailed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        match &self.message {
+            Some(message) => f.write_str(message),
+            None => write!(
+                f,
+                "the scope failed with an error of type {} whose Display panicked",
+                self.error_type
+            ),
+        }
     }
 }
 
@@ -97,6 +110,21 @@ mod tests {
         let cause = cause_of(&std::io::Error::other("disk full"));
         assert_eq!(cause.to_string(), "disk full");
         assert!(format!("{cause:?}").contains("std::io::error::Error"));
+    }
+
+    #[test]
+    fn an_error_whose_display_panics_with_a_panicking_payload_still_gives_a_cause() {
+        struct Grumpy;
+        impl fmt::Display for Grumpy {
+            fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+                std::panic::panic_any(crate::unwind::tests::Bomb)
+            }
+        }
+        let cause = cause_of(&Grumpy);
+        assert!(
+            cause.to_string().ends_with("Grumpy whose Display panicked"),
+            "{cause}"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! canceling the group and aborting its tasks.
 
 use std::mem;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::panic::resume_unwind;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
@@ -12,6 +12,7 @@ use std::task::{Context as TaskContext, Poll};
 use super::cause::{cause_of, panic_message, Origin, Panicked};
 use super::state::{Panic, Phase, Shared};
 use super::GroupError;
+use crate::unwind::drop_payload;
 use crate::{CancelGuard, Error};
 
 impl<E: GroupError> Shared<E> {
@@ -22,16 +23,14 @@ impl<E: GroupError> Shared<E> {
             // The parent's error, or an earlier failure, is what scope returns.
             return;
         }
-        // `E`'s Display is user code: a panic there must not lose the error.
-        let cause = catch_unwind(AssertUnwindSafe(|| cause_of(&err)));
+        // `E`'s Display is user code; `cause_of` contains a panic in it, so
+        // the error is still recorded and returned.
+        let cause = cause_of(&err);
         self.first.record(err);
         // Invariants 3 and 6: a failed group starts no queued spawn; they are
         // dropped after the unlock, telling their handles.
         let queue = mem::take(&mut self.lock().queue);
-        match cause {
-            Ok(cause) => self.cancel.cancel_with_cause(cause),
-            Err(panic) => self.panicked(panic, Origin::Task),
-        }
+        self.cancel.cancel_with_cause(cause);
         drop(queue);
     }
 
@@ -57,20 +56,30 @@ impl<E: GroupError> Shared<E> {
         };
         self.cancel.cancel_with_cause(cause);
         drop(queue);
-        drop(later);
+        // A later panic is contained here, never resumed: its payload is
+        // user code too, and its drop may panic again.
+        if let Some(later) = later {
+            drop_payload(later);
+        }
     }
 }
 
 impl<E> Shared<E> {
-    /// Ready once no task runs or waits (invariants 3 and 5); then the scope is
-    /// finished and refuses new tasks.
+    /// Ready once no task runs and none can start (invariants 3 and 5); then
+    /// the scope is finished and refuses new tasks. Called only after the
+    /// body has returned, so spawns still queued under limit 0 never start:
+    /// they are dropped here, and their handles report `Canceled`.
     pub(super) fn poll_idle(&self, cx: &mut TaskContext<'_>) -> Poll<()> {
         // Invariants 3 and 5: idle and finished in one critical section, so
         // no spawn slips in between; invariant 4 makes idle mean every task's
         // user code is over.
         let mut st = self.lock();
-        if st.active == 0 && st.queue.is_empty() {
+        if st.is_idle() {
             st.phase = Phase::Finished;
+            let stranded = mem::take(&mut st.queue);
+            // Invariant 6: the spawns left under limit 0 are dropped unlocked.
+            drop(st);
+            drop(stranded);
             return Poll::Ready(());
         }
         let replaced = match &mut st.idle {

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use super::Output;
 #[cfg(doc)]
 use super::{scope, Scope};
+use crate::unwind::{contain, drop_payload};
 use crate::{Context, Error};
 
 /// Awaits the `Ok` value of one task of a [`scope`].
@@ -90,9 +91,16 @@ impl<T, E: From<Error>> Future for TaskHandle<T, E> {
                     return Poll::Ready(match out {
                         Ok(Ok(value)) => Ok(value),
                         Ok(Err(err)) => Err(E::from(err)),
-                        // Aborted with its dropped scope, or a panic while
-                        // dropping the task's future after it completed.
-                        Err(_) => Err(E::from(Error::Canceled)),
+                        // Aborted with its dropped scope, or a panic that
+                        // escaped the task's wrapper (e.g. from the drop of a
+                        // later error): contained here, and its payload
+                        // dropped inside a further catch.
+                        Err(join_err) => {
+                            if let Ok(payload) = join_err.try_into_panic() {
+                                drop_payload(payload);
+                            }
+                            Err(E::from(Error::Canceled))
+                        }
                     });
                 }
                 HandleState::Queued(slot) => {
@@ -170,7 +178,10 @@ impl<T> PendingSender<T> {
             }
         };
         if let Some(waker) = waker {
-            waker.wake();
+            // The handle's waker is user code (any executor may poll a
+            // handle): a panic in it must not stop the release of a slot or
+            // the drop of the rest of a canceled queue.
+            contain(|| waker.wake());
         }
     }
 }

@@ -10,9 +10,11 @@ use std::sync::Arc;
 use std::task::{ready, Poll};
 
 use super::cause::Origin;
+use super::span::SpawnSpan;
 use super::state::{Panic, Shared};
 use super::tasks::Key;
 use super::{GroupError, Output};
+use crate::unwind::contain;
 use crate::{Context, Error};
 
 /// Held by every started task, dropped after its user code is over; see
@@ -42,8 +44,12 @@ impl<E: GroupError> Drop for Release<E> {
     }
 }
 
-/// The body of every async task.
-pub(super) async fn run_task<E, F, Fut, T>(mut release: Release<E>, f: F) -> Output<T>
+/// The body of every async task; `f` and its future run inside `span`.
+pub(super) async fn run_task<E, F, Fut, T>(
+    mut release: Release<E>,
+    span: SpawnSpan,
+    f: F,
+) -> Output<T>
 where
     E: GroupError,
     F: FnOnce(Context) -> Fut,
@@ -55,16 +61,16 @@ where
         return Err(Error::Canceled);
     }
     let ctx = release.shared.ctx.clone();
-    let outcome = match catch_unwind(AssertUnwindSafe(|| f(ctx))) {
-        Ok(fut) => catch(fut).await,
+    let outcome = match catch_unwind(AssertUnwindSafe(|| span.in_scope(|| f(ctx)))) {
+        Ok(fut) => catch(span.instrument(fut)).await,
         Err(panic) => Err(panic),
     };
     release.completed = true;
     settle(&release.shared, outcome, Origin::Task)
 }
 
-/// The body of every blocking task.
-pub(super) fn run_blocking<E, F, T>(mut release: Release<E>, f: F) -> Output<T>
+/// The body of every blocking task; `f` runs inside `span`.
+pub(super) fn run_blocking<E, F, T>(mut release: Release<E>, span: SpawnSpan, f: F) -> Output<T>
 where
     E: GroupError,
     F: FnOnce(Context) -> Result<T, E>,
@@ -74,7 +80,7 @@ where
         return Err(Error::Canceled);
     }
     let ctx = release.shared.ctx.clone();
-    let outcome = catch_unwind(AssertUnwindSafe(|| f(ctx)));
+    let outcome = catch_unwind(AssertUnwindSafe(|| span.in_scope(|| f(ctx))));
     release.completed = true;
     settle(&release.shared, outcome, Origin::Task)
 }
@@ -118,8 +124,9 @@ pub(super) async fn catch<F: Future>(fut: F) -> Result<F::Output, Panic> {
             Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
             Err(panic) => {
                 // Drop what is left of the future here too; a second panic
-                // from its drop is dropped in favour of the first.
-                let _ = catch_unwind(AssertUnwindSafe(|| slot.set(None)));
+                // from its drop is contained in favour of the first, its
+                // payload dropped inside a further catch.
+                contain(|| slot.set(None));
                 Poll::Ready(Err(panic))
             }
         }

@@ -17,7 +17,11 @@
 //!    in right after the spawn (between the two, the entry is empty; the spawner
 //!    re-checks the phase when it fills it in, see `Shared::register`).
 //! 3. `queue` holds spawns waiting for a slot. It is non-empty only while
-//!    `active >= limit`, so `active == 0` means the group is idle.
+//!    `active >= limit`, so with `active == 0` it is empty unless the limit
+//!    is 0. The group is idle (`State::is_idle`) once no task runs and none
+//!    can start: `active == 0` and the queue is empty or the limit is 0.
+//!    Queued spawns left under limit 0 once the body has returned and the
+//!    group is idle are dropped unstarted by the scope's finish.
 //! 4. A task releases its slot (`run.rs`'s `Release`) after its future or
 //!    closure has been dropped, and after its error or panic has been
 //!    recorded, so when the scope sees `active == 0`, all user code of every
@@ -53,6 +57,7 @@ use super::first::FirstFailure;
 use super::tasks::{Key, Tasks};
 #[cfg(doc)]
 use super::Scope;
+use crate::unwind::drop_payload;
 use crate::{CancelHandle, Context, Error};
 
 /// A panic payload, as `catch_unwind` returns it.
@@ -100,22 +105,66 @@ pub(super) struct State<E> {
     /// Started tasks that have not finished (invariant 1): taken by an
     /// admitted spawn or a dequeued one, given back by its release.
     pub(super) active: usize,
-    /// Set by [`Scope::set_limit`]; `usize::MAX` (no limit) until then.
+    /// Set by [`Scope::set_limit`]; `usize::MAX` (no limit) until then, 0
+    /// when no new task may start.
     pub(super) limit: usize,
     /// One entry per started task (invariant 2): inserted with its slot,
     /// filled by `register`, removed by its release, drained (handles only)
     /// by the scope future's drop.
     pub(super) tasks: Tasks,
     /// Spawns waiting for a slot (invariant 3): pushed by a queueing spawn,
-    /// popped when a slot frees; emptied, to be dropped unlocked, once the
-    /// group is canceled or the scope dropped.
+    /// popped (by `pop_queued`, which gives back room) when a slot frees;
+    /// emptied, to be dropped unlocked, once the group is canceled or the
+    /// scope dropped.
     pub(super) queue: VecDeque<Starter<E>>,
     /// The scope future, waiting for the group to be idle: set by
     /// `poll_idle`, taken and woken by the release that makes the group idle.
     pub(super) idle: Option<Waker>,
     /// The first panic (the first error is in `Shared::first`): set by the
-    /// first `panicked`, taken by the scope's finish, which resumes it.
+    /// first `panicked`, taken by the scope's finish, which resumes it, or
+    /// dropped with the state if the scope future was dropped.
     pub(super) panic: Option<Panic>,
+}
+
+/// Whether storage that grows with a burst (the queue, the task table)
+/// should give back room: less than a quarter of it is in use, and it is
+/// larger than the few entries always worth keeping. Otherwise a scope that
+/// lives long would hold a burst's peak until it ends.
+pub(super) fn mostly_empty(len: usize, capacity: usize) -> bool {
+    /// Room for this many entries is kept whatever the use: small, and
+    /// spares the churn of shrinking and growing around a handful of tasks.
+    const KEPT: usize = 32;
+    capacity > KEPT && len < capacity / 4
+}
+
+impl<E> Drop for State<E> {
+    fn drop(&mut self) {
+        // A panic recorded but never resumed, because the scope future was
+        // dropped unfinished: the scope contains it, and its payload's drop
+        // (user code) may panic again.
+        if let Some(panic) = self.panic.take() {
+            drop_payload(panic);
+        }
+    }
+}
+
+impl<E> State<E> {
+    /// The next queued spawn, giving back the queue's room once it is mostly
+    /// empty.
+    pub(super) fn pop_queued(&mut self) -> Option<Starter<E>> {
+        let next = self.queue.pop_front();
+        if mostly_empty(self.queue.len(), self.queue.capacity()) {
+            // Half stays free: see `Tasks::remove` for why that amortizes.
+            self.queue.shrink_to(self.queue.len() * 2);
+        }
+        next
+    }
+
+    /// No task runs and none can start (invariant 3): the scope may finish
+    /// once its body has returned.
+    pub(super) fn is_idle(&self) -> bool {
+        self.active == 0 && (self.queue.is_empty() || self.limit == 0)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
