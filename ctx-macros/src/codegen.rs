@@ -7,18 +7,60 @@
 //! never from a bare `ctx::`, so neither a renamed dependency nor the user's
 //! own `Context`, `Error` or `Result` gets in the way.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::visit::Visit;
-use syn::{Ident, ReturnType, Signature, Type};
+use syn::{Ident, ReturnType, Signature, Stmt, Type};
 
 // Names and spans.
 
-/// The `ctx` the body sees. Call-site hygiene, unlike [`local`], so the
-/// user's code can name it.
-pub(crate) fn ctx_ident() -> Ident {
-    Ident::new("ctx", Span::call_site())
+/// The `ctx` the user's code sees: located at the attribute (where errors
+/// about the added parameter point), but resolved with the hygiene of the
+/// user's own tokens, so the body can name it.
+///
+/// The attribute's own tokens are not enough: a `macro_rules!` that
+/// re-emits the function (`$(#[$m:meta])* $v:vis async fn $($rest:tt)*`)
+/// gives the attribute, and so `Span::call_site()`, the wrapper's hygiene,
+/// and the body's `ctx` would then name the crate (rust-lang/rust#134882).
+/// The first `ctx` the body uses as a value is what must resolve, so its
+/// hygiene is taken; without one (a declaration, a body that never uses
+/// `ctx`), the function's name stands in for the user.
+///
+/// Code with the user's hygiene is linted as the user's: every binding of
+/// this name carries `#[allow(unused_variables)]`.
+pub(crate) fn ctx_ident(sig: &Signature, stmts: Option<&[Stmt]>) -> Ident {
+    let user = stmts
+        .and_then(|stmts| first_ctx_value(quote!(#(#stmts)*)))
+        .unwrap_or_else(|| sig.ident.span());
+    Ident::new("ctx", Span::call_site().resolved_at(user))
+}
+
+/// The span of the first `ctx` in `tokens` that is a value: not a path
+/// segment (`ctx::Error`), a field (`self.ctx`) or a macro (`ctx!`).
+fn first_ctx_value(tokens: TokenStream) -> Option<Span> {
+    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+    for (i, token) in tokens.iter().enumerate() {
+        match token {
+            TokenTree::Group(group) => {
+                if let Some(span) = first_ctx_value(group.stream()) {
+                    return Some(span);
+                }
+            }
+            TokenTree::Ident(ident) if ident == "ctx" => {
+                let punct = |at: Option<&TokenTree>, ch: char| matches!(at, Some(TokenTree::Punct(p)) if p.as_char() == ch);
+                let after = tokens.get(i + 1);
+                let before = i.checked_sub(1).and_then(|i| tokens.get(i));
+                let path_or_macro = punct(after, ':') || punct(after, '!');
+                let field_or_segment = punct(before, '.') || punct(before, ':');
+                if !path_or_macro && !field_or_segment {
+                    return Some(ident.span());
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// A local only generated code can name.
@@ -171,10 +213,10 @@ pub(crate) fn derive_with_timeout(
 }
 
 /// `let ctx: &::ctx::Context = &NAME;`: from here on, `ctx` in the body is
-/// `NAME`.
-pub(crate) fn bind_ctx(krate: &TokenStream, name: &Ident) -> TokenStream {
-    let ctx = ctx_ident();
+/// `NAME`. `ctx` is the [`ctx_ident`] of the function.
+pub(crate) fn bind_ctx(krate: &TokenStream, name: &Ident, ctx: &Ident) -> TokenStream {
     quote! {
+        #[allow(unused_variables)]
         let #ctx: &#krate::Context = &#name;
     }
 }

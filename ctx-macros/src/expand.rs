@@ -9,7 +9,7 @@
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::punctuated::Punctuated;
-use syn::{FnArg, Pat, Signature, Token};
+use syn::{FnArg, Ident, Pat, Signature, Token};
 
 use crate::args::{self, Args, Macro};
 use crate::check;
@@ -45,9 +45,10 @@ pub(crate) fn ctx(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 
     let krate = args.krate();
-    let sig = inject(&func.sig, &krate);
+    let ctx = ctx_ident(&func.sig, func.stmts());
+    let sig = inject(&func.sig, &krate, &ctx);
     let body = if func.sig.constness.is_none() {
-        body(&func, &args, &krate)
+        body(&func, &args, &krate, &ctx)
     } else {
         // Keep the body as written: the error above says what to fix, and
         // the generated checks, not being `const`, would add more.
@@ -127,10 +128,9 @@ fn validate(func: &Func, args: &Args) -> syn::Result<()> {
 /// ```text
 /// fn get(&self, id: u64)  →  fn get(&self, ctx: &::ctx::Context, id: u64)
 /// ```
-fn inject(sig: &Signature, krate: &TokenStream) -> Signature {
+fn inject(sig: &Signature, krate: &TokenStream, ctx: &Ident) -> Signature {
     let mut sig = sig.clone();
     lifetimes::name_elided(&mut sig);
-    let ctx = ctx_ident();
     let param: FnArg = syn::parse_quote! {
         // A trait impl may have no use for it; it is still part of the
         // signature.
@@ -173,7 +173,7 @@ fn inject(sig: &Signature, krate: &TokenStream) -> Signature {
 /// (`if let Some(e) = ctx.err() { return Err(E::from(e)) }`) and the body
 /// runs as is. A function whose return type is not a `Result` keeps its body,
 /// under the child context if there is a `timeout`.
-fn body(func: &Func, args: &Args, krate: &TokenStream) -> Option<TokenStream> {
+fn body(func: &Func, args: &Args, krate: &TokenStream, ctx: &Ident) -> Option<TokenStream> {
     let stmts = func.stmts()?;
     let result = returns_result(&func.sig);
     let race = result && func.sig.asyncness.is_some() && args.cooperative.is_none();
@@ -181,7 +181,6 @@ fn body(func: &Func, args: &Args, krate: &TokenStream) -> Option<TokenStream> {
         return None;
     }
 
-    let ctx = ctx_ident();
     let out = local("__ctx_out");
     let err = local("__ctx_err");
     // The conversion to the user's error type is spanned on that type, so a
@@ -202,7 +201,7 @@ fn body(func: &Func, args: &Args, krate: &TokenStream) -> Option<TokenStream> {
     let child = args.timeout.as_ref().map(|(_, expr)| {
         let child = local("__ctx_child");
         let derive = derive_with_timeout(krate, expr, quote!(#ctx), &child);
-        let bind = bind_ctx(krate, &child);
+        let bind = bind_ctx(krate, &child, ctx);
         quote! {
             #derive
             #bind

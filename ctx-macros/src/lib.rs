@@ -249,6 +249,7 @@ pub fn ctx(args: TokenStream, item: TokenStream) -> TokenStream {
 ///     let __ctx_body = async move {
 ///         // `ctx::signal::notify(&Context::background())`, panicking if it fails
 ///         let (__ctx_root, __ctx_guard) = ::ctx::__private::main_context();
+///         #[allow(unused_variables)] // the user's hygiene: linted as their code
 ///         let ctx: &::ctx::Context = &__ctx_root;
 ///         // Pins the tail to `R`, so a wrong one is reported on the body
 ///         let __ctx_out: R = { BODY };
@@ -326,6 +327,7 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 ///         // if the deadline passes first) and then panics, quoting `D`, if
 ///         // the deadline has passed.
 ///         let __ctx_out = ::ctx::__private::test_within(&__ctx_root, __ctx_timeout, "D", async {
+///             #[allow(unused_variables)]
 ///             let ctx: &::ctx::Context = &__ctx_root;
 ///             let __ctx_out: R = { BODY };
 ///             #[allow(unreachable_code)]
