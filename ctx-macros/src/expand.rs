@@ -188,7 +188,9 @@ fn body(func: &Func, args: &Args, krate: &TokenStream, ctx: &Ident) -> Option<To
     let error_span = error_type_span(&func.sig);
     let convert = {
         let krate = respan(krate, error_span);
-        quote_spanned!(error_span=> #krate::__private::err(#err))
+        quote_spanned! {error_span=>
+            ::core::result::Result::Err(#krate::__private::FromCtxError::from_ctx_error(#err))
+        }
     };
 
     let entry_check = (result && !race).then(|| {
