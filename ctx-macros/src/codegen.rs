@@ -90,16 +90,9 @@ pub(crate) fn respan(tokens: &TokenStream, span: Span) -> TokenStream {
 
 // The declared return type.
 
-/// Whether the declared return type is spelled `Result<..>` (any path that
-/// ends in `Result`: `io::Result<T>`, a crate's own `Result<T>` alias).
-pub(crate) fn returns_result(sig: &Signature) -> bool {
-    match &sig.output {
-        ReturnType::Type(_, ty) => is_result(ty),
-        ReturnType::Default => false,
-    }
-}
-
-fn is_result(ty: &Type) -> bool {
+/// Whether the type is spelled `Result<..>` (any path that ends in
+/// `Result`: `io::Result<T>`, a crate's own `Result<T>` alias).
+pub(crate) fn is_result(ty: &Type) -> bool {
     match ty {
         Type::Path(path) if path.qself.is_none() => path
             .path
@@ -112,14 +105,22 @@ fn is_result(ty: &Type) -> bool {
     }
 }
 
+/// The declared return type; `None` for `()`.
+pub(crate) fn declared_output(sig: &Signature) -> Option<&Type> {
+    match &sig.output {
+        ReturnType::Type(_, ty) => Some(ty),
+        ReturnType::Default => None,
+    }
+}
+
 /// Where a missing `From<ctx::Error>` is reported: on `E` in `Result<T, E>`,
 /// on the whole type when the error type is not written out
 /// (`io::Result<T>`), on the attribute when there is no return type.
-pub(crate) fn error_type_span(sig: &Signature) -> Span {
-    let ReturnType::Type(_, ty) = &sig.output else {
+pub(crate) fn error_type_span(output: Option<&Type>) -> Span {
+    let Some(ty) = output else {
         return Span::call_site();
     };
-    if let Type::Path(path) = &**ty {
+    if let Type::Path(path) = ty {
         if let Some(syn::PathSegment {
             arguments: syn::PathArguments::AngleBracketed(generics),
             ..
@@ -141,12 +142,12 @@ pub(crate) fn error_type_span(sig: &Signature) -> Span {
     ty.span()
 }
 
-/// The return type, as a type the body can name to pin what its tail must
+/// The output type, as a type the body can name to pin what its tail must
 /// be; `None` when it cannot be named there (`impl Trait`).
-fn nameable_output(sig: &Signature) -> Option<TokenStream> {
-    match &sig.output {
-        ReturnType::Default => Some(quote!(())),
-        ReturnType::Type(_, ty) => {
+fn nameable_output(output: Option<&Type>) -> Option<TokenStream> {
+    match output {
+        None => Some(quote!(())),
+        Some(ty) => {
             let mut finder = FindImpl(false);
             finder.visit_type(ty);
             (!finder.0).then(|| ty.to_token_stream())
@@ -194,22 +195,37 @@ pub(crate) fn derive_with_timeout(
     parent: TokenStream,
     name: &Ident,
 ) -> TokenStream {
-    let timeout = timeout_local();
-    let duration = {
-        let span = expr.span();
-        let krate = respan(krate, span);
-        quote_spanned! {span=>
-            let #timeout: ::core::time::Duration = #krate::__private::timeout(#expr);
-        }
-    };
-    let derive = derive(
-        name,
-        quote!(#krate::Context::with_timeout(#parent, #timeout)),
-    );
+    let duration = timeout_duration(krate, expr);
+    let derive = derive_timeout_child(krate, parent, name);
     quote! {
         #duration
         #derive
     }
+}
+
+/// The first line of [`derive_with_timeout`] alone:
+/// `let __ctx_timeout: Duration = ::ctx::__private::timeout(EXPR);`.
+pub(crate) fn timeout_duration(krate: &TokenStream, expr: &syn::Expr) -> TokenStream {
+    let timeout = timeout_local();
+    let span = expr.span();
+    let krate = respan(krate, span);
+    quote_spanned! {span=>
+        let #timeout: ::core::time::Duration = #krate::__private::timeout(#expr);
+    }
+}
+
+/// The second line of [`derive_with_timeout`] alone, once `__ctx_timeout`
+/// is bound.
+pub(crate) fn derive_timeout_child(
+    krate: &TokenStream,
+    parent: TokenStream,
+    name: &Ident,
+) -> TokenStream {
+    let timeout = timeout_local();
+    derive(
+        name,
+        quote!(#krate::Context::with_timeout(#parent, #timeout)),
+    )
 }
 
 /// `let ctx: &::ctx::Context = &NAME;`: from here on, `ctx` in the body is
@@ -242,7 +258,12 @@ pub(crate) fn bind_and_return(ty: TokenStream, stmts: &[syn::Stmt]) -> TokenStre
 /// [`bind_and_return`] pinned to the declared return type, or the statements
 /// as written when that type cannot be named there (`impl Trait`).
 pub(crate) fn pinned_body(sig: &Signature, stmts: &[syn::Stmt]) -> TokenStream {
-    match nameable_output(sig) {
+    pinned_body_as(declared_output(sig), stmts)
+}
+
+/// [`pinned_body`] for a body whose value has type `output` (`None`: `()`).
+pub(crate) fn pinned_body_as(output: Option<&Type>, stmts: &[syn::Stmt]) -> TokenStream {
+    match nameable_output(output) {
         Some(output) => bind_and_return(quote!(: #output), stmts),
         None => quote!(#(#stmts)*),
     }

@@ -13,6 +13,7 @@ mod entry;
 mod errors;
 mod expand;
 mod func;
+mod future;
 mod lifetimes;
 
 use proc_macro::TokenStream;
