@@ -12,11 +12,14 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{instrument, Event, Metadata, Subscriber};
 
-/// What a subscriber saw: each span's name with its field names, and each
-/// event's fields as `name=value`.
+/// A span's name and the names of its fields.
+type SpanSeen = (String, Vec<String>);
+
+/// What a subscriber saw: each span, and each event's fields as
+/// `name=value`.
 #[derive(Clone, Default)]
 struct Seen {
-    spans: Arc<Mutex<Vec<(String, Vec<String>)>>>,
+    spans: Arc<Mutex<Vec<SpanSeen>>>,
     events: Arc<Mutex<Vec<String>>>,
 }
 

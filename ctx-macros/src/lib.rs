@@ -180,8 +180,9 @@ use proc_macro::TokenStream;
 ///
 /// `#[async_trait]` (and `#[tonic::async_trait]`, which is the same macro)
 /// expands before the `#[ctx]` on a method, turning `async fn get(..) -> R`
-/// into `fn get<'life0, 'async_trait>(..) -> Pin<Box<dyn Future<Output = R>
-/// + Send + 'async_trait>>` whose body is `Box::pin(async move { .. })`.
+/// into `fn get<'life0, 'async_trait>(..)`, which returns
+/// `Pin<Box<dyn Future<Output = R> + Send + 'async_trait>>` built by
+/// `Box::pin(async move { .. })`.
 /// `#[ctx]` recognises that output and keeps every promise: the entry
 /// check, the race, `timeout`, `cooperative` and `owned` work in the boxed
 /// future, and `ctx` is borrowed for `'async_trait`
