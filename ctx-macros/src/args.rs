@@ -47,6 +47,10 @@ const COOPERATIVE: Spec = Spec {
     key: "cooperative",
     kind: Kind::Flag(set_cooperative),
 };
+const OWNED: Spec = Spec {
+    key: "owned",
+    kind: Kind::Flag(set_owned),
+};
 const CRATE: Spec = Spec {
     key: "crate",
     kind: Kind::Value("<path>", set_crate),
@@ -71,7 +75,7 @@ impl Macro {
 
     fn specs(self) -> &'static [Spec] {
         match self {
-            Macro::Ctx => &[TIMEOUT, COOPERATIVE, CRATE],
+            Macro::Ctx => &[TIMEOUT, COOPERATIVE, OWNED, CRATE],
             Macro::Main => &[FLAVOR, WORKER_THREADS, CRATE],
             Macro::Test => &[TIMEOUT, FLAVOR, WORKER_THREADS, CRATE],
         }
@@ -109,6 +113,8 @@ pub(crate) struct Args {
     pub(crate) timeout: Option<(Ident, Expr)>,
     /// `cooperative`: the key.
     pub(crate) cooperative: Option<Ident>,
+    /// `owned`: the key.
+    pub(crate) owned: Option<Ident>,
     /// `crate = path`.
     pub(crate) krate: Option<Path>,
     /// `flavor = "..."`: the key and the flavor.
@@ -242,6 +248,10 @@ fn set_timeout(args: &mut Args, key: Ident, expr: Expr) -> syn::Result<()> {
 
 fn set_cooperative(args: &mut Args, key: Ident) {
     args.cooperative = Some(key);
+}
+
+fn set_owned(args: &mut Args, key: Ident) {
+    args.owned = Some(key);
 }
 
 fn set_crate(args: &mut Args, _: Ident, expr: Expr) -> syn::Result<()> {

@@ -15,7 +15,9 @@ use syn::{Attribute, Signature, Stmt};
 
 use crate::args::{self, Args, Flavor, Macro};
 use crate::check;
-use crate::codegen::{bind_ctx, derive, derive_with_timeout, local, pinned_body, timeout_local};
+use crate::codegen::{
+    bind_ctx, ctx_ident, derive, derive_with_timeout, local, pinned_body, timeout_local,
+};
 use crate::errors::Errors;
 use crate::func::{Body, Func};
 
@@ -170,7 +172,7 @@ fn body(entry: Entry, sig: &Signature, stmts: &[Stmt], args: &Args) -> TokenStre
     let krate = args.krate();
     let root = local("__ctx_root");
     let user = pinned_body(sig, stmts);
-    let bind = bind_ctx(&krate, &root);
+    let bind = bind_ctx(&krate, &root, &ctx_ident(sig, Some(stmts)));
 
     let inner = match (entry, &args.timeout) {
         (Entry::Main, _) => {

@@ -13,6 +13,7 @@ mod entry;
 mod errors;
 mod expand;
 mod func;
+mod future;
 mod lifetimes;
 
 use proc_macro::TokenStream;
@@ -64,6 +65,12 @@ use proc_macro::TokenStream;
 /// A lifetime hidden in a path (`Ref` for `Ref<'a>`) cannot be seen; there,
 /// name the lifetimes.
 ///
+/// The `ctx` the body sees resolves from the body's own tokens, not from the
+/// attribute's, so `#[ctx]` (and `#[ctx::main]`, `#[ctx::test]`) also work
+/// on a function that a `macro_rules!` re-emits
+/// (`$(#[$m:meta])* $v:vis async fn $($rest:tt)*`), or around a body a
+/// macro was given, where the attribute itself belongs to the macro.
+///
 /// # Functions that return `Result`
 ///
 /// When the declared return type is spelled `Result<..>` (any path ending in
@@ -72,10 +79,13 @@ use proc_macro::TokenStream;
 ///
 /// - a context that is already done returns `Err(ctx::Error.into())` at
 ///   entry, without running the body;
-/// - an `async` body is raced against the context, as
-///   [`Context::run`](https://docs.rs/ctx-tree/latest/ctx/struct.Context.html#method.run) does: once the context is done,
-///   the body's future is dropped at its next `.await` and the function
-///   returns `Err` at once instead of finishing wasted work.
+/// - an `async` body (or the async block a function returning a future ends
+///   with: see "Under `#[async_trait]`" below) is raced
+///   against the context, as
+///   [`Context::run`](https://docs.rs/ctx-tree/latest/ctx/struct.Context.html#method.run)
+///   does: once the context is done, the body's future is dropped at its
+///   next `.await` and the function returns `Err` at once instead of
+///   finishing wasted work.
 ///
 /// Any other return type only gets the parameter: there is no value to
 /// return early. A return type that is a `Result` under another name (an
@@ -128,6 +138,135 @@ use proc_macro::TokenStream;
 /// # }
 /// ```
 ///
+/// # `owned`
+///
+/// `#[ctx(owned)]` takes the context by value: `ctx: ctx::Context` comes
+/// first, and the body sees it owned, so it can move it into a task. The
+/// other options and checks are the same. Use it where a borrowed context
+/// cannot go:
+///
+/// - **axum handlers.** A handler's future must own what it uses, so
+///   `#[ctx]` on a handler, which takes `&Context`, fails with axum's
+///   "the trait bound `fn(..) {handler}: Handler<_, _>` is not satisfied".
+///   With `#[ctx(owned)]`, `ctx: Context` is the first extractor, filled
+///   with the request's context by `ctx::http::ContextLayer`:
+///
+///   ```text
+///   #[ctx(owned, timeout = Duration::from_secs(2))]
+///   async fn user(Path(id): Path<u64>) -> Result<String, ctx::Error> { .. }
+///   // Router::new().route("/users/{id}", get(user)).layer(ContextLayer::new(&root))
+///   ```
+///
+/// - **futures that are spawned**, whose type must be `'static`:
+///
+/// ```
+/// # use ctx::ctx;
+/// #[ctx(owned)]
+/// async fn count_to(n: u32) -> Result<u32, ctx::Error> {
+///     for _ in 0..n {
+///         ctx.check()?;
+///         tokio::task::yield_now().await;
+///     }
+///     Ok(n)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let root = ctx::Context::background();
+/// let task = tokio::spawn(count_to(root.clone(), 3));
+/// assert_eq!(task.await.unwrap(), Ok(3));
+/// # }
+/// ```
+///
+/// # Under `#[async_trait]`
+///
+/// `#[async_trait]` (and `#[tonic::async_trait]`, which is the same macro)
+/// expands before the `#[ctx]` on a method, turning `async fn get(..) -> R`
+/// into `fn get<'life0, 'async_trait>(..)`, which returns
+/// `Pin<Box<dyn Future<Output = R> + Send + 'async_trait>>` built by
+/// `Box::pin(async move { .. })`.
+/// `#[ctx]` recognises that output and keeps every promise: the entry
+/// check, the race, `timeout`, `cooperative` and `owned` work in the boxed
+/// future, and `ctx` is borrowed for `'async_trait`
+/// (`ctx: &'__ctx_life Context` with `'__ctx_life: 'async_trait`), so the
+/// body can use it. As without async-trait, put `#[ctx]` on the trait's
+/// declaration and on each impl, options that change the body on the impls:
+///
+/// ```
+/// use async_trait::async_trait;
+/// use ctx::ctx;
+/// # use std::time::Duration;
+///
+/// #[async_trait]
+/// trait Store: Send + Sync {
+///     #[ctx]
+///     async fn get(&self, id: u32) -> Result<u32, ctx::Error>;
+/// }
+///
+/// struct Db;
+///
+/// #[async_trait]
+/// impl Store for Db {
+///     #[ctx(timeout = Duration::from_millis(50))]
+///     async fn get(&self, id: u32) -> Result<u32, ctx::Error> {
+///         ctx.check()?;
+///         Ok(id)
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let store: Box<dyn Store> = Box::new(Db);
+/// let (canceled, cancel) = ctx::Context::background().with_cancel();
+/// cancel.cancel();
+/// assert_eq!(store.get(&canceled, 1).await, Err(ctx::Error::Canceled));
+/// # }
+/// ```
+///
+/// Other `fn`s that return a future are treated the same way when the
+/// future's `Output` is written out (`impl Future<Output = R>`,
+/// `Pin<Box<dyn Future<Output = R> ..>>`, `BoxFuture<'_, R>`) and the body
+/// ends in the async block it returns (`async move { .. }`,
+/// `Box::pin(async move { .. })`, `async move { .. }.boxed()`): the checks
+/// go in the block, which gets its own handle on the context (a clone), and
+/// statements before it run at the call, as written. When such a function
+/// returns a `Result` and its async block cannot be found (it returns a
+/// future made elsewhere), that is an error: end the body with
+/// `Box::pin(async move { ctx.run(future).await? })`.
+///
+/// A trait defined elsewhere, such as a service trait tonic generates,
+/// cannot take another parameter. There, get the context from the request
+/// and pass it to `#[ctx]` code, which keeps its checks:
+///
+/// ```text
+/// #[tonic::async_trait]
+/// impl Greeter for MyGreeter {
+///     async fn say_hello(&self, request: Request<HelloRequest>) -> Result<Response<HelloReply>, Status> {
+///         let ctx = request.context(); // ctx::grpc::RequestExt: deadline from grpc-timeout
+///         let reply = self.store.get(&ctx, request.into_inner().id).await?;
+///         Ok(Response::new(reply))
+///     }
+/// }
+/// ```
+///
+/// # With `#[tracing::instrument]`
+///
+/// Write `#[ctx]` above `#[instrument]`:
+///
+/// ```text
+/// #[ctx]
+/// #[instrument(skip(ctx), err)]
+/// async fn get(id: u32) -> Result<u32, AppError> { .. }
+/// ```
+///
+/// Attributes expand from the top, so `#[instrument]` then sees `ctx` as a
+/// parameter: skip it with `skip(ctx)` (or let it record the context's
+/// chain), and its span and its `err` event cover the entry check, the race
+/// and the timeout, so a canceled call is recorded. The other way round,
+/// `#[instrument]` expands first and never sees `ctx`: `skip(ctx)` is then
+/// an error ("attempting to skip non-existent parameter"), the recorded
+/// fields are the same without it, and a canceled call returns before the
+/// instrumented body starts, with no span and no `err` event. Inside an
+/// `#[async_trait]` impl, both go on the method, in the same order.
+///
 /// # `crate = path`
 ///
 /// Generated code names the crate by absolute paths (`::ctx::Context`,
@@ -157,7 +296,30 @@ use proc_macro::TokenStream;
 ///
 /// A sync or `cooperative` `Result` function instead starts with
 /// `if let Some(e) = ctx.err() { return Err(E::from(e)); }` and keeps its
-/// body.
+/// body. With `owned`, the parameter is `ctx: ::ctx::Context`, the child
+/// context is moved into `ctx`, and the race holds a clone of it, so the
+/// body may move `ctx` away.
+///
+/// Under `#[async_trait]`, the same statements go inside the boxed future,
+/// after async-trait's own:
+///
+/// ```text
+/// fn get<'life0, 'async_trait, '__ctx_life>(&'life0 self, ctx: &'__ctx_life ::ctx::Context, id: u64)
+///     -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'async_trait>>
+/// where 'life0: 'async_trait, Self: 'async_trait, '__ctx_life: 'async_trait
+/// {
+///     Box::pin(async move {
+///         let __self = self;   // async-trait moving the parameters in
+///         let id = id;
+///         let (__ctx_child, __ctx_guard) = ctx.with_timeout(D);
+///         let ctx = &__ctx_child;
+///         match ctx.run(async move { BODY }).await {
+///             Ok(out) => out,
+///             Err(e) => Err(E::from(e)),
+///         }
+///     })
+/// }
+/// ```
 ///
 /// # The lostcancel check
 ///
@@ -249,6 +411,7 @@ pub fn ctx(args: TokenStream, item: TokenStream) -> TokenStream {
 ///     let __ctx_body = async move {
 ///         // `ctx::signal::notify(&Context::background())`, panicking if it fails
 ///         let (__ctx_root, __ctx_guard) = ::ctx::__private::main_context();
+///         #[allow(unused_variables)] // the user's hygiene: linted as their code
 ///         let ctx: &::ctx::Context = &__ctx_root;
 ///         // Pins the tail to `R`, so a wrong one is reported on the body
 ///         let __ctx_out: R = { BODY };
@@ -326,6 +489,7 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 ///         // if the deadline passes first) and then panics, quoting `D`, if
 ///         // the deadline has passed.
 ///         let __ctx_out = ::ctx::__private::test_within(&__ctx_root, __ctx_timeout, "D", async {
+///             #[allow(unused_variables)]
 ///             let ctx: &::ctx::Context = &__ctx_root;
 ///             let __ctx_out: R = { BODY };
 ///             #[allow(unreachable_code)]

@@ -18,6 +18,11 @@ pub use tokio;
 /// The error type of a `#[ctx]` function's `Result`: it must be able to hold
 /// a [`ctx::Error`](Error), which is what the function returns when its
 /// context is done.
+///
+/// Expansions call `FromCtxError::from_ctx_error(e)` with `Self` inferred
+/// from the declared return type, not through a bounded helper, so the
+/// error rustc reports is this trait's message on the user's error type,
+/// with no note about a bound inside ctx.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot hold a `ctx::Error`, so a `#[ctx]` function cannot return it as its error",
     label = "`{Self}` does not implement `From<ctx::Error>`",
@@ -28,18 +33,13 @@ pub trait FromCtxError: Sized {
     fn from_ctx_error(err: Error) -> Self;
 }
 
+// Not recommended: rustc then stops at `FromCtxError`, whose message says
+// what to do, instead of adding a note that leads through this impl.
+#[diagnostic::do_not_recommend]
 impl<E: From<Error>> FromCtxError for E {
     fn from_ctx_error(err: Error) -> Self {
         E::from(err)
     }
-}
-
-/// `Err(err.into())`, as the `Result` the function declares.
-///
-/// The bound sits on `E` itself (not on `Result<T, E>`), so rustc reports
-/// the message of [`FromCtxError`] on the user's error type.
-pub fn err<T, E: FromCtxError>(err: Error) -> Result<T, E> {
-    Err(E::from_ctx_error(err))
 }
 
 /// Runs `fut` unless, and until, `ctx` is done: [`Context::run`].

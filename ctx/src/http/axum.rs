@@ -13,6 +13,11 @@ use crate::{Context, Error};
 
 /// The request's context, put there by [`ContextLayer`](super::ContextLayer).
 ///
+/// A handler takes it by value, first. For a `#[ctx]` handler, write
+/// `#[ctx(owned)]`: a plain `#[ctx]` adds `ctx: &Context`, which no extractor
+/// gives, and axum then reports that the function does not implement
+/// `Handler<_, _>`.
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// use axum::{routing::get, Router};
