@@ -572,6 +572,18 @@ pub(crate) fn cancel(node: &Arc<CancelNode>, err: Error, cause: Option<Cause>) -
     cancel_with(node, err, cause, Callbacks::Here).is_ok()
 }
 
+/// What a guard's drop does: [`cancel`], unless the guard holds the only
+/// reference to the node. Then nothing can ever observe the node (no
+/// context, child, waiter, callback, timer entry or parent list refers to
+/// it: each would hold a reference), so it is freed without the lock or
+/// the walk.
+pub(crate) fn release(node: Arc<CancelNode>) {
+    if Arc::strong_count(&node) == 1 {
+        return;
+    }
+    cancel(&node, Error::Canceled, None);
+}
+
 /// Where a cancel runs the `after_func` callbacks it fires.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Callbacks {
@@ -591,6 +603,12 @@ pub(crate) fn cancel_with(
     cause: Option<Cause>,
     callbacks: Callbacks,
 ) -> Result<(), Option<Cause>> {
+    // Invariant 3: a settled node's whole subtree is done already; nothing
+    // to do and nothing to wait for (a born-done child, the later guards of
+    // a chain whose top was canceled), so no lock either.
+    if node.state.load(Ordering::Acquire) & SETTLED != 0 {
+        return Err(cause);
+    }
     // A cause equal to the plain error is stored as "none": nothing kept.
     let cause = cause.filter(|cause| cause.as_ctx_error() != Some(err));
     let mut inner = node.lock();
