@@ -34,9 +34,12 @@
 //! # State
 //!
 //! A cancel node's `state` byte holds the error bits (`CANCELED`, `DEADLINE`),
-//! `SETTLED`, `PARKED` (a canceler waits for `SETTLED`: `settle.rs`), and
-//! constant flags set at creation (`HAS_DEADLINE`, `FROM_DEADLINE`). `err()`
-//! is one `Acquire` load of that byte, with no lock.
+//! `SETTLED`, `PARKED` (a canceler waits for `SETTLED`: `settle.rs`),
+//! `BORN_DONE` (set with the error bits of a child of a done parent, whose
+//! cause is the parent's), and constant flags set at creation
+//! (`HAS_DEADLINE`, `FROM_DEADLINE`, and `TOKIO_CLOCK` under the
+//! `test-util` feature). `err()` is one `Acquire` load of that byte, with
+//! no lock.
 //!
 //! # Invariants
 //!
@@ -180,6 +183,9 @@ const ERR_MASK: u8 = CANCELED | DEADLINE;
 const SETTLED: u8 = 0b0000_0100;
 /// Set by a canceler that parks until `SETTLED` (see `settle.rs`).
 const PARKED: u8 = 0b0010_0000;
+/// Set with the error bits of a child made under a parent that was done
+/// already: it records no cause of its own and reports its parent's.
+const BORN_DONE: u8 = 0b1000_0000;
 /// Constant (feature `test-util`): this node or one above it has a deadline
 /// on tokio's paused clock, which no thread watches; `err()` checks it.
 #[cfg(feature = "test-util")]
@@ -464,8 +470,17 @@ impl CancelNode {
     /// The cause: `None` while live.
     pub(crate) fn cause(&self) -> Option<Cause> {
         let err = self.err()?;
+        // A child born done has its parent's cause: walk up (a loop, for
+        // long chains of such children) to the node that recorded it.
+        let mut node = self;
+        while node.state.load(Ordering::Relaxed) & BORN_DONE != 0 {
+            match node.parent.signal() {
+                Some(parent) => node = parent,
+                None => break,
+            }
+        }
         // Invariant 1: the cause was written under the lock before the bits.
-        let cause = self
+        let cause = node
             .lock()
             .extra
             .as_ref()
@@ -505,20 +520,22 @@ impl CancelNode {
 fn propagate_cancel(parent: &Arc<CancelNode>, child: &Arc<CancelNode>) {
     // Invariants 1 and 2: registering and the parent's transition to done
     // are ordered by the parent's lock.
-    let mut inner = parent.lock();
+    // A parent done already never changes again (invariant 1): the child is
+    // born done, with no lock taken. It is not shared yet, so nobody waits
+    // on it; `BORN_DONE` makes its `cause()` read the parent's.
     if let Some(err) = decode(parent.state.load(Ordering::Acquire)) {
-        // Invariant 1: the parent gave up its lists; the child is born done
-        // with the parent's error and cause.
-        let cause = inner.extra.as_ref().and_then(|extra| extra.cause.clone());
-        drop(inner);
-        if cause.is_some() {
-            // Invariant 1: the cause is written before the error bits. The
-            // child is not shared yet, so nobody can be waiting on it.
-            child.lock().extra().cause = cause;
-        }
         child
             .state
-            .fetch_or(err_bits(err) | SETTLED, Ordering::Release);
+            .fetch_or(err_bits(err) | SETTLED | BORN_DONE, Ordering::Release);
+        return;
+    }
+    let mut inner = parent.lock();
+    if let Some(err) = decode(parent.state.load(Ordering::Acquire)) {
+        // Invariant 1: the parent gave up its lists meanwhile; as above.
+        drop(inner);
+        child
+            .state
+            .fetch_or(err_bits(err) | SETTLED | BORN_DONE, Ordering::Release);
         return;
     }
     // Invariant 2: we hold the parent's lock, so `index` is ours to write.
