@@ -92,6 +92,8 @@ mod axum;
 #[cfg(feature = "tower")]
 pub mod client;
 #[cfg(feature = "tower")]
+pub mod detach;
+#[cfg(feature = "tower")]
 pub mod server;
 
 #[cfg(feature = "axum")]
@@ -102,6 +104,9 @@ pub use self::axum::MissingContext;
 #[cfg(feature = "tower")]
 #[doc(inline)]
 pub use client::{ClientError, ClientLayer, ClientService};
+#[cfg(feature = "tower")]
+#[doc(inline)]
+pub use detach::{DetachLayer, DetachService};
 #[cfg(feature = "tower")]
 #[doc(inline)]
 pub use server::{Abandoned, ContextLayer, ContextService, HandlerPanicked};

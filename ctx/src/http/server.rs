@@ -300,6 +300,9 @@ where
         };
         let race = (!self.layer.cooperative).then(|| Race::new(&ctx, is_grpc(req.headers())));
         req.extensions_mut().insert(ctx);
+        // For a `DetachLayer` inside: the root its detached contexts obey.
+        req.extensions_mut()
+            .insert(ServerRoot(self.layer.root.clone()));
         let method = req.method().clone();
         let inner = {
             let _entered = span::enter(&span);
@@ -320,6 +323,12 @@ where
         }
     }
 }
+
+/// The server's root, as given to [`ContextLayer::new`], in the extensions
+/// of every request the layer passes on: [`DetachLayer`](super::DetachLayer)
+/// derives from it, and its presence says a `ContextLayer` is outside.
+#[derive(Clone)]
+pub(super) struct ServerRoot(pub(super) Context);
 
 /// Whether `headers` are those of a gRPC request: a `content-type` of
 /// `application/grpc`, alone or followed by `+` (`+proto`), `-` (`-web`)
@@ -375,7 +384,7 @@ impl Race {
 
 /// The gRPC status for `err`, as `From<ctx::Error> for tonic::Status` maps
 /// it: `(grpc-status, grpc-message)`.
-pub(super) fn grpc_status(err: Error) -> (HeaderValue, HeaderValue) {
+fn grpc_status(err: Error) -> (HeaderValue, HeaderValue) {
     let code = match err {
         Error::Canceled => "1",
         Error::DeadlineExceeded => "4",
@@ -385,6 +394,19 @@ pub(super) fn grpc_status(err: Error) -> (HeaderValue, HeaderValue) {
         HeaderValue::from_static(code),
         HeaderValue::from_static(error_text(err)),
     )
+}
+
+/// Makes `headers` the head of a trailers-only gRPC response: the status
+/// `code` and `message` (printable ASCII) where a call's trailers would
+/// carry them, as tonic's `Status::into_http` does.
+pub(super) fn grpc_status_headers(
+    headers: &mut HeaderMap,
+    code: HeaderValue,
+    message: HeaderValue,
+) {
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert(GRPC_STATUS, code);
+    headers.insert(GRPC_MESSAGE, message);
 }
 
 /// `err`'s text, as its `Display` writes it.
@@ -402,16 +424,7 @@ where
     B: Body,
     B::Data: From<&'static [u8]>,
 {
-    let (status, content_type, data) = if grpc {
-        (StatusCode::OK, "application/grpc", None)
-    } else {
-        let status = match err {
-            Error::Canceled => StatusCode::SERVICE_UNAVAILABLE,
-            Error::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
-        };
-        let text = error_text(err).as_bytes();
-        (status, "text/plain; charset=utf-8", Some(text))
-    };
+    let data = (!grpc).then(|| error_text(err).as_bytes());
     let mut resp = Response::new(ResponseBody {
         kind: Kind::Own {
             data: data.map(B::Data::from),
@@ -421,16 +434,24 @@ where
         owed: Some(0),
         race: None,
     });
-    *resp.status_mut() = status;
     let headers = resp.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     if grpc {
+        // HTTP 200: gRPC says it in `grpc-status`.
         let (code, message) = grpc_status(err);
-        headers.insert(GRPC_STATUS, code);
-        headers.insert(GRPC_MESSAGE, message);
+        grpc_status_headers(headers, code, message);
+    } else {
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        *resp.status_mut() = match err {
+            Error::Canceled => StatusCode::SERVICE_UNAVAILABLE,
+            Error::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        };
     }
     if let Some(id) = id {
-        headers.insert(X_REQUEST_ID, id.header_value().clone());
+        resp.headers_mut()
+            .insert(X_REQUEST_ID, id.header_value().clone());
     }
     resp
 }
@@ -1000,7 +1021,7 @@ impl std::error::Error for HandlerPanicked {}
 /// panics cannot unwind out of the layer. `AssertUnwindSafe` at the catch
 /// sites is sound for the same reason: nothing observes the state the panic
 /// left behind except by resuming it.
-fn panicked(guard: Option<CancelGuard>, payload: Box<dyn Any + Send>) -> ! {
+pub(super) fn panicked(guard: Option<CancelGuard>, payload: Box<dyn Any + Send>) -> ! {
     if let Some(guard) = guard {
         let message = payload
             .downcast_ref::<&'static str>()
