@@ -409,7 +409,8 @@ pub(super) fn grpc_status_headers(
     headers.insert(GRPC_MESSAGE, message);
 }
 
-/// `err`'s text, as its `Display` writes it.
+/// `err`'s text, as its `Display` writes it (a unit test keeps the two
+/// the same), as a `'static` string for a header or a body.
 fn error_text(err: Error) -> &'static str {
     match err {
         Error::Canceled => "context canceled",
@@ -417,8 +418,8 @@ fn error_text(err: Error) -> &'static str {
     }
 }
 
-/// The headers of the layer's answer when the context ended first: a
-/// trailers-only gRPC status, or 503/504 with a text body.
+/// The layer's answer when the request context ended before the handler
+/// answered: a trailers-only gRPC status, or 503/504 with the error's text.
 fn answer<B>(err: Error, grpc: bool, id: Option<RequestId>) -> Response<ResponseBody<B>>
 where
     B: Body,
@@ -1102,6 +1103,13 @@ mod tests {
             assert_eq!(length(bad), None, "{bad:?}");
         }
         assert_eq!(length(&["18446744073709551616"]), None, "overflow");
+    }
+
+    #[test]
+    fn the_answers_text_is_the_errors_own() {
+        for err in [Error::Canceled, Error::DeadlineExceeded] {
+            assert_eq!(error_text(err), err.to_string());
+        }
     }
 
     #[test]
