@@ -171,6 +171,23 @@ async fn a_handler_that_ignores_its_deadline_fails_the_call_with_deadline_exceed
     assert!(dropped.load(Ordering::SeqCst), "the handler was dropped");
 }
 
+/// A detached tonic service is still a tonic service: `DetachService` is a
+/// `NamedService` when the service inside is.
+#[test]
+fn a_detached_service_can_be_added_to_a_tonic_server() {
+    use tower::Layer;
+    let detached = ctx::http::DetachLayer::new().layer(Ignoring {
+        dropped: Arc::new(AtomicBool::new(false)),
+    });
+    assert_eq!(
+        <ctx::http::DetachService<Ignoring> as tonic::server::NamedService>::NAME,
+        "demo.Worker"
+    );
+    let _router = tonic::transport::Server::builder()
+        .layer(ctx::http::ContextLayer::new(&Context::background()))
+        .add_service(detached);
+}
+
 #[test]
 fn the_interceptor_sends_the_time_left_and_refuses_done_contexts() {
     let id = ctx::http::RequestId::generate();
