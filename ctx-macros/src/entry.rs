@@ -81,9 +81,7 @@ fn entry(entry: Entry, attr: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     errors.add(validate(entry, &func));
-    if let Some(stmts) = func.stmts() {
-        errors.add(check::lostcancel(stmts));
-    }
+    check::lostcancel(&mut func, &args.krate());
 
     if let Entry::Test = entry {
         // A `#[test]` of the user's is reported above; emitting it as well
@@ -329,5 +327,25 @@ mod tests {
     #[test]
     fn test_expands_as_its_docs_say() {
         sketch_matches("test", super::test);
+    }
+
+    /// A test body is only compiled by `cargo test`, never by the ui tests'
+    /// `cargo check`, so this is where the check is seen to reach it.
+    #[test]
+    fn test_and_main_bodies_are_checked_for_lost_guards() {
+        let body: TokenStream = "async fn runs() { let (child, _) = ctx.with_cancel(); }"
+            .parse()
+            .unwrap();
+        for (expand, attr) in [
+            (super::test as fn(TokenStream, TokenStream) -> TokenStream, ""),
+            (super::test, "timeout = Duration::from_secs(1)"),
+            (super::main, ""),
+        ] {
+            let out = expand(attr.parse().unwrap(), body.clone()).to_string();
+            assert!(
+                out.contains("lostcancel :: TupleWithCancel :: front :: < 1 , _ >"),
+                "no lostcancel check in {out}"
+            );
+        }
     }
 }

@@ -25,7 +25,7 @@ pub(crate) fn ctx(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let (args, parsed) = args::parse(Macro::Ctx, attr);
     errors.add(parsed);
-    let func = match Func::parse_item(item.clone(), "#[ctx]") {
+    let mut func = match Func::parse_item(item.clone(), "#[ctx]") {
         Ok(func) => func,
         Err(error) => {
             // Not a function: leave the item as it was.
@@ -40,11 +40,9 @@ pub(crate) fn ctx(attr: TokenStream, item: TokenStream) -> TokenStream {
         return quote!(#errors #item);
     }
     errors.add(validate(&func, &args));
-    if let Some(stmts) = func.stmts() {
-        errors.add(check::lostcancel(stmts));
-    }
-
     let krate = args.krate();
+    check::lostcancel(&mut func, &krate);
+
     let sig = inject(&func.sig, &krate);
     let body = if func.sig.constness.is_none() {
         body(&func, &args, &krate)
