@@ -24,6 +24,7 @@ pub(crate) enum Macro {
     Ctx,
     Main,
     Test,
+    Check,
 }
 
 /// One accepted option: its key and how it is given.
@@ -66,6 +67,7 @@ impl Macro {
             Macro::Ctx => "#[ctx]",
             Macro::Main => "#[ctx::main]",
             Macro::Test => "#[ctx::test]",
+            Macro::Check => "#[ctx::check]",
         }
     }
 
@@ -74,6 +76,7 @@ impl Macro {
             Macro::Ctx => &[TIMEOUT, COOPERATIVE, CRATE],
             Macro::Main => &[FLAVOR, WORKER_THREADS, CRATE],
             Macro::Test => &[TIMEOUT, FLAVOR, WORKER_THREADS, CRATE],
+            Macro::Check => &[CRATE],
         }
     }
 

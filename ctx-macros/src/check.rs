@@ -49,6 +49,8 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::visit_mut::{self, VisitMut};
 use syn::{Expr, ExprCall, ExprMatch, Ident, Item, Local, Member, Pat, Stmt, Type};
 
+use crate::args::{self, Macro};
+use crate::errors::Errors;
 use crate::func::{Body, Func};
 
 /// Wraps every discarded value in the body of `func` in its check.
@@ -64,6 +66,88 @@ pub(crate) fn body(stmts: &mut [Stmt], krate: &TokenStream) {
     let mut visitor = LostCancel { krate };
     for stmt in stmts {
         visitor.visit_stmt_mut(stmt);
+    }
+}
+
+/// `#[ctx::check]`: the check alone, for code that takes its context by
+/// hand. On a function, an `impl` block, a trait or an inline `mod { ... }`,
+/// every function body inside (nested items included) is checked as a
+/// `#[ctx]` body is; nothing else changes.
+pub(crate) fn attribute(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let (args, parsed) = args::parse(Macro::Check, attr);
+    errors.add(parsed);
+    let mut parsed: Item = match syn::parse2(item.clone()) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            errors.push(error);
+            return quote!(#errors #item);
+        }
+    };
+    match &parsed {
+        Item::Fn(_)
+        | Item::Impl(_)
+        | Item::Trait(_)
+        | Item::Mod(syn::ItemMod {
+            content: Some(_), ..
+        }) => {
+            let krate = args.krate();
+            Bodies { krate: &krate }.visit_item_mut(&mut parsed);
+            quote!(#errors #parsed)
+        }
+        other => {
+            let (what, tokens) = match other {
+                Item::Mod(module) => ("a module declared in another file", quote!(#module)),
+                other => ("this item", quote!(#other)),
+            };
+            let (start, _) = first_and_last(tokens);
+            errors.push(syn::Error::new(
+                start,
+                format!(
+                    "`#[ctx::check]` checks function bodies, and {what} has none here: put it on a \
+                     function, an `impl` block, a trait or an inline `mod {{ ... }}`"
+                ),
+            ));
+            quote!(#errors #item)
+        }
+    }
+}
+
+/// Every function body in an item, nested items included.
+struct Bodies<'a> {
+    krate: &'a TokenStream,
+}
+
+impl VisitMut for Bodies<'_> {
+    fn visit_block_mut(&mut self, _: &mut syn::Block) {
+        // Blocks outside a function body (a `const` initializer) are not
+        // bodies; the ones inside one are walked by `body` itself.
+    }
+
+    fn visit_item_fn_mut(&mut self, func: &mut syn::ItemFn) {
+        body(&mut func.block.stmts, self.krate);
+        Nested(self).visit_block_mut(&mut func.block);
+    }
+
+    fn visit_impl_item_fn_mut(&mut self, func: &mut syn::ImplItemFn) {
+        body(&mut func.block.stmts, self.krate);
+        Nested(self).visit_block_mut(&mut func.block);
+    }
+
+    fn visit_trait_item_fn_mut(&mut self, func: &mut syn::TraitItemFn) {
+        if let Some(block) = &mut func.default {
+            body(&mut block.stmts, self.krate);
+            Nested(self).visit_block_mut(block);
+        }
+    }
+}
+
+/// The items nested in a body, each given to [`Bodies`].
+struct Nested<'a, 'b>(&'a mut Bodies<'b>);
+
+impl VisitMut for Nested<'_, '_> {
+    fn visit_item_mut(&mut self, item: &mut Item) {
+        self.0.visit_item_mut(item);
     }
 }
 
