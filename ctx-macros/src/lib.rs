@@ -306,15 +306,29 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 ///
 /// `ctx` is `&ctx::Context`, a root context for the test. The body is
-/// checked for lost cancel guards as in `#[ctx]`.
+/// checked for lost cancel guards as in `#[ctx]` (a test body is compiled,
+/// and so checked, by `cargo test`).
 ///
 /// # `timeout = EXPR`
 ///
 /// `EXPR` is a `std::time::Duration`. `ctx` gets that timeout; when it
 /// expires, the context is canceled and the test fails with a panic message
 /// that names the timeout (`#[should_panic(expected = "timeout")]` matches
-/// it), even if the body ignores `ctx`: its future is dropped. Without
-/// `timeout`, `ctx` is never done while the test runs.
+/// it) and points at the test, even if the body ignores `ctx`: its future is
+/// dropped. Without `timeout`, `ctx` is never done while the test runs.
+///
+/// A body that blocks its thread instead of awaiting (`std::thread::sleep`
+/// in a loop, a lock, a busy loop) cannot be dropped, so the runtime and the
+/// body run on a thread of their own, and the test's thread is a watchdog
+/// on the real clock: at the timeout plus a quarter of a second it cancels
+/// `ctx` and fails the test with the same message, adding that the body is
+/// left behind on its thread (it ends with the test process). The timeout
+/// and the watchdog use the real clock even when tokio's clock is paused.
+/// A panic of the body (a failed assertion, `#[should_panic]`) is resumed on
+/// the test's thread, so the test fails or passes as it would have. A test
+/// that returns a value (`Result<(), E>`) is reported on the body's thread,
+/// as the test harness would (`Error: ...` and a failure), and the function
+/// returns the `ExitCode`, since the value itself may not be `Send`.
 ///
 /// # Other options
 ///
@@ -329,44 +343,58 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// ```text
 /// #[ctx::test(timeout = D)]
-/// async fn name() -> R { BODY }
+/// async fn name() { BODY }
 /// ```
 ///
 /// becomes (names as in [`macro@main`]):
 ///
 /// ```text
 /// #[::core::prelude::v1::test]
-/// fn name() -> R {
-///     let __ctx_body = async move {
-///         let __ctx_timeout: ::core::time::Duration = ::ctx::__private::timeout(D);
-///         let (__ctx_root, __ctx_guard) =
-///             ::ctx::Context::with_timeout(&::ctx::Context::background(), __ctx_timeout);
-///         // Races the body against `__ctx_root` (the body's future is dropped
-///         // if the deadline passes first) and then panics, quoting `D`, if
-///         // the deadline has passed.
-///         let __ctx_out = ::ctx::__private::test_within(&__ctx_root, __ctx_timeout, "D", async {
-///             let ctx: &::ctx::Context = &__ctx_root;
-///             let __ctx_out: R = { BODY };
-///             #[allow(unreachable_code)]
-///             return __ctx_out;
-///         })
-///         .await;
-///         __ctx_out
-///     };
-///     ::ctx::__private::tokio::runtime::Builder::new_current_thread()
-///         .enable_all()
-///         .build()
-///         .expect("ctx::test: failed to build the tokio runtime")
-///         .block_on(__ctx_body)
+/// fn name() {
+///     let __ctx_timeout: ::core::time::Duration = ::ctx::__private::timeout(D);
+///     // Makes the root context, with the timeout, runs the closure on a
+///     // thread of its own, and fails the test, quoting `D`, if it has not
+///     // returned by the timeout plus a grace of 250 ms.
+///     ::ctx::__private::test_watchdog(
+///         __ctx_timeout,
+///         "D",
+///         "name",
+///         move |__ctx_root: ::ctx::Context| {
+///             let __ctx_body = async move {
+///                 // Races the body against `__ctx_root` (the body's future is
+///                 // dropped if the deadline passes first): `None` if the
+///                 // deadline has passed.
+///                 let __ctx_out = ::ctx::__private::test_within(&__ctx_root, async {
+///                     let ctx: &::ctx::Context = &__ctx_root;
+///                     let __ctx_out: () = { BODY };
+///                     #[allow(unreachable_code)]
+///                     return __ctx_out;
+///                 })
+///                 .await;
+///                 match __ctx_out {
+///                     ::core::option::Option::Some(__ctx_out) => __ctx_out,
+///                     // Panics, quoting `D`, at the test's name.
+///                     ::core::option::Option::None => ::ctx::__private::test_timed_out(__ctx_timeout, "D"),
+///                 }
+///             };
+///             ::ctx::__private::tokio::runtime::Builder::new_current_thread()
+///                 .enable_all()
+///                 .build()
+///                 .expect("ctx::test: failed to build the tokio runtime")
+///                 .block_on(__ctx_body)
+///         },
+///     )
 /// }
 /// ```
 ///
 /// `::ctx::__private::timeout(D)` only checks that `D` is a `Duration`.
-/// Without `timeout`, there is no race: the async block starts with
-/// `let (__ctx_root, __ctx_guard) =
-/// ::ctx::Context::with_cancel(&::ctx::Context::background());`, then binds
-/// `ctx` and runs the body as in [`macro@main`]. `R`, `flavor` and
-/// `worker_threads` are as there.
+/// With a return type `R` other than `()`, the function returns
+/// `::std::process::ExitCode`, and the closure ends with
+/// `::std::process::Termination::report(..)` of the runtime's result.
+/// Without `timeout` there is no thread and no race: the body is built as in
+/// [`macro@main`], with `let (__ctx_root, __ctx_guard) =
+/// ::ctx::Context::with_cancel(&::ctx::Context::background());` as its root,
+/// and `R` kept. `flavor` and `worker_threads` are as there.
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::test(args.into(), item.into()).into()

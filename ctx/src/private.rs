@@ -82,26 +82,97 @@ pub fn main_context() -> (Context, CancelGuard) {
     }
 }
 
-/// Runs the body of a `#[ctx::test(timeout = ...)]` under `ctx`, whose
-/// deadline is the test's timeout.
+/// How long the watchdog of a `#[ctx::test(timeout = ...)]` waits past the
+/// timeout before it fails the test itself: long enough for the usual path
+/// (the runtime sees the deadline and [`test_timed_out`] reports it) to win
+/// when the body awaits, short enough to stay well within a second.
+pub const TEST_WATCHDOG_GRACE: Duration = Duration::from_millis(250);
+
+/// Runs a `#[ctx::test(timeout = ...)]`: `body` (the test's runtime and
+/// body) on a thread of its own, under a root context whose deadline is the
+/// timeout, while the test's thread watches the real clock.
+///
+/// - The body returns: its value is the test's.
+/// - The body panics (a failed assertion, `#[should_panic]`): the panic is
+///   resumed on the test's thread, with its payload.
+/// - Neither, by the timeout plus [`TEST_WATCHDOG_GRACE`]: the body blocks
+///   its thread (`std::thread::sleep`, a lock, a loop that never awaits),
+///   so the runtime cannot stop it. The watchdog cancels the context and
+///   fails the test with the message of [`test_timed_out`]; the body's
+///   thread is left behind, to end with the process.
+///
+/// The wait is on the real clock (a channel's timeout), never tokio's, so a
+/// paused or advanced tokio clock cannot stretch it.
 ///
 /// # Panics
 ///
-/// If the deadline passes before the body finishes (including a body that
-/// finished only because it saw the context end), naming the timeout: the
-/// test failed.
-pub async fn test_within<F: Future>(
-    ctx: &Context,
+/// As above, with the location of the test (the caller, through
+/// `#[track_caller]`), not a line of ctx; and if the thread cannot be
+/// started.
+#[track_caller]
+pub fn test_watchdog<T: Send + 'static>(
     timeout: Duration,
     written: &'static str,
-    body: F,
-) -> F::Output {
-    match ctx.run(body).await {
-        Ok(out) if ctx.err().is_none() => out,
-        _ => panic!(
-            "test ran past its timeout of {timeout:?} (`timeout = {written}`); its context was canceled"
-        ),
+    name: &'static str,
+    body: impl FnOnce(Context) -> T + Send + 'static,
+) -> T {
+    let (ctx, guard) = Context::background().with_timeout(timeout);
+    let (done, outcome) = std::sync::mpsc::sync_channel(1);
+    // Named as the test's thread, so a panic message names the test.
+    let mut thread = std::thread::Builder::new();
+    if let Some(name) = std::thread::current().name() {
+        thread = thread.name(name.to_owned());
     }
+    let spawned = thread.spawn(move || {
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || body(ctx)));
+        // Fails only when the watchdog has given up on this thread.
+        let _ = done.send(out);
+    });
+    if let Err(err) = spawned {
+        panic!("ctx::test: cannot start a thread for the test: {err}");
+    }
+    match outcome.recv_timeout(timeout.saturating_add(TEST_WATCHDOG_GRACE)) {
+        Ok(Ok(out)) => out,
+        Ok(Err(payload)) => std::panic::resume_unwind(payload),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            guard.cancel();
+            panic!(
+                "{}, and `{name}` still runs on its thread, left behind: it blocks its \
+                 thread instead of awaiting",
+                timed_out(timeout, written)
+            )
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            panic!("ctx: internal error: the thread of test `{name}` ended without a result")
+        }
+    }
+}
+
+/// Runs the body of a `#[ctx::test(timeout = ...)]` under `ctx`, whose
+/// deadline is the test's timeout: `None` if the deadline passed before the
+/// body finished (including a body that finished only because it saw the
+/// context end), and the test fails with [`test_timed_out`].
+pub async fn test_within<F: Future>(ctx: &Context, body: F) -> Option<F::Output> {
+    match ctx.run(body).await {
+        Ok(out) if ctx.err().is_none() => Some(out),
+        _ => None,
+    }
+}
+
+/// Fails a `#[ctx::test(timeout = ...)]` that ran past its timeout, naming
+/// it.
+///
+/// # Panics
+///
+/// Always, at the caller's location: the expansion calls this from the
+/// test's own span, so the report points at the test.
+#[track_caller]
+pub fn test_timed_out(timeout: Duration, written: &'static str) -> ! {
+    panic!("{}", timed_out(timeout, written))
+}
+
+fn timed_out(timeout: Duration, written: &str) -> String {
+    format!("test ran past its timeout of {timeout:?} (`timeout = {written}`); its context was canceled")
 }
 
 /// The lostcancel check, asked of the compiler at each place where a body
