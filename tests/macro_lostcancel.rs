@@ -110,6 +110,8 @@ twice! {
     }
 
     match_arms, match_arms_checked: {
+        // The shape under test, though a `let` would do.
+        #[allow(clippy::match_single_binding)]
         let kept = match pair("arm kept", "arm dropped") {
             (a, _) => a,
         };

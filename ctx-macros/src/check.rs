@@ -355,10 +355,10 @@ impl LostCancel<'_> {
             Expr::Unary(unary) if moved && matches!(unary.op, syn::UnOp::Deref(_)) => {
                 self.wrap(expr, probes, ty)
             }
-            Expr::Call(_) | Expr::MethodCall(_) | Expr::Try(_) | Expr::Await(_) => {
-                if !is_probe(expr) {
-                    self.wrap(expr, probes, ty)
-                }
+            Expr::Call(_) | Expr::MethodCall(_) | Expr::Try(_) | Expr::Await(_)
+                if !is_probe(expr) =>
+            {
+                self.wrap(expr, probes, ty)
             }
             // A reference, a literal, a closure, a macro (whose tokens are
             // not parsed), a diverging `return`: never a guard, or not seen.
