@@ -356,7 +356,7 @@ impl LostCancel<'_> {
                 self.wrap(expr, probes, ty)
             }
             Expr::Call(_) | Expr::MethodCall(_) | Expr::Try(_) | Expr::Await(_)
-                if !is_probe(expr) =>
+                if !is_probe(expr) && !never_returns(expr) =>
             {
                 self.wrap(expr, probes, ty)
             }
@@ -544,6 +544,28 @@ fn forget(call: &ExprCall) -> Option<Probe> {
     let segments = path_segments(&call.func)?;
     (segments.last().map(String::as_str) == Some("forget") && call.args.len() == 1)
         .then(|| Probe::new(Proj::Whole, Shape::Forget, &call.func))
+}
+
+/// Whether `expr` calls a function of std that never returns
+/// (`process::exit`, `process::abort`, `panic::panic_any`,
+/// `panic::resume_unwind`).
+///
+/// A value of type `!` given to the check becomes an inference variable
+/// that rustc resolves in the same step as the check's verdict, which then
+/// reads as a guard; and the wrapping call after it is unreachable code.
+/// Such a call drops nothing, so it is left alone. A function of the user's
+/// that returns `!` cannot be told by name: written as a statement it is
+/// never wrapped, as the value of a `_` it is reported (the docs say so).
+fn never_returns(expr: &Expr) -> bool {
+    let Expr::Call(call) = expr else {
+        return false;
+    };
+    path_segments(&call.func).is_some_and(|segments| {
+        matches!(
+            segments.last().map(String::as_str),
+            Some("exit" | "abort" | "panic_any" | "resume_unwind")
+        )
+    })
 }
 
 /// Whether `expr` is a check this step, or an outer `#[ctx::check]`, made.

@@ -209,6 +209,11 @@ use proc_macro::TokenStream;
 ///   a function that drops it, a guard inside another type (`Some(guard)`, a
 ///   struct) or a tuple of more than four elements, or a value built inside
 ///   a macro invocation, whose tokens it does not parse;
+/// - a call that never returns (type `!`) in place of a discarded value:
+///   std's `process::exit`, `process::abort`, `panic_any` and
+///   `resume_unwind` are left alone; a function of your own that returns
+///   `!`, written as `let _ = stop();`, is reported as a lost guard (write
+///   `stop();`, which drops nothing);
 /// - a place: `let (c, _) = pair;` moves `c` out and leaves the guard in
 ///   `pair`, which drops it at the end of its scope: nothing to report;
 /// - code outside a checked item: nested `fn` items of a `#[ctx]` function
