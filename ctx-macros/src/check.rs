@@ -14,8 +14,16 @@
 //! docs explain the trick):
 //!
 //! ```text
-//! let (c, _) = VALUE;   →   let (c, _) = LostCancel::front::<1, _>(VALUE).__lostcancel(0);
+//! let (c, _) = x.with_cancel();
+//! // becomes
+//! let (c, _) = ::ctx::__private::lostcancel::TupleWithCancel::front::<1, _>(x.with_cancel())
+//!     .__lostcancel(0);
 //! ```
+//!
+//! The trait (`TupleWithCancel`) carries the message: the shape of the
+//! discard and the derivation's name, read from the syntax. The path is
+//! spanned on the discarding code (`_` here), which is where rustc reports
+//! it.
 //!
 //! The call returns the value unchanged, so it is dropped where it was; it
 //! fails to compile, with the message of its trait, only when what is dropped
@@ -33,7 +41,8 @@
 //! | `match v { (c, _) => c }`, `if let`       | as for `let`, when the arm lets `c` out | the `_` |
 //!
 //! Only values that a discard really drops are wrapped: a call, a method
-//! call, `?`, `.await`, and, where the value is moved (a tuple element, a
+//! call, `?`, `.await` (but not std's calls that never return, see
+//! [`never_returns`]), and, where the value is moved (a tuple element, a
 //! block's tail), a place. A place at the top (`let (c, _) = pair;`) is not
 //! moved, so nothing is dropped and nothing is wrapped. A tuple, a block, an
 //! `if` or a `match` is looked through to the values it is made of, so

@@ -68,8 +68,16 @@ fn guards_that_are_kept() -> bool {
     done || inside
 }
 
+#[ctx]
+fn never_returning_calls_are_left_alone(stop: bool) {
+    if stop {
+        let _ = std::process::exit(0);
+    }
+}
+
 fn main() {
     let root = Context::background();
     assert_eq!(unrelated_types(&root), 5 + 7 + 1);
     assert!(!guards_that_are_kept(&root));
+    never_returning_calls_are_left_alone(&root, false);
 }
