@@ -165,4 +165,4 @@ pub use done::{Done, DoneOwned};
 pub use error::{Cause, Error};
 pub use scope::{scope, Scope, TaskHandle};
 
-pub use ctx_macros::{ctx, main, test};
+pub use ctx_macros::{check, ctx, main, test};
