@@ -603,9 +603,48 @@ fn propagate_cancel(parent: &Arc<CancelNode>, child: &Arc<CancelNode>) {
 #[derive(Default)]
 struct Aftermath {
     settle: Vec<Arc<CancelNode>>,
-    wakers: Vec<Waker>,
-    after_funcs: Vec<Arc<Callback>>,
-    timers: Vec<deadline::Armed>,
+    wakers: Few<Waker>,
+    after_funcs: Few<Arc<Callback>>,
+    timers: Few<deadline::Armed>,
+}
+
+/// A list that holds its first item inline: canceling a leaf with one
+/// waiter, one callback or one timer allocates nothing.
+struct Few<T> {
+    first: Option<T>,
+    rest: Vec<T>,
+}
+
+impl<T> Default for Few<T> {
+    fn default() -> Self {
+        Few {
+            first: None,
+            rest: Vec::new(),
+        }
+    }
+}
+
+impl<T> Extend<T> for Few<T> {
+    fn extend<I: IntoIterator<Item = T>>(&mut self, items: I) {
+        for item in items {
+            match self.first {
+                None => self.first = Some(item),
+                Some(_) => self.rest.push(item),
+            }
+        }
+    }
+}
+
+impl<T> Few<T> {
+    /// Calls `f` on each item, first to last.
+    fn each(self, mut f: impl FnMut(T)) {
+        if let Some(first) = self.first {
+            f(first);
+        }
+        if !self.rest.is_empty() {
+            self.rest.into_iter().for_each(f);
+        }
+    }
 }
 
 impl Aftermath {
@@ -724,19 +763,15 @@ pub(crate) fn cancel_with(
         }
     }
 
-    for armed in aftermath.timers {
-        deadline::disarm(armed);
-    }
-    for waker in aftermath.wakers {
+    aftermath.timers.each(deadline::disarm);
+    aftermath.wakers.each(|waker| {
         // A panicking waker must not stop the others from being woken.
         unwind::contain(|| waker.wake());
-    }
-    for after in aftermath.after_funcs {
-        match callbacks {
-            Callbacks::Here => after.fire(),
-            Callbacks::Pool => pool::execute(move || after.fire()),
-        }
-    }
+    });
+    aftermath.after_funcs.each(|after| match callbacks {
+        Callbacks::Here => after.fire(),
+        Callbacks::Pool => pool::execute(move || after.fire()),
+    });
     remove_child(node);
     Ok(())
 }
