@@ -96,3 +96,32 @@ async fn done_owned_of_background_never_resolves_and_a_dropped_one_unregisters()
     cancel.cancel();
     assert_eq!(ctx.done_owned().await, Error::Canceled);
 }
+
+/// A guard that is the last owner of its context still runs the context's
+/// `after_func` callbacks, whose handles were dropped.
+#[test]
+fn the_last_owner_guard_still_runs_callbacks_whose_handles_were_dropped() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let ran = Arc::new(AtomicUsize::new(0));
+    let count = |ran: &Arc<AtomicUsize>| {
+        let ran = ran.clone();
+        move || {
+            ran.fetch_add(1, Ordering::SeqCst);
+        }
+    };
+    // guard.cancel()
+    let (ctx, guard) = Context::background().with_cancel();
+    drop(ctx.after_func(count(&ran)));
+    drop(ctx);
+    guard.cancel();
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
+    // a dropped guard, under without_cancel and todo
+    for root in [Context::todo(), Context::background().without_cancel()] {
+        let (ctx, guard) = root.with_cancel();
+        drop(ctx.after_func(count(&ran)));
+        drop(ctx);
+        drop(guard);
+    }
+    assert_eq!(ran.load(Ordering::SeqCst), 3);
+}

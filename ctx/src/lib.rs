@@ -111,9 +111,12 @@
 //! | `ctx-callback` | runs `after_func` callbacks fired by a deadline, and drops of user values the timer held last | 0 to 64: started on demand, ended after 10 s idle |
 //! | `ctx-signal` | watches SIGINT and SIGTERM for [`signal::notify`] and `#[ctx::main]` | one, for the life of the process, once used |
 //!
-//! No user code runs on `ctx-timer`, and user code on the others is
-//! contained: a panic there (even one whose payload panics again when
-//! dropped) ends neither the thread nor the process.
+//! The only user code `ctx-timer` runs is the `wake` of the wakers that
+//! `done()` futures registered (every executor's waker is quick, as wakers
+//! must be); callbacks and drops of user values go to `ctx-callback`. User
+//! code on these threads is contained: a panic there (even one whose
+//! payload panics again when dropped) ends neither the thread nor the
+//! process.
 //!
 //! # Across the network
 //!

@@ -685,13 +685,25 @@ pub(crate) fn cancel(node: &Arc<CancelNode>, err: Error, cause: Option<Cause>) -
 }
 
 /// What a guard's drop does: [`cancel`], unless the guard holds the only
-/// reference to the node. Then nothing can ever observe the node (no
-/// context, child, waiter, callback, timer entry or parent list refers to
-/// it: each would hold a reference), so it is freed without the lock or
-/// the walk.
+/// reference to the node and the node holds no `after_func` callback. Then
+/// nothing can ever observe the node (a context, child, waiter, timer entry
+/// or parent list would each hold a reference; a callback whose `AfterFunc`
+/// handle was dropped does not, so it is checked for), and the node is
+/// freed without the walk.
 pub(crate) fn release(node: Arc<CancelNode>) {
+    // Under `debug` the census holds a `Weak` and may look at the node.
+    #[cfg(not(feature = "debug"))]
     if Arc::strong_count(&node) == 1 {
-        return;
+        // Invariant 1: a live node still holds its callbacks; nobody else
+        // can reach the node to add one while we are its only owner.
+        let callbacks = node
+            .lock()
+            .extra
+            .as_ref()
+            .is_some_and(|extra| !extra.after_funcs.is_empty());
+        if !callbacks {
+            return;
+        }
     }
     cancel(&node, Error::Canceled, None);
 }

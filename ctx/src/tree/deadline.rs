@@ -38,6 +38,12 @@ impl Expire for Deadline {
         {
             pool::execute(move || drop(cause));
         }
+        // A guard dropped while this entry expired leaves the entry the last
+        // owner: the node's parents and values (user code) drop on the pool.
+        #[cfg(not(loom))]
+        if let Some(node) = Arc::into_inner(node) {
+            pool::execute(move || drop(node));
+        }
     }
 }
 
