@@ -191,14 +191,11 @@ fn body(entry: Entry, sig: &Signature, stmts: &[Stmt], args: &Args) -> TokenStre
         quote_spanned!(name.span()=> #at_name::__private::test_timed_out(#timeout, #shown));
 
     let inner = match (entry, &args.timeout) {
-        (Entry::Main, _) => {
-            let derive = derive(&root, quote!(#krate::__private::main_context()));
-            quote! {
-                #derive
-                #bind
-                #user
-            }
-        }
+        // The root comes from `block_on_main`, which keeps its guard.
+        (Entry::Main, _) => quote! {
+            #bind
+            #user
+        },
         (Entry::Test, None) => {
             let derive = derive(
                 &root,
@@ -232,31 +229,39 @@ fn body(entry: Entry, sig: &Signature, stmts: &[Stmt], args: &Args) -> TokenStre
         (None, None) => entry.default_flavor(),
     };
     let builder = match flavor {
-        Flavor::CurrentThread => quote!(new_current_thread()),
-        Flavor::MultiThread => quote!(new_multi_thread()),
+        Flavor::CurrentThread => quote!(current_thread),
+        Flavor::MultiThread => quote!(multi_thread),
     };
     let workers = args
         .worker_threads
         .as_ref()
         .map(|(_, expr)| quote_spanned!(expr.span()=> .worker_threads(#expr)));
     let failed = entry.runtime_failed();
-    let body_future = local("__ctx_body");
-    let run = quote! {
-        let #body_future = async move { #inner };
-        #krate::__private::tokio::runtime::Builder::#builder
-            #workers
-            .enable_all()
-            .build()
-            .expect(#failed)
-            .block_on(#body_future)
+    let runtime = quote!(#krate::__private::Runtime::#builder(#failed) #workers);
+    let run = match entry {
+        Entry::Main => quote! {
+            #krate::__private::block_on_main(#runtime, move |#root: #krate::Context| async move {
+                #inner
+            },)
+        },
+        Entry::Test => {
+            // A missing `rt` feature of ctx is reported as the unmet bound
+            // of this call, on the attribute.
+            let block_on = quote!(#krate::__private::block_on);
+            let body_future = local("__ctx_body");
+            quote! {
+                let #body_future = async move { #inner };
+                #block_on(#runtime, #body_future,)
+            }
+        }
     };
     let (Entry::Test, Some((_, expr))) = (entry, &args.timeout) else {
         return run;
     };
 
     // The runtime and the body run on a thread of their own, under a root
-    // context made here, outside any runtime, so that its deadline and the
-    // watchdog are on the real clock even when tokio's is paused.
+    // context the watchdog makes outside any runtime, so that the timeout
+    // and the watchdog are on the real clock even when tokio's is paused.
     let duration = timeout_duration(&krate, expr);
     let run = if returns_value(sig) {
         let out = local("__ctx_out");

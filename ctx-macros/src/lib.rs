@@ -432,30 +432,33 @@ pub fn ctx(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// ```text
 /// fn main() -> R {
-///     let __ctx_body = async move {
-///         // `ctx::signal::notify(&Context::background())`, panicking if it fails
-///         let (__ctx_root, __ctx_guard) = ::ctx::__private::main_context();
-///         #[allow(unused_variables)] // the user's hygiene: linted as their code
-///         let ctx: &::ctx::Context = &__ctx_root;
-///         // Pins the tail to `R`, so a wrong one is reported on the body
-///         let __ctx_out: R = { BODY };
-///         #[allow(unreachable_code)]
-///         return __ctx_out;
-///     };
-///     // ctx's own tokio: the program needs no tokio dependency for this
-///     ::ctx::__private::tokio::runtime::Builder::new_multi_thread()
-///         .enable_all()
-///         .build()
-///         .expect("ctx::main: failed to build the tokio runtime")
-///         .block_on(__ctx_body)
+///     // Builds the runtime (tokio's `Builder::new_multi_thread().enable_all()`,
+///     // through ctx's own tokio: the program needs no tokio dependency for
+///     // this), and runs the closure's future on it under the root context,
+///     // `ctx::signal::notify(&Context::background())`, panicking if either
+///     // fails.
+///     ::ctx::__private::block_on_main(
+///         ::ctx::__private::Runtime::multi_thread("ctx::main: failed to build the tokio runtime"),
+///         move |__ctx_root: ::ctx::Context| async move {
+///             #[allow(unused_variables)] // the user's hygiene: linted as their code
+///             let ctx: &::ctx::Context = &__ctx_root;
+///             // Pins the tail to `R`, so a wrong one is reported on the body
+///             let __ctx_out: R = { BODY };
+///             #[allow(unreachable_code)]
+///             return __ctx_out;
+///         },
+///     )
 /// }
 /// ```
 ///
 /// `R` is `()` without a return type; when it cannot be named in a `let`
 /// (`impl Trait`), `BODY`'s statements stand in place of the two
 /// `__ctx_out` statements. `flavor = "current_thread"` builds with
-/// `new_current_thread()`, and `worker_threads = N` adds
-/// `.worker_threads(N)` before `.enable_all()`.
+/// `Runtime::current_thread(..)`, and `worker_threads = N` adds
+/// `.worker_threads(N)` after it.
+///
+/// `block_on_main` needs ctx's `rt` feature (on by default); without it,
+/// the expansion fails to compile with an error that says to enable it.
 #[proc_macro_attribute]
 pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::main(args.into(), item.into()).into()
@@ -546,11 +549,10 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 ///                     ::core::option::Option::None => ::ctx::__private::test_timed_out(__ctx_timeout, "D"),
 ///                 }
 ///             };
-///             ::ctx::__private::tokio::runtime::Builder::new_current_thread()
-///                 .enable_all()
-///                 .build()
-///                 .expect("ctx::test: failed to build the tokio runtime")
-///                 .block_on(__ctx_body)
+///             ::ctx::__private::block_on(
+///                 ::ctx::__private::Runtime::current_thread("ctx::test: failed to build the tokio runtime"),
+///                 __ctx_body,
+///             )
 ///         },
 ///     )
 /// }

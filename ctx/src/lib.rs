@@ -140,10 +140,11 @@ pub mod grpc;
 pub mod http;
 mod loom;
 mod pool;
+#[cfg(feature = "scope")]
 mod scope;
 // tokio has no signal support in loom builds; the loom models need neither
 // signals nor the macro helpers.
-#[cfg(not(loom))]
+#[cfg(all(feature = "signal", not(loom)))]
 pub mod signal;
 mod slab;
 #[cfg(feature = "test-util")]
@@ -163,6 +164,7 @@ pub use cancel::{CancelGuard, CancelHandle};
 pub use context::Context;
 pub use done::{Done, DoneOwned};
 pub use error::{Cause, Error};
+#[cfg(feature = "scope")]
 pub use scope::{scope, Scope, TaskHandle};
 
 pub use ctx_macros::{check, ctx, main, test};

@@ -11,10 +11,6 @@ use std::time::Duration;
 
 use crate::{CancelGuard, Context, Error};
 
-/// `#[ctx::main]` and `#[ctx::test]` build their runtime through this, so the
-/// user needs no tokio dependency of their own.
-pub use tokio;
-
 /// The error type of a `#[ctx]` function's `Result`: it must be able to hold
 /// a [`ctx::Error`](Error), which is what the function returns when its
 /// context is done.
@@ -69,17 +65,139 @@ pub fn timeout<T: Timeout>(timeout: T) -> Duration {
     timeout.duration()
 }
 
-/// The root context of `#[ctx::main]`: canceled on SIGINT or SIGTERM.
+/// The tokio runtime of a `#[ctx::main]` or `#[ctx::test]` function, as its
+/// options describe it; built and run by [`block_on`] or [`block_on_main`],
+/// through ctx's own tokio, so the user needs no tokio dependency of their
+/// own.
+#[cfg(feature = "rt")]
+pub struct Runtime {
+    builder: tokio::runtime::Builder,
+    /// The panic message when tokio cannot build the runtime.
+    failed: &'static str,
+}
+
+#[cfg(feature = "rt")]
+impl Runtime {
+    /// A `current_thread` runtime.
+    pub fn current_thread(failed: &'static str) -> Runtime {
+        Runtime {
+            builder: tokio::runtime::Builder::new_current_thread(),
+            failed,
+        }
+    }
+
+    /// A `multi_thread` runtime.
+    pub fn multi_thread(failed: &'static str) -> Runtime {
+        Runtime {
+            builder: tokio::runtime::Builder::new_multi_thread(),
+            failed,
+        }
+    }
+
+    /// `worker_threads = N`.
+    pub fn worker_threads(mut self, threads: usize) -> Runtime {
+        self.builder.worker_threads(threads);
+        self
+    }
+
+    #[track_caller]
+    fn build(mut self) -> tokio::runtime::Runtime {
+        self.builder.enable_all().build().expect(self.failed)
+    }
+}
+
+/// Without the `rt` feature, the runtime an expansion names still exists,
+/// so that the one error reported is [`Rt`]'s, which says what to enable,
+/// rather than a path that does not resolve. It is never run: no impl of
+/// [`Rt`] accepts it.
+#[cfg(not(feature = "rt"))]
+pub struct Runtime;
+
+#[cfg(not(feature = "rt"))]
+impl Runtime {
+    /// A `current_thread` runtime.
+    pub fn current_thread(_failed: &'static str) -> Runtime {
+        Runtime
+    }
+
+    /// A `multi_thread` runtime.
+    pub fn multi_thread(_failed: &'static str) -> Runtime {
+        Runtime
+    }
+
+    /// `worker_threads = N`.
+    pub fn worker_threads(self, _threads: usize) -> Runtime {
+        self
+    }
+}
+
+/// A runtime that `#[ctx::main]` and `#[ctx::test]` can run: [`Runtime`]
+/// with the `rt` feature on.
+///
+/// A proc macro cannot see the features of ctx, so the expansion asks the
+/// compiler, through this bound, and the message says what to enable.
+#[diagnostic::on_unimplemented(
+    message = "`#[ctx::main]` and `#[ctx::test]` need the `rt` feature of `ctx-tree`, which is off",
+    label = "this runtime needs the `rt` feature",
+    note = "`rt` is a default feature: drop `default-features = false` from the `ctx-tree` dependency, or add `features = [\"rt\"]` to it"
+)]
+pub trait Rt: Sized {
+    /// Builds the runtime and runs `body` on it.
+    ///
+    /// # Panics
+    ///
+    /// If tokio cannot build the runtime.
+    #[track_caller]
+    fn block_on<F: Future>(self, body: F) -> F::Output;
+
+    /// The root context of `#[ctx::main]`: canceled on SIGINT or SIGTERM.
+    ///
+    /// # Panics
+    ///
+    /// If the process cannot listen for signals at all (the operating
+    /// system refused), as `#[tokio::main]` panics when it cannot build its
+    /// runtime.
+    fn main_context() -> (Context, CancelGuard);
+}
+
+#[cfg(feature = "rt")]
+impl Rt for Runtime {
+    fn block_on<F: Future>(self, body: F) -> F::Output {
+        self.build().block_on(body)
+    }
+
+    fn main_context() -> (Context, CancelGuard) {
+        match crate::signal::notify(&Context::background()) {
+            Ok(pair) => pair,
+            Err(err) => panic!("ctx::main: cannot listen for SIGINT and SIGTERM: {err}"),
+        }
+    }
+}
+
+/// Runs `body` on `runtime`: `#[ctx::test]`.
 ///
 /// # Panics
 ///
-/// If the process cannot listen for signals at all (the operating system
-/// refused), as `#[tokio::main]` panics when it cannot build its runtime.
-pub fn main_context() -> (Context, CancelGuard) {
-    match crate::signal::notify(&Context::background()) {
-        Ok(pair) => pair,
-        Err(err) => panic!("ctx::main: cannot listen for SIGINT and SIGTERM: {err}"),
-    }
+/// If tokio cannot build the runtime.
+#[track_caller]
+pub fn block_on<R: Rt, F: Future>(runtime: R, body: F) -> F::Output {
+    runtime.block_on(body)
+}
+
+/// Runs `body` on `runtime` under the root context of `#[ctx::main]`,
+/// canceled on SIGINT or SIGTERM ([`Rt::main_context`]); the root's guard
+/// drops once `body` is over.
+///
+/// # Panics
+///
+/// If tokio cannot build the runtime, or the process cannot listen for
+/// signals at all.
+#[track_caller]
+pub fn block_on_main<R: Rt, F: Future>(runtime: R, body: impl FnOnce(Context) -> F) -> F::Output {
+    runtime.block_on(async move {
+        let (root, _guard) = R::main_context();
+        body(root).await
+    })
 }
 
 /// How long the watchdog of a `#[ctx::test(timeout = ...)]` waits past the
@@ -148,10 +266,10 @@ pub fn test_watchdog<T: Send + 'static>(
     }
 }
 
-/// Runs the body of a `#[ctx::test(timeout = ...)]` under `ctx`, whose
-/// deadline is the test's timeout: `None` if the deadline passed before the
-/// body finished (including a body that finished only because it saw the
-/// context end), and the test fails with [`test_timed_out`].
+/// Runs the body of a `#[ctx::test(timeout = ...)]` under `ctx`, which ends
+/// at the test's timeout: `None` if it ended before the body finished
+/// (including a body that finished only because it saw the context end),
+/// and the test fails with [`test_timed_out`].
 pub async fn test_within<F: Future>(ctx: &Context, body: F) -> Option<F::Output> {
     match ctx.run(body).await {
         Ok(out) if ctx.err().is_none() => Some(out),
