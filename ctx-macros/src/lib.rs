@@ -541,7 +541,7 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// ```toml
 /// [dev-dependencies]
-/// ctx = { package = "ctx-tree", version = "0.1", features = ["test-util"] }
+/// ctx-tree = { version = "0.1", features = ["test-util"] }
 /// ```
 ///
 /// tokio pauses only a `current_thread` runtime, so `start_paused = true`

@@ -206,7 +206,7 @@ pub fn block_on_main<R: Rt, F: Future>(runtime: R, body: impl FnOnce(Context) ->
 #[diagnostic::on_unimplemented(
     message = "`start_paused = true` needs the `test-util` feature of `ctx-tree`, which is off",
     label = "tokio's paused clock needs the `test-util` feature",
-    note = "enable it for tests only, in `[dev-dependencies]`: `ctx = {{ package = \"ctx-tree\", version = \"0.1\", features = [\"test-util\"] }}`"
+    note = "enable it for tests only, in `[dev-dependencies]`: `ctx-tree = {{ version = \"0.1\", features = [\"test-util\"] }}`"
 )]
 pub trait TestUtil: Sized {
     /// Builds the runtime with tokio's clock paused and runs `body` on it,

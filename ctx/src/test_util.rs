@@ -13,7 +13,7 @@
 //!
 //! ```toml
 //! [dev-dependencies]
-//! ctx = { version = "0.1", features = ["test-util"] }
+//! ctx-tree = { version = "0.1", features = ["test-util"] }
 //! ```
 
 pub use crate::clock::TokioClock;
