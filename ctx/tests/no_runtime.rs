@@ -2,10 +2,11 @@
 //! with no tokio runtime anywhere in the test: what a program built with
 //! `default-features = false` has.
 //!
-//! Features unify within a workspace, so this binary links the default
-//! features; it shows that the core needs no runtime to work, and
-//! `.ci/run`'s `cargo check -p ctx-tree --lib --no-default-features` shows
-//! that it compiles without tokio.
+//! `.ci/run` runs it as `cargo test -p ctx-tree --no-default-features --test
+//! no_runtime`, where ctx is built without any feature, so without tokio
+//! (tokio is here only as a dev-dependency, to ask whether a runtime is
+//! current). In a workspace-wide run features unify and ctx has its
+//! defaults; the test then still shows that the core needs no runtime.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
