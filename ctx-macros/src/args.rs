@@ -64,6 +64,10 @@ const WORKER_THREADS: Spec = Spec {
     key: "worker_threads",
     kind: Kind::Value("<usize>", set_worker_threads),
 };
+const START_PAUSED: Spec = Spec {
+    key: "start_paused",
+    kind: Kind::Value("true | false", set_start_paused),
+};
 
 impl Macro {
     fn name(self) -> &'static str {
@@ -79,7 +83,7 @@ impl Macro {
         match self {
             Macro::Ctx => &[TIMEOUT, COOPERATIVE, OWNED, CRATE],
             Macro::Main => &[FLAVOR, WORKER_THREADS, CRATE],
-            Macro::Test => &[TIMEOUT, FLAVOR, WORKER_THREADS, CRATE],
+            Macro::Test => &[TIMEOUT, FLAVOR, WORKER_THREADS, START_PAUSED, CRATE],
             Macro::Check => &[CRATE],
         }
     }
@@ -124,6 +128,9 @@ pub(crate) struct Args {
     pub(crate) flavor: Option<(Ident, Flavor)>,
     /// `worker_threads = N`: the key and the expression.
     pub(crate) worker_threads: Option<(Ident, Expr)>,
+    /// `start_paused = true`: the key (`start_paused = false` is the same
+    /// as no option).
+    pub(crate) start_paused: Option<Ident>,
 }
 
 impl Args {
@@ -239,6 +246,24 @@ pub(crate) fn parse(mac: Macro, tokens: TokenStream) -> (Args, syn::Result<()>) 
             "`worker_threads` only applies to `flavor = \"multi_thread\"`; remove it or change the flavor",
         ));
     }
+    let multi_thread = match (&args.flavor, &args.worker_threads) {
+        (Some((_, Flavor::MultiThread)), _) => Some("`flavor = \"multi_thread\"`"),
+        (None, Some(_)) => Some("`worker_threads`, which asks for it"),
+        _ => None,
+    };
+    if let Some(asked) = multi_thread {
+        // Dropped, so the function is still emitted, on the runtime asked
+        // for, without a second error about a feature it would need.
+        if let Some(key) = args.start_paused.take() {
+            errors.push(syn::Error::new(
+                key.span(),
+                format!(
+                    "`start_paused` needs the `current_thread` runtime: tokio pauses the clock \
+                     of no other; remove `start_paused`, or {asked}"
+                ),
+            ));
+        }
+    }
     (args, errors.finish())
 }
 
@@ -293,6 +318,24 @@ fn set_worker_threads(args: &mut Args, key: Ident, expr: Expr) -> syn::Result<()
     }
     args.worker_threads = Some((key, expr));
     Ok(())
+}
+
+fn set_start_paused(args: &mut Args, key: Ident, expr: Expr) -> syn::Result<()> {
+    match &expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(paused),
+            ..
+        }) => {
+            if paused.value {
+                args.start_paused = Some(key);
+            }
+            Ok(())
+        }
+        _ => Err(syn::Error::new_spanned(
+            &expr,
+            "`start_paused` takes `true` or `false`",
+        )),
+    }
 }
 
 /// `crate = my_ctx`, `crate = ::my_ctx` or `crate = "my_ctx"`.

@@ -191,14 +191,11 @@ fn body(entry: Entry, sig: &Signature, stmts: &[Stmt], args: &Args) -> TokenStre
         quote_spanned!(name.span()=> #at_name::__private::test_timed_out(#timeout, #shown));
 
     let inner = match (entry, &args.timeout) {
-        (Entry::Main, _) => {
-            let derive = derive(&root, quote!(#krate::__private::main_context()));
-            quote! {
-                #derive
-                #bind
-                #user
-            }
-        }
+        // The root comes from `block_on_main`, which keeps its guard.
+        (Entry::Main, _) => quote! {
+            #bind
+            #user
+        },
         (Entry::Test, None) => {
             let derive = derive(
                 &root,
@@ -232,31 +229,49 @@ fn body(entry: Entry, sig: &Signature, stmts: &[Stmt], args: &Args) -> TokenStre
         (None, None) => entry.default_flavor(),
     };
     let builder = match flavor {
-        Flavor::CurrentThread => quote!(new_current_thread()),
-        Flavor::MultiThread => quote!(new_multi_thread()),
+        Flavor::CurrentThread => quote!(current_thread),
+        Flavor::MultiThread => quote!(multi_thread),
     };
     let workers = args
         .worker_threads
         .as_ref()
         .map(|(_, expr)| quote_spanned!(expr.span()=> .worker_threads(#expr)));
     let failed = entry.runtime_failed();
-    let body_future = local("__ctx_body");
-    let run = quote! {
-        let #body_future = async move { #inner };
-        #krate::__private::tokio::runtime::Builder::#builder
-            #workers
-            .enable_all()
-            .build()
-            .expect(#failed)
-            .block_on(#body_future)
+    let runtime = quote!(#krate::__private::Runtime::#builder(#failed) #workers);
+    let run = match entry {
+        Entry::Main => quote! {
+            #krate::__private::block_on_main(#runtime, move |#root: #krate::Context| async move {
+                #inner
+            },)
+        },
+        Entry::Test => {
+            // A missing `rt` (or `test-util`) feature of ctx is reported as
+            // the unmet bound of this call, on the runtime: on the
+            // attribute, or on `start_paused`.
+            let (block_on, runtime) = match &args.start_paused {
+                None => (quote!(#krate::__private::block_on), runtime),
+                Some(key) => {
+                    let at_key = respan(&krate, key.span());
+                    (
+                        quote_spanned!(key.span()=> #at_key::__private::block_on_paused),
+                        respan(&runtime, key.span()),
+                    )
+                }
+            };
+            let body_future = local("__ctx_body");
+            quote! {
+                let #body_future = async move { #inner };
+                #block_on(#runtime, #body_future,)
+            }
+        }
     };
     let (Entry::Test, Some((_, expr))) = (entry, &args.timeout) else {
         return run;
     };
 
     // The runtime and the body run on a thread of their own, under a root
-    // context made here, outside any runtime, so that its deadline and the
-    // watchdog are on the real clock even when tokio's is paused.
+    // context the watchdog makes outside any runtime, so that the timeout
+    // and the watchdog are on the real clock even when tokio's is paused.
     let duration = timeout_duration(&krate, expr);
     let run = if returns_value(sig) {
         let out = local("__ctx_out");
@@ -268,8 +283,14 @@ fn body(entry: Entry, sig: &Signature, stmts: &[Stmt], args: &Args) -> TokenStre
         run
     };
     let name_shown = name.to_string();
+    // With tokio's clock paused, the root gets no deadline: the watchdog
+    // cancels it on the real clock (see `test_watchdog_paused`).
+    let watchdog_fn = match args.start_paused {
+        None => quote_spanned!(name.span()=> test_watchdog),
+        Some(_) => quote_spanned!(name.span()=> test_watchdog_paused),
+    };
     let watchdog = quote_spanned! {name.span()=>
-        #at_name::__private::test_watchdog(
+        #at_name::__private::#watchdog_fn(
             #timeout,
             #shown,
             #name_shown,
@@ -395,6 +416,67 @@ mod tests {
     #[test]
     fn test_expands_as_its_docs_say() {
         sketch_matches("test", super::test);
+    }
+
+    /// Which runtime helper each combination calls: their bounds carry the
+    /// errors for a missing `rt` or `test-util` feature of ctx. The ui
+    /// tests cannot show those errors (they build with the workspace's
+    /// features, and a test's body only under `cargo test`); `.ci/run`
+    /// compiles a crate without each feature and checks the message.
+    #[test]
+    fn start_paused_runs_on_the_paused_helpers_and_rt_on_the_bounded_ones() {
+        let body: TokenStream = "async fn runs() {}".parse().unwrap();
+        let expand = |attr: &str| super::test(attr.parse().unwrap(), body.clone()).to_string();
+
+        let plain = expand("");
+        assert!(
+            plain.contains(":: ctx :: __private :: block_on ("),
+            "{plain}"
+        );
+        assert!(!plain.contains("block_on_paused"), "{plain}");
+        assert_eq!(expand("start_paused = false"), plain);
+
+        let paused = expand("start_paused = true");
+        assert!(
+            paused.contains(":: ctx :: __private :: block_on_paused ("),
+            "{paused}"
+        );
+        assert!(paused.contains("Runtime :: current_thread"), "{paused}");
+
+        let budget = expand("start_paused = true, timeout = Duration::from_secs(1)");
+        assert!(
+            budget.contains("__private :: test_watchdog_paused ("),
+            "{budget}"
+        );
+        assert!(
+            budget.contains("__private :: block_on_paused ("),
+            "{budget}"
+        );
+        let real = expand("timeout = Duration::from_secs(1)");
+        assert!(real.contains("__private :: test_watchdog ("), "{real}");
+
+        let main = super::main(TokenStream::new(), body.clone()).to_string();
+        assert!(
+            main.contains(":: ctx :: __private :: block_on_main ("),
+            "{main}"
+        );
+    }
+
+    /// The function is still emitted, on the runtime asked for, without a
+    /// paused helper whose feature error would pile onto the option's.
+    #[test]
+    fn start_paused_on_a_multi_thread_runtime_is_an_error_and_not_paused() {
+        let body: TokenStream = "async fn runs() {}".parse().unwrap();
+        for attr in [
+            "start_paused = true, flavor = \"multi_thread\"",
+            "worker_threads = 2, start_paused = true",
+        ] {
+            let out = super::test(attr.parse().unwrap(), body.clone()).to_string();
+            assert!(out.contains("compile_error"), "{out}");
+            assert!(out.contains("needs the `current_thread` runtime"), "{out}");
+            assert!(out.contains("Runtime :: multi_thread"), "{out}");
+            assert!(!out.contains("block_on_paused"), "{out}");
+        }
     }
 
     /// A test body is only compiled by `cargo test`, never by the ui tests'

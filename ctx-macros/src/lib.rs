@@ -432,30 +432,33 @@ pub fn ctx(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// ```text
 /// fn main() -> R {
-///     let __ctx_body = async move {
-///         // `ctx::signal::notify(&Context::background())`, panicking if it fails
-///         let (__ctx_root, __ctx_guard) = ::ctx::__private::main_context();
-///         #[allow(unused_variables)] // the user's hygiene: linted as their code
-///         let ctx: &::ctx::Context = &__ctx_root;
-///         // Pins the tail to `R`, so a wrong one is reported on the body
-///         let __ctx_out: R = { BODY };
-///         #[allow(unreachable_code)]
-///         return __ctx_out;
-///     };
-///     // ctx's own tokio: the program needs no tokio dependency for this
-///     ::ctx::__private::tokio::runtime::Builder::new_multi_thread()
-///         .enable_all()
-///         .build()
-///         .expect("ctx::main: failed to build the tokio runtime")
-///         .block_on(__ctx_body)
+///     // Builds the runtime (tokio's `Builder::new_multi_thread().enable_all()`,
+///     // through ctx's own tokio: the program needs no tokio dependency for
+///     // this), and runs the closure's future on it under the root context,
+///     // `ctx::signal::notify(&Context::background())`, panicking if either
+///     // fails.
+///     ::ctx::__private::block_on_main(
+///         ::ctx::__private::Runtime::multi_thread("ctx::main: failed to build the tokio runtime"),
+///         move |__ctx_root: ::ctx::Context| async move {
+///             #[allow(unused_variables)] // the user's hygiene: linted as their code
+///             let ctx: &::ctx::Context = &__ctx_root;
+///             // Pins the tail to `R`, so a wrong one is reported on the body
+///             let __ctx_out: R = { BODY };
+///             #[allow(unreachable_code)]
+///             return __ctx_out;
+///         },
+///     )
 /// }
 /// ```
 ///
 /// `R` is `()` without a return type; when it cannot be named in a `let`
 /// (`impl Trait`), `BODY`'s statements stand in place of the two
 /// `__ctx_out` statements. `flavor = "current_thread"` builds with
-/// `new_current_thread()`, and `worker_threads = N` adds
-/// `.worker_threads(N)` before `.enable_all()`.
+/// `Runtime::current_thread(..)`, and `worker_threads = N` adds
+/// `.worker_threads(N)` after it.
+///
+/// `block_on_main` needs ctx's `rt` feature (on by default); without it,
+/// the expansion fails to compile with an error that says to enable it.
 #[proc_macro_attribute]
 pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::main(args.into(), item.into()).into()
@@ -497,6 +500,53 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// that returns a value (`Result<(), E>`) is reported on the body's thread,
 /// as the test harness would (`Error: ...` and a failure), and the function
 /// returns the `ExitCode`, since the value itself may not be `Send`.
+///
+/// # `start_paused = true`
+///
+/// tokio's option, with the same meaning: the test's runtime starts with
+/// tokio's clock paused, so `tokio::time::sleep` returns at once in real
+/// time, `tokio::time::advance` moves the clock, and an idle runtime jumps
+/// to its next timer. On top of tokio's, every deadline of a context
+/// derived in the test (on its thread, inside its runtime) is measured on
+/// tokio's clock: `deadline()`, `remaining()` and an outgoing
+/// `grpc-timeout` read it, and sleeping or advancing past a deadline ends
+/// the context by the time the sleep returns.
+///
+/// ```
+/// # use std::time::Duration;
+/// #[ctx::test(start_paused = true)]
+/// async fn a_slow_call_times_out() {
+///     let (call, _cancel) = ctx.with_timeout(Duration::from_secs(30));
+///     // Ends at once in real time: the runtime is idle, so tokio's clock
+///     // jumps to the deadline.
+///     let out = call.run(std::future::pending::<()>()).await;
+///     assert_eq!(out, Err(ctx::Error::DeadlineExceeded));
+/// }
+/// # fn main() {}
+/// ```
+///
+/// The test's own `timeout = ...` stays on the real clock, as does its
+/// watchdog: a test that sleeps an hour of tokio's time within a budget of
+/// 5 s passes, and one that blocks still fails. So that the two clocks never
+/// meet, `ctx` then has no deadline (`ctx.deadline()` is `None`): the
+/// watchdog cancels it when the budget runs out (`ctx.err()` is
+/// `Canceled`, `ctx.cause()` `DeadlineExceeded`), and the test fails as
+/// above. Deadlines elsewhere (other threads, other runtimes) keep the real
+/// clock. Without the macro, [`ctx::test_util::use_tokio_clock`](https://docs.rs/ctx-tree/latest/ctx/test_util/fn.use_tokio_clock.html) does the
+/// same for a `#[tokio::test(start_paused = true)]`.
+///
+/// Needs the `test-util` feature of `ctx-tree` (as tokio's own option needs
+/// tokio's): without it the test does not compile, and the error says to
+/// enable it in `[dev-dependencies]`:
+///
+/// ```toml
+/// [dev-dependencies]
+/// ctx-tree = { version = "0.1", features = ["test-util"] }
+/// ```
+///
+/// tokio pauses only a `current_thread` runtime, so `start_paused = true`
+/// with `flavor = "multi_thread"` or `worker_threads` is a compile error.
+/// `start_paused = false` is the same as leaving the option out.
 ///
 /// # Other options
 ///
@@ -546,11 +596,10 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 ///                     ::core::option::Option::None => ::ctx::__private::test_timed_out(__ctx_timeout, "D"),
 ///                 }
 ///             };
-///             ::ctx::__private::tokio::runtime::Builder::new_current_thread()
-///                 .enable_all()
-///                 .build()
-///                 .expect("ctx::test: failed to build the tokio runtime")
-///                 .block_on(__ctx_body)
+///             ::ctx::__private::block_on(
+///                 ::ctx::__private::Runtime::current_thread("ctx::test: failed to build the tokio runtime"),
+///                 __ctx_body,
+///             )
 ///         },
 ///     )
 /// }
@@ -564,6 +613,15 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// [`macro@main`], with `let (__ctx_root, __ctx_guard) =
 /// ::ctx::Context::with_cancel(&::ctx::Context::background());` as its root,
 /// and `R` kept. `flavor` and `worker_threads` are as there.
+///
+/// `start_paused = true` calls `::ctx::__private::block_on_paused` instead
+/// of `block_on`: it builds the runtime with tokio's clock paused and runs
+/// the body with [`ctx::test_util::use_tokio_clock`](https://docs.rs/ctx-tree/latest/ctx/test_util/fn.use_tokio_clock.html)'s guard held on its
+/// thread; with `timeout`, `test_watchdog_paused` stands for
+/// `test_watchdog` and gives the root no deadline. `block_on` needs ctx's
+/// `rt` feature and `block_on_paused` its `test-util` feature: without
+/// them the expansion does not compile, with an error that names the
+/// feature.
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::test(args.into(), item.into()).into()

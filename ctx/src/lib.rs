@@ -83,6 +83,7 @@
 //! [`scope`] runs a group of tasks under one child context: the first error
 //! cancels the others, a panic is resumed in the caller after its siblings
 //! stop, and no task outlives the scope (Go's `errgroup`, without the leaks).
+//! Its tasks run on tokio (feature `scope`, on by default).
 //!
 //! # Rules of use
 //!
@@ -98,29 +99,58 @@
 //! [`#[ctx]`](macro@ctx) adds the `ctx: &ctx::Context` parameter, returns
 //! promptly when the context ends, and rejects discarded guards at compile
 //! time; `#[ctx::main]` gives `main` a context canceled by Ctrl-C, and
-//! `#[ctx::test]` a test with a timeout.
+//! `#[ctx::test]` a test with a timeout, on tokio's paused clock if asked
+//! (`start_paused = true`, feature `test-util`). These two build a tokio
+//! runtime (feature `rt`, on by default).
 //!
 //! # Threads
 //!
 //! ctx works on any executor and on plain threads, so it keeps what must
 //! run on its own in a few threads of its own, each started on first use:
 //!
-//! | thread | what it does | how many |
-//! | --- | --- | --- |
-//! | `ctx-timer` | fires every deadline of the process (cancels the nodes) | one; restarted if it ever dies |
-//! | `ctx-callback` | runs `after_func` callbacks fired by a deadline, and drops of user values the timer held last | 0 to 64: started on demand, ended after 10 s idle |
-//! | `ctx-signal` | watches SIGINT and SIGTERM for [`signal::notify`] and `#[ctx::main]` | one, for the life of the process, once used |
+//! | thread | what it does | how many | feature |
+//! | --- | --- | --- | --- |
+//! | `ctx-timer` | fires every deadline of the process (cancels the nodes) | one; restarted if it ever dies | always |
+//! | `ctx-callback` | runs `after_func` callbacks fired by a deadline, and drops of user values the timer held last | 0 to 64: started on demand, ended after 10 s idle | always |
+//! | `ctx-signal` | watches SIGINT and SIGTERM, on a one-thread tokio runtime of its own, for `signal::notify` and `#[ctx::main]` | one, for the life of the process, once used | `signal` |
 //!
 //! The only user code `ctx-timer` runs is the `wake` of the wakers that
 //! `done()` futures registered (every executor's waker is quick, as wakers
 //! must be); callbacks and drops of user values go to `ctx-callback`. User
 //! code on these threads is contained: a panic there (even one whose
 //! payload panics again when dropped) ends neither the thread nor the
-//! process.
+//! process. The deadlines of a
+//! test on tokio's paused clock (`test-util`) are tasks of the test's own
+//! runtime instead, and start no thread.
+//!
+//! # Cargo features
+//!
+//! The core (contexts, guards, deadlines, values, `done()`, the blocking
+//! waits) needs no async runtime and no feature. Three default features
+//! add what needs tokio; with `default-features = false` ctx does not
+//! depend on tokio at all.
+//!
+//! | feature | default | gives | tokio features it enables |
+//! | --- | --- | --- | --- |
+//! | `scope` | yes | `ctx::scope`, `Scope`, `TaskHandle` | `rt`, `sync`, `macros` |
+//! | `signal` | yes | `ctx::signal` (contexts canceled by Ctrl-C) | `rt`, `sync`, `macros`, `signal` |
+//! | `rt` | yes | what `#[ctx::main]` and `#[ctx::test]` run on; implies `signal` | `rt`, `rt-multi-thread`, `time` |
+//! | `test-util` | no | `#[ctx::test(start_paused = true)]`, `ctx::test_util`; implies `rt` | `test-util` |
+//! | `http` | no | `ctx::http`: request ids, `grpc-timeout` | none |
+//! | `tower` | no | the tower layers of `ctx::http`; implies `http` | `rt` (`DetachLayer` spawns) |
+//! | `axum` | no | `Context` and `RequestId` as axum handler arguments; implies `tower` | as `tower` |
+//! | `tonic` | no | `ctx::grpc`; implies `tower` | as `tower` |
+//! | `tracing` | no | request spans, and scope tasks in their spawner's span | none |
+//!
+//! `#[ctx]` and `#[ctx::check]` work without any feature;
+//! `#[ctx::main]` and `#[ctx::test]` without `rt` (and `start_paused =
+//! true` without `test-util`) do not compile, with an error that names the
+//! feature to enable.
 //!
 //! # Across the network
 //!
-//! Behind cargo features, all off by default: `http` and `tower` give every
+//! Behind cargo features, all off by default (see [Cargo
+//! features](#cargo-features)): `http` and `tower` give every
 //! HTTP request its own context, canceled when the client goes away, with
 //! the caller's `grpc-timeout` as its deadline and a request id as a value,
 //! and make outgoing calls carry the deadline on (`ctx::http`, Go's
@@ -143,10 +173,11 @@ pub mod grpc;
 pub mod http;
 mod loom;
 mod pool;
+#[cfg(feature = "scope")]
 mod scope;
 // tokio has no signal support in loom builds; the loom models need neither
 // signals nor the macro helpers.
-#[cfg(not(loom))]
+#[cfg(all(feature = "signal", not(loom)))]
 pub mod signal;
 mod slab;
 #[cfg(feature = "test-util")]
@@ -166,6 +197,7 @@ pub use cancel::{CancelGuard, CancelHandle};
 pub use context::Context;
 pub use done::{Done, DoneOwned};
 pub use error::{Cause, Error};
+#[cfg(feature = "scope")]
 pub use scope::{scope, Scope, TaskHandle};
 
 pub use ctx_macros::{check, ctx, main, test};

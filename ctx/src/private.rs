@@ -11,10 +11,6 @@ use std::time::Duration;
 
 use crate::{CancelGuard, Context, Error};
 
-/// `#[ctx::main]` and `#[ctx::test]` build their runtime through this, so the
-/// user needs no tokio dependency of their own.
-pub use tokio;
-
 /// The error type of a `#[ctx]` function's `Result`: it must be able to hold
 /// a [`ctx::Error`](Error), which is what the function returns when its
 /// context is done.
@@ -69,17 +65,185 @@ pub fn timeout<T: Timeout>(timeout: T) -> Duration {
     timeout.duration()
 }
 
-/// The root context of `#[ctx::main]`: canceled on SIGINT or SIGTERM.
+/// The tokio runtime of a `#[ctx::main]` or `#[ctx::test]` function, as its
+/// options describe it; built and run by [`block_on`], [`block_on_main`] or
+/// [`block_on_paused`], through ctx's own tokio, so the user needs no tokio
+/// dependency of their own.
+#[cfg(feature = "rt")]
+pub struct Runtime {
+    builder: tokio::runtime::Builder,
+    /// The panic message when tokio cannot build the runtime.
+    failed: &'static str,
+}
+
+#[cfg(feature = "rt")]
+impl Runtime {
+    /// A `current_thread` runtime.
+    pub fn current_thread(failed: &'static str) -> Runtime {
+        Runtime {
+            builder: tokio::runtime::Builder::new_current_thread(),
+            failed,
+        }
+    }
+
+    /// A `multi_thread` runtime.
+    pub fn multi_thread(failed: &'static str) -> Runtime {
+        Runtime {
+            builder: tokio::runtime::Builder::new_multi_thread(),
+            failed,
+        }
+    }
+
+    /// `worker_threads = N`.
+    pub fn worker_threads(mut self, threads: usize) -> Runtime {
+        self.builder.worker_threads(threads);
+        self
+    }
+
+    #[track_caller]
+    fn build(mut self) -> tokio::runtime::Runtime {
+        self.builder.enable_all().build().expect(self.failed)
+    }
+}
+
+/// Without the `rt` feature, the runtime an expansion names still exists,
+/// so that the one error reported is [`Rt`]'s, which says what to enable,
+/// rather than a path that does not resolve. It is never run: no impl of
+/// [`Rt`] or [`TestUtil`] accepts it.
+#[cfg(not(feature = "rt"))]
+pub struct Runtime;
+
+#[cfg(not(feature = "rt"))]
+impl Runtime {
+    /// A `current_thread` runtime.
+    pub fn current_thread(_failed: &'static str) -> Runtime {
+        Runtime
+    }
+
+    /// A `multi_thread` runtime.
+    pub fn multi_thread(_failed: &'static str) -> Runtime {
+        Runtime
+    }
+
+    /// `worker_threads = N`.
+    pub fn worker_threads(self, _threads: usize) -> Runtime {
+        self
+    }
+}
+
+/// A runtime that `#[ctx::main]` and `#[ctx::test]` can run: [`Runtime`]
+/// with the `rt` feature on.
+///
+/// A proc macro cannot see the features of ctx, so the expansion asks the
+/// compiler, through this bound, and the message says what to enable.
+#[diagnostic::on_unimplemented(
+    message = "`#[ctx::main]` and `#[ctx::test]` need the `rt` feature of `ctx-tree`, which is off",
+    label = "this runtime needs the `rt` feature",
+    note = "`rt` is a default feature: drop `default-features = false` from the `ctx-tree` dependency, or add `features = [\"rt\"]` to it"
+)]
+pub trait Rt: Sized {
+    /// Builds the runtime and runs `body` on it.
+    ///
+    /// # Panics
+    ///
+    /// If tokio cannot build the runtime.
+    #[track_caller]
+    fn block_on<F: Future>(self, body: F) -> F::Output;
+
+    /// The root context of `#[ctx::main]`: canceled on SIGINT or SIGTERM.
+    ///
+    /// # Panics
+    ///
+    /// If the process cannot listen for signals at all (the operating
+    /// system refused), as `#[tokio::main]` panics when it cannot build its
+    /// runtime.
+    fn main_context() -> (Context, CancelGuard);
+}
+
+#[cfg(feature = "rt")]
+impl Rt for Runtime {
+    fn block_on<F: Future>(self, body: F) -> F::Output {
+        self.build().block_on(body)
+    }
+
+    fn main_context() -> (Context, CancelGuard) {
+        match crate::signal::notify(&Context::background()) {
+            Ok(pair) => pair,
+            Err(err) => panic!("ctx::main: cannot listen for SIGINT and SIGTERM: {err}"),
+        }
+    }
+}
+
+/// Runs `body` on `runtime`: `#[ctx::test]`.
 ///
 /// # Panics
 ///
-/// If the process cannot listen for signals at all (the operating system
-/// refused), as `#[tokio::main]` panics when it cannot build its runtime.
-pub fn main_context() -> (Context, CancelGuard) {
-    match crate::signal::notify(&Context::background()) {
-        Ok(pair) => pair,
-        Err(err) => panic!("ctx::main: cannot listen for SIGINT and SIGTERM: {err}"),
+/// If tokio cannot build the runtime.
+#[track_caller]
+pub fn block_on<R: Rt, F: Future>(runtime: R, body: F) -> F::Output {
+    runtime.block_on(body)
+}
+
+/// Runs `body` on `runtime` under the root context of `#[ctx::main]`,
+/// canceled on SIGINT or SIGTERM ([`Rt::main_context`]); the root's guard
+/// drops once `body` is over.
+///
+/// # Panics
+///
+/// If tokio cannot build the runtime, or the process cannot listen for
+/// signals at all.
+#[track_caller]
+pub fn block_on_main<R: Rt, F: Future>(runtime: R, body: impl FnOnce(Context) -> F) -> F::Output {
+    runtime.block_on(async move {
+        let (root, _guard) = R::main_context();
+        body(root).await
+    })
+}
+
+/// A runtime that `#[ctx::test(start_paused = true)]` can run: [`Runtime`]
+/// with the `test-util` feature on (the expansion's way to ask, as for
+/// [`Rt`]).
+#[diagnostic::on_unimplemented(
+    message = "`start_paused = true` needs the `test-util` feature of `ctx-tree`, which is off",
+    label = "tokio's paused clock needs the `test-util` feature",
+    note = "enable it for tests only, in `[dev-dependencies]`: `ctx-tree = {{ version = \"0.1\", features = [\"test-util\"] }}`"
+)]
+pub trait TestUtil: Sized {
+    /// Builds the runtime with tokio's clock paused and runs `body` on it,
+    /// with deadlines derived on this thread measured on tokio's clock.
+    ///
+    /// # Panics
+    ///
+    /// If tokio cannot build the runtime.
+    #[track_caller]
+    fn block_on_paused<F: Future>(self, body: F) -> F::Output;
+}
+
+#[cfg(feature = "test-util")]
+impl TestUtil for Runtime {
+    fn block_on_paused<F: Future>(mut self, body: F) -> F::Output {
+        self.builder.start_paused(true);
+        let runtime = self.build();
+        // A current-thread runtime (the only kind tokio pauses) runs the
+        // body and its tasks on this thread, inside the runtime: the two
+        // things `use_tokio_clock` needs for a derivation to follow
+        // tokio's clock. Contexts made before (the root of a `timeout`, on
+        // another thread) keep the real clock.
+        let _clock = crate::clock::use_tokio_clock();
+        runtime.block_on(body)
     }
+}
+
+/// Runs `body` on `runtime` with tokio's clock paused, and deadlines
+/// derived in it measured on tokio's clock: `#[ctx::test(start_paused =
+/// true)]`.
+///
+/// # Panics
+///
+/// If tokio cannot build the runtime.
+#[track_caller]
+pub fn block_on_paused<R: TestUtil, F: Future>(runtime: R, body: F) -> F::Output {
+    runtime.block_on_paused(body)
 }
 
 /// How long the watchdog of a `#[ctx::test(timeout = ...)]` waits past the
@@ -116,7 +280,49 @@ pub fn test_watchdog<T: Send + 'static>(
     name: &'static str,
     body: impl FnOnce(Context) -> T + Send + 'static,
 ) -> T {
-    let (ctx, guard) = Context::background().with_timeout(timeout);
+    watchdog(Budget::Deadline, timeout, written, name, body)
+}
+
+/// [`test_watchdog`] for `#[ctx::test(start_paused = true, timeout = ...)]`:
+/// the same real-clock budget, but the root context has no deadline. The
+/// body measures deadlines on tokio's clock, and a real-clock deadline
+/// among them would be compared with tokio's (a child of a 5 s root, given
+/// 10 s of tokio's time, would keep the root's deadline and never end on
+/// tokio's clock). So the watchdog itself cancels the root when the budget
+/// runs out, with [`Error::DeadlineExceeded`] as its cause, and fails the
+/// test as above if the body still has not returned a grace later.
+#[track_caller]
+pub fn test_watchdog_paused<T: Send + 'static>(
+    timeout: Duration,
+    written: &'static str,
+    name: &'static str,
+    body: impl FnOnce(Context) -> T + Send + 'static,
+) -> T {
+    watchdog(Budget::Watchdog, timeout, written, name, body)
+}
+
+/// Who ends the root context of a test with a timeout.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Budget {
+    /// Its deadline, on the real clock.
+    Deadline,
+    /// The watchdog, by a cancel at the timeout: the root has no deadline.
+    Watchdog,
+}
+
+#[track_caller]
+fn watchdog<T: Send + 'static>(
+    budget: Budget,
+    timeout: Duration,
+    written: &'static str,
+    name: &'static str,
+    body: impl FnOnce(Context) -> T + Send + 'static,
+) -> T {
+    // Made here, outside any runtime, so a deadline is on the real clock.
+    let (ctx, guard) = match budget {
+        Budget::Deadline => Context::background().with_timeout(timeout),
+        Budget::Watchdog => Context::background().with_cancel(),
+    };
     let (done, outcome) = std::sync::mpsc::sync_channel(1);
     // Named as the test's thread, so a panic message names the test.
     let mut thread = std::thread::Builder::new();
@@ -131,7 +337,19 @@ pub fn test_watchdog<T: Send + 'static>(
     if let Err(err) = spawned {
         panic!("ctx::test: cannot start a thread for the test: {err}");
     }
-    match outcome.recv_timeout(timeout.saturating_add(TEST_WATCHDOG_GRACE)) {
+    let received = match budget {
+        Budget::Deadline => outcome.recv_timeout(timeout.saturating_add(TEST_WATCHDOG_GRACE)),
+        Budget::Watchdog => match outcome.recv_timeout(timeout) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                // What the deadline does in the other case: the body sees
+                // its context end, and `test_within` reports the timeout.
+                guard.handle().cancel_with_cause(Error::DeadlineExceeded);
+                outcome.recv_timeout(TEST_WATCHDOG_GRACE)
+            }
+            received => received,
+        },
+    };
+    match received {
         Ok(Ok(out)) => out,
         Ok(Err(payload)) => std::panic::resume_unwind(payload),
         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
@@ -148,10 +366,10 @@ pub fn test_watchdog<T: Send + 'static>(
     }
 }
 
-/// Runs the body of a `#[ctx::test(timeout = ...)]` under `ctx`, whose
-/// deadline is the test's timeout: `None` if the deadline passed before the
-/// body finished (including a body that finished only because it saw the
-/// context end), and the test fails with [`test_timed_out`].
+/// Runs the body of a `#[ctx::test(timeout = ...)]` under `ctx`, which ends
+/// at the test's timeout: `None` if it ended before the body finished
+/// (including a body that finished only because it saw the context end),
+/// and the test fails with [`test_timed_out`].
 pub async fn test_within<F: Future>(ctx: &Context, body: F) -> Option<F::Output> {
     match ctx.run(body).await {
         Ok(out) if ctx.err().is_none() => Some(out),
