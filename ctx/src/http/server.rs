@@ -194,9 +194,19 @@ where
             .timeout_for(&req)
             .and_then(|timeout| Instant::now().checked_add(timeout));
         let ctx = self.layer.root.with_value(id.clone());
-        let (ctx, guard) = match deadline {
-            Some(deadline) => ctx.with_deadline(deadline),
-            None => ctx.with_cancel(),
+        let (ctx, guard) = {
+            // The census (feature `debug`) names this line and the request.
+            #[cfg(feature = "debug")]
+            let _origin = crate::debug::registry::Origin::labeled(format_args!(
+                "{} {}",
+                req.method(),
+                req.uri().path()
+            ))
+            .enter();
+            match deadline {
+                Some(deadline) => ctx.with_deadline(deadline),
+                None => ctx.with_cancel(),
+            }
         };
         req.extensions_mut().insert(ctx);
         let method = req.method().clone();
