@@ -68,7 +68,9 @@ compile_error!("the `debug` feature is not available in loom builds (`--cfg loom
 ///
 /// Entries are read one registry shard at a time, so a context derived or
 /// freed while `live` runs may or may not be in it; every entry was alive
-/// when it was read. Taking a census keeps no context alive afterwards.
+/// when it was read. Taking a census keeps no context alive afterwards, but
+/// holds each for the instant it reads it: a context whose last handle is
+/// dropped meanwhile is freed (on this thread) once `live` is done with it.
 ///
 /// # Examples
 ///

@@ -32,7 +32,6 @@
 //! node lock is held (a node dropping there), never the other way round.
 
 use std::cell::{Cell, RefCell};
-use std::fmt;
 use std::panic::Location;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -46,6 +45,7 @@ const SHARDS: usize = 16;
 
 /// The longest label kept (a request's method and path), in bytes; longer
 /// ones are cut, so a client's long path costs the census no more.
+#[cfg(any(test, feature = "tower"))]
 const MAX_LABEL: usize = 128;
 
 /// What a registered node reports of itself, read by the census.
@@ -83,9 +83,11 @@ impl Origin {
         }
     }
 
-    /// The caller's location and a label, cut to [`MAX_LABEL`] bytes.
+    /// The caller's location and a label, cut to [`MAX_LABEL`] bytes: for
+    /// the server layer (feature `tower`), the request's method and path.
+    #[cfg(any(test, feature = "tower"))]
     #[track_caller]
-    pub(crate) fn labeled(label: impl fmt::Display) -> Origin {
+    pub(crate) fn labeled(label: impl std::fmt::Display) -> Origin {
         let mut label = label.to_string();
         if label.len() > MAX_LABEL {
             let mut cut = MAX_LABEL;
