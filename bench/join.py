@@ -3,33 +3,47 @@ import datetime
 import json
 import pathlib
 import re
+import statistics
 import sys
 
-out, criterion, go_version, rustc, cpu, cores = sys.argv[1:7]
+out, rounds, go_version, rustc, cpu, cores = sys.argv[1:7]
 out = pathlib.Path(out)
+rounds = int(rounds)
 
-go = {}
-for line in (out / "go.txt").read_text().splitlines() + (out / "go_scale.txt").read_text().splitlines():
-    m = re.match(r"Benchmark(\S+?)(-\d+)?\s+\d+\s+([\d.]+) ns/op", line)
-    if m:
-        name = m.group(1)
-        name = name.replace("Scale_FanOutWake_waiters_100000", "Scale/FanOutWake/waiters=100000")
-        name = name.replace("Scale_CancelTree_nodes_1001001", "Scale/CancelTree/nodes=1001001")
-        name = name.replace("CommonParentCancel_spin_only", "CommonParentCancel/spin-only")
-        name = name.replace("DeepValueNewGoRoutine_spawn_only", "DeepValueNewGoRoutine/spawn-only")
-        go[name] = float(m.group(3))
 
-ours, tokio = {}, {}
-for bench in pathlib.Path(criterion).glob("**/new/benchmark.json"):
-    full_id = json.loads(bench.read_text())["full_id"]
-    mean = json.loads((bench.parent / "estimates.json").read_text())["mean"]["point_estimate"]
-    if "tokio_util/" in full_id:
-        tokio[full_id.replace("tokio_util/", "")] = mean
-    else:
-        ours[full_id] = mean
+def median(values):
+    return statistics.median(values) if values else None
+
+
+go_rounds = {}
+ours_rounds, tokio_rounds = {}, {}
+for r in range(1, rounds + 1):
+    d = out / f"round.{r}"
+    for line in (d / "go.txt").read_text().splitlines() + (d / "go_scale.txt").read_text().splitlines():
+        m = re.match(r"Benchmark(\S+?)(-\d+)?\s+\d+\s+([\d.]+) ns/op", line)
+        if m:
+            name = m.group(1)
+            name = name.replace("Scale_FanOutWake_waiters_100000", "Scale/FanOutWake/waiters=100000")
+            name = name.replace("Scale_CancelTree_nodes_1001001", "Scale/CancelTree/nodes=1001001")
+            name = name.replace("CommonParentCancel_spin_only", "CommonParentCancel/spin-only")
+            name = name.replace("DeepValueNewGoRoutine_spawn_only", "DeepValueNewGoRoutine/spawn-only")
+            go_rounds.setdefault(name, []).append(float(m.group(3)))
+    for bench in (d / "criterion").glob("**/new/benchmark.json"):
+        full_id = json.loads(bench.read_text())["full_id"]
+        # The median of each run (robust to a burst inside one run), then the
+        # median across rounds.
+        value = json.loads((bench.parent / "estimates.json").read_text())["median"]["point_estimate"]
+        if "tokio_util/" in full_id:
+            tokio_rounds.setdefault(full_id.replace("tokio_util/", ""), []).append(value)
+        else:
+            ours_rounds.setdefault(full_id, []).append(value)
+
+go = {k: median(v) for k, v in go_rounds.items()}
+ours = {k: median(v) for k, v in ours_rounds.items()}
+tokio = {k: median(v) for k, v in tokio_rounds.items()}
 
 memory = {}
-for line in (out / "memory.txt").read_text().splitlines() + (out / "go_scale.txt").read_text().splitlines():
+for line in (out / "memory.txt").read_text().splitlines() + (out / "round.1" / "go_scale.txt").read_text().splitlines():
     m = re.search(r"MemoryPerChild/(\w+) ([\d.]+)", line)
     if m:
         memory[m.group(1)] = float(m.group(2))
@@ -50,7 +64,7 @@ def order(name):
 
 
 print(f"Run {datetime.date.today()}, {cores} cores ({cpu}); {go_version}; {rustc}.")
-print("Times are ns/op (Go) and criterion means (ctx, tokio-util); ratio = Go / ctx.")
+print(f"Times are medians of {rounds} interleaved rounds: ns/op (Go) and criterion medians (ctx, tokio-util); ratio = Go / ctx.")
 print()
 print("| benchmark | Go | ctx | tokio-util | Go/ctx | target |")
 print("| --- | ---: | ---: | ---: | ---: | --- |")

@@ -298,8 +298,9 @@ pub async fn story(say: Say) -> Result<Outcome, Box<dyn std::error::Error + Send
     })
 }
 
+// `pub`: the tests include this file as a `pub mod` and never call it.
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+pub async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     story(Arc::new(|line| println!("{line}"))).await?;
     Ok(())
 }

@@ -123,8 +123,9 @@ pub async fn story(say: Say) -> std::io::Result<Outcome> {
     })
 }
 
+// `pub`: the tests include this file as a `pub mod` and never call it.
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
+pub async fn main() -> std::io::Result<()> {
     let outcome = story(Arc::new(|line| println!("{line}"))).await?;
     assert_eq!(outcome.client, Some(ctx::Error::DeadlineExceeded));
     Ok(())

@@ -102,8 +102,9 @@ pub async fn serve(ctx: &Context, listener: TcpListener, app: Router) -> io::Res
     }
 }
 
+// `pub`: the tests include this file as a `pub mod` and never call it.
 #[ctx::main]
-async fn main() -> io::Result<()> {
+pub async fn main() -> io::Result<()> {
     let addr = std::env::args().nth(1);
     let listener = TcpListener::bind(addr.as_deref().unwrap_or("127.0.0.1:8000")).await?;
     println!("listening on http://{}", listener.local_addr()?);

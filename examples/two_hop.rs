@@ -225,8 +225,9 @@ pub async fn story(say: Say) -> std::io::Result<Outcome> {
     })
 }
 
+// `pub`: the tests include this file as a `pub mod` and never call it.
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
+pub async fn main() -> std::io::Result<()> {
     story(Arc::new(|line| println!("{line}"))).await?;
     Ok(())
 }

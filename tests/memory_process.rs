@@ -12,42 +12,16 @@
 // upset: skipped under it. `.ci/run` runs this target without it.
 #![cfg(not(feature = "debug"))]
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::task::{Context as TaskContext, Waker};
 use std::time::{Duration, Instant};
 
 use ctx::Context;
 
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
-
-/// What may stay above the baseline: small bookkeeping, not a burst's peak
-/// (100,000 entries of anything are megabytes).
-const SLACK: isize = 64 * 1024;
-
-fn live() -> isize {
-    LIVE.load(Ordering::SeqCst)
-}
+#[path = "support/process_bytes.rs"]
+mod process_bytes;
+use process_bytes::{live, SLACK};
 
 /// Waits (up to 10 s: ctx's threads finish their work asynchronously) for
 /// live bytes to come back within `SLACK` of `baseline`.

@@ -7,44 +7,19 @@
 //! One test function, so that nothing else in this process allocates
 //! meanwhile.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ctx::{Context, Error, Scope};
 use tokio::sync::Semaphore;
 
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
-
-/// What may stay above the baseline: small bookkeeping, not a burst's peak
-/// (100,000 entries of anything are megabytes).
-const SLACK: isize = 64 * 1024;
+#[path = "support/process_bytes.rs"]
+mod process_bytes;
+use process_bytes::{live, SLACK};
 
 /// The burst.
 const TASKS: usize = 100_000;
-
-fn live() -> isize {
-    LIVE.load(Ordering::SeqCst)
-}
 
 /// Waits (up to 10 s) until `done` tasks have finished and the scope holds
 /// none, running or queued.

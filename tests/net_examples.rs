@@ -14,17 +14,14 @@ use ctx::Context;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-#[allow(dead_code)]
-#[path = "../examples/http_server.rs"]
-mod http_server;
-
-#[allow(dead_code)]
+// `pub mod`: each example's `pub fn main`, which only its own binary calls,
+// is then reachable from this crate's root and not dead code here.
 #[path = "../examples/http_client.rs"]
-mod http_client;
-
-#[allow(dead_code)]
+pub mod http_client;
+#[path = "../examples/http_server.rs"]
+pub mod http_server;
 #[path = "../examples/two_hop.rs"]
-mod two_hop;
+pub mod two_hop;
 
 /// Generous: how long anything prompt may take on a busy two-core machine.
 const PATIENCE: Duration = Duration::from_secs(10);

@@ -1,6 +1,7 @@
 //! `ctx::grpc`: the gRPC example on a real tonic server and channel on
 //! 127.0.0.1, and the interceptor on its own.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,9 +10,10 @@ use ctx::Context;
 use tokio::sync::mpsc;
 use tonic::Code;
 
-#[allow(dead_code)]
+// `pub mod`: the example's `pub fn main`, which only its own binary calls,
+// is then reachable from this crate's root and not dead code here.
 #[path = "../examples/grpc.rs"]
-mod grpc;
+pub mod grpc;
 
 /// Generous: how long anything prompt may take on a busy two-core machine.
 const PATIENCE: Duration = Duration::from_secs(5);
@@ -91,6 +93,99 @@ async fn canceling_the_server_root_cancels_calls_in_flight() {
         .await
         .unwrap();
     assert_eq!(ended.as_deref(), Some("context canceled"));
+}
+
+/// A `demo.Worker` that ignores its context and never answers; `dropped`
+/// is set when a call's future is dropped.
+#[derive(Clone)]
+struct Ignoring {
+    dropped: Arc<AtomicBool>,
+}
+
+/// Sets its flag when dropped.
+struct DropFlag(Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+impl tonic::server::NamedService for Ignoring {
+    const NAME: &'static str = "demo.Worker";
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for Ignoring {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: http::Request<tonic::body::Body>) -> Self::Future {
+        let flag = DropFlag(self.dropped.clone());
+        Box::pin(async move {
+            let _flag = flag;
+            std::future::pending().await
+        })
+    }
+}
+
+/// `ContextLayer` answers for a handler that ignores its context, in the
+/// trailers-only form a real tonic client reads as the status.
+#[tokio::test]
+async fn a_handler_that_ignores_its_deadline_fails_the_call_with_deadline_exceeded() {
+    let dropped = Arc::new(AtomicBool::new(false));
+    let incoming = tonic::transport::server::TcpIncoming::bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let addr = incoming.local_addr().unwrap();
+    let router = tonic::transport::Server::builder()
+        .layer(
+            ctx::http::ContextLayer::new(&Context::background())
+                .max_timeout(Duration::from_millis(100)),
+        )
+        .add_service(Ignoring {
+            dropped: dropped.clone(),
+        });
+    tokio::spawn(router.serve_with_incoming(incoming));
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    // No deadline from the caller: only the layer's maximum can end it.
+    let mut client = grpc::WorkerClient::new(channel);
+    let call = client.work(tonic::Request::new(grpc::WorkRequest { millis: 0 }));
+    let status = tokio::time::timeout(PATIENCE, call)
+        .await
+        .expect("the layer answers")
+        .unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(status.message(), "context deadline exceeded");
+    assert!(dropped.load(Ordering::SeqCst), "the handler was dropped");
+}
+
+/// A detached tonic service is still a tonic service: `DetachService` is a
+/// `NamedService` when the service inside is.
+#[test]
+fn a_detached_service_can_be_added_to_a_tonic_server() {
+    use tower::Layer;
+    let detached = ctx::http::DetachLayer::new().layer(Ignoring {
+        dropped: Arc::new(AtomicBool::new(false)),
+    });
+    assert_eq!(
+        <ctx::http::DetachService<Ignoring> as tonic::server::NamedService>::NAME,
+        "demo.Worker"
+    );
+    let _router = tonic::transport::Server::builder()
+        .layer(ctx::http::ContextLayer::new(&Context::background()))
+        .add_service(detached);
 }
 
 #[test]

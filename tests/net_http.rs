@@ -411,6 +411,17 @@ async fn a_call_is_aborted_when_its_context_ends_and_the_server_sees_it() {
         .is_some());
 }
 
+/// The client's future and body watch their context with an owned `done()`
+/// future (`DoneOwned`, `Sync`), no longer a boxed `Send`-only one: both are
+/// `Sync` when what they wrap is, as hyper's own bodies are.
+#[test]
+fn the_clients_future_and_body_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<ctx::http::client::ResponseFuture<std::future::Ready<()>>>();
+    send_sync::<ctx::http::client::ResponseBody<String>>();
+    send_sync::<ctx::grpc::client::ResponseBody<String>>();
+}
+
 /// Records the spans opened while it is the default subscriber, with
 /// their fields, and the span each event is logged in.
 #[derive(Default)]

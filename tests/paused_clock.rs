@@ -29,7 +29,7 @@ async fn advancing_past_a_deadline_ends_the_context() {
     assert_eq!(ctx.err(), None, "never early");
     tokio::time::advance(Duration::from_secs(2)).await;
     assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
-    assert_eq!(ctx.cause().unwrap().is(Error::DeadlineExceeded), true);
+    assert!(ctx.cause().unwrap().is(Error::DeadlineExceeded));
 }
 
 #[tokio::test(start_paused = true)]
@@ -78,7 +78,7 @@ async fn a_canceled_context_disarms_its_tokio_deadline() {
     cancel.cancel();
     tokio::time::advance(Duration::from_secs(11)).await;
     assert_eq!(ctx.err(), Some(Error::Canceled), "the deadline never fired");
-    assert_eq!(ctx.cause().unwrap().is(Error::Canceled), true);
+    assert!(ctx.cause().unwrap().is(Error::Canceled));
 }
 
 #[tokio::test(start_paused = true)]

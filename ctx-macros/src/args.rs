@@ -24,6 +24,7 @@ pub(crate) enum Macro {
     Ctx,
     Main,
     Test,
+    Check,
 }
 
 /// One accepted option: its key and how it is given.
@@ -70,6 +71,7 @@ impl Macro {
             Macro::Ctx => "#[ctx]",
             Macro::Main => "#[ctx::main]",
             Macro::Test => "#[ctx::test]",
+            Macro::Check => "#[ctx::check]",
         }
     }
 
@@ -78,6 +80,7 @@ impl Macro {
             Macro::Ctx => &[TIMEOUT, COOPERATIVE, OWNED, CRATE],
             Macro::Main => &[FLAVOR, WORKER_THREADS, CRATE],
             Macro::Test => &[TIMEOUT, FLAVOR, WORKER_THREADS, CRATE],
+            Macro::Check => &[CRATE],
         }
     }
 

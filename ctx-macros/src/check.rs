@@ -1,192 +1,613 @@
 //! The lostcancel check: Go's `go vet lostcancel`, at compile time, for the
-//! body of a `#[ctx]`, `#[ctx::main]` or `#[ctx::test]` function.
+//! bodies of `#[ctx]`, `#[ctx::main]`, `#[ctx::test]` and `#[ctx::check]`
+//! items.
 //!
 //! A derivation (`with_cancel`, `with_deadline`, `with_timeout` and their
 //! `_cause` variants, and `signal::notify`) returns a context and the
 //! `CancelGuard` that cancels it on drop. Dropping the guard at once leaves a
-//! context that is canceled before anything uses it. The visitor looks for
-//! the four ways to write that:
+//! context that is canceled before anything uses it.
 //!
-//! | written                               | span of the error |
-//! | ------------------------------------- | ----------------- |
-//! | `let (c, _) = x.with_cancel();`       | the `_` (also `..`) |
-//! | `let _ = x.with_timeout(d);`          | the `_`           |
-//! | `x.with_deadline(t);`                 | the statement     |
-//! | `(c, _) = ...;`, `_ = ...;`           | the `_`           |
-//! | `let c = x.with_cancel().0;`          | the `.0`          |
+//! A macro sees tokens, not types: it cannot tell a guard from a builder
+//! whose method is also called `with_cancel`. So this step finds the places
+//! where a body discards a value, and wraps that value, where it stands, in a
+//! call that asks rustc about its type (`ctx::__private::lostcancel`, whose
+//! docs explain the trick):
+//!
+//! ```text
+//! let (c, _) = x.with_cancel();
+//! // becomes
+//! let (c, _) = ::ctx::__private::lostcancel::TupleWithCancel::front::<1, _>(x.with_cancel())
+//!     .__lostcancel(0);
+//! ```
+//!
+//! The trait (`TupleWithCancel`) carries the message: the shape of the
+//! discard and the derivation's name, read from the syntax. The path is
+//! spanned on the discarding code (`_` here), which is where rustc reports
+//! it.
+//!
+//! The call returns the value unchanged, so it is dropped where it was; it
+//! fails to compile, with the message of its trait, only when what is dropped
+//! is a cancel guard. The places, with where the error points:
+//!
+//! | written                                   | checked                 | span      |
+//! | ----------------------------------------- | ----------------------- | --------- |
+//! | `let (c, _) = v;` (any tuple, up to four) | the element under `_`   | the `_`   |
+//! | `let (c, ..) = v;`, `let (.., c) = v;`    | the nearest under `..`  | the `..`  |
+//! | `let _ = v;`                              | the whole value         | the `_`   |
+//! | `(c, _) = v;`, `_ = v;`                   | as for `let`            | as above  |
+//! | `let c = v.0;`                            | element 1 of the pair   | the `.0`  |
+//! | `x.with_cancel();` (a derivation's name)  | the whole value         | statement |
+//! | `mem::forget(v)` (any path to `forget`)   | the whole value         | the path  |
+//! | `match v { (c, _) => c }`, `if let`       | as for `let`, when the arm lets `c` out | the `_` |
+//!
+//! Only values that a discard really drops are wrapped: a call, a method
+//! call, `?`, `.await` (but not std's calls that never return, see
+//! [`never_returns`]), and, where the value is moved (a tuple element, a
+//! block's tail), a place. A place at the top (`let (c, _) = pair;`) is not
+//! moved, so nothing is dropped and nothing is wrapped. A tuple, a block, an
+//! `if` or a `match` is looked through to the values it is made of, so
+//! temporary lifetime extension (`let (r, _) = (&make(), x);`) is kept.
 //!
 //! It walks nested blocks, closures and async blocks, but not nested items
 //! (`fn`, `impl`, `mod`): those are other functions, checked by their own
-//! `#[ctx]` if they have one. What it cannot see is listed in the crate docs.
+//! attribute if they have one. A value already wrapped (by an outer
+//! `#[ctx::check]`) is left as it is.
 
-use proc_macro2::TokenStream;
-use quote::quote;
-use syn::visit::{self, Visit};
-use syn::{Expr, ExprAssign, Item, Local, Member, Pat, Stmt};
+use proc_macro2::{Literal, Span, TokenStream, TokenTree};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::visit_mut::{self, VisitMut};
+use syn::{Expr, ExprCall, ExprMatch, Ident, Item, Local, Member, Pat, Stmt, Type};
 
+use crate::args::{self, Macro};
 use crate::errors::Errors;
+use crate::func::{Body, Func};
 
-/// Reports every discarded guard in `stmts`, in the order written.
-pub(crate) fn lostcancel(stmts: &[Stmt]) -> syn::Result<()> {
-    let mut visitor = LostCancel {
-        errors: Errors::default(),
-    };
-    for stmt in stmts {
-        visitor.visit_stmt(stmt);
+/// Wraps every discarded value in the body of `func` in its check.
+/// `krate` is the path the ctx crate is known by.
+pub(crate) fn lostcancel(func: &mut Func, krate: &TokenStream) {
+    if let Body::Block { stmts, .. } = &mut func.body {
+        body(stmts, krate);
     }
-    visitor.errors.finish()
 }
 
-struct LostCancel {
-    errors: Errors,
+/// [`lostcancel`] for the statements of one body.
+pub(crate) fn body(stmts: &mut [Stmt], krate: &TokenStream) {
+    let mut visitor = LostCancel { krate };
+    for stmt in stmts {
+        visitor.visit_stmt_mut(stmt);
+    }
 }
 
-/// The derivations, with the number of arguments each takes as a method.
-/// Matching the count keeps unrelated methods of the same name with another
-/// arity out.
-const DERIVATIONS: &[(&str, usize)] = &[
-    ("with_cancel", 0),
-    ("with_deadline", 1),
-    ("with_timeout", 1),
-    ("with_deadline_cause", 2),
-    ("with_timeout_cause", 2),
+/// `#[ctx::check]`: the check alone, for code that takes its context by
+/// hand. On a function, an `impl` block, a trait or an inline `mod { ... }`,
+/// every function body inside (nested items included) is checked as a
+/// `#[ctx]` body is; nothing else changes.
+pub(crate) fn attribute(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let (args, parsed) = args::parse(Macro::Check, attr);
+    errors.add(parsed);
+    let mut parsed: Item = match syn::parse2(item.clone()) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            errors.push(error);
+            return quote!(#errors #item);
+        }
+    };
+    match &parsed {
+        Item::Fn(_)
+        | Item::Impl(_)
+        | Item::Trait(_)
+        | Item::Mod(syn::ItemMod {
+            content: Some(_), ..
+        }) => {
+            let krate = args.krate();
+            Bodies { krate: &krate }.visit_item_mut(&mut parsed);
+            quote!(#errors #parsed)
+        }
+        other => {
+            let (what, tokens) = match other {
+                Item::Mod(module) => ("a module declared in another file", quote!(#module)),
+                other => ("this item", quote!(#other)),
+            };
+            let (start, _) = first_and_last(tokens);
+            errors.push(syn::Error::new(
+                start,
+                format!(
+                    "`#[ctx::check]` checks function bodies, and {what} has none here: put it on a \
+                     function, an `impl` block, a trait or an inline `mod {{ ... }}`"
+                ),
+            ));
+            quote!(#errors #item)
+        }
+    }
+}
+
+/// Every function body in an item, nested items included.
+struct Bodies<'a> {
+    krate: &'a TokenStream,
+}
+
+impl VisitMut for Bodies<'_> {
+    fn visit_block_mut(&mut self, _: &mut syn::Block) {
+        // Blocks outside a function body (a `const` initializer) are not
+        // bodies; the ones inside one are walked by `body` itself.
+    }
+
+    fn visit_item_fn_mut(&mut self, func: &mut syn::ItemFn) {
+        body(&mut func.block.stmts, self.krate);
+        Nested(self).visit_block_mut(&mut func.block);
+    }
+
+    fn visit_impl_item_fn_mut(&mut self, func: &mut syn::ImplItemFn) {
+        body(&mut func.block.stmts, self.krate);
+        Nested(self).visit_block_mut(&mut func.block);
+    }
+
+    fn visit_trait_item_fn_mut(&mut self, func: &mut syn::TraitItemFn) {
+        if let Some(block) = &mut func.default {
+            body(&mut block.stmts, self.krate);
+            Nested(self).visit_block_mut(block);
+        }
+    }
+}
+
+/// The items nested in a body, each given to [`Bodies`].
+struct Nested<'a, 'b>(&'a mut Bodies<'b>);
+
+impl VisitMut for Nested<'_, '_> {
+    fn visit_item_mut(&mut self, item: &mut Item) {
+        self.0.visit_item_mut(item);
+    }
+}
+
+struct LostCancel<'a> {
+    krate: &'a TokenStream,
+}
+
+/// The derivations, by the name the messages use.
+const DERIVATIONS: &[&str] = &[
+    "with_cancel",
+    "with_deadline",
+    "with_timeout",
+    "with_deadline_cause",
+    "with_timeout_cause",
 ];
 
-impl<'ast> Visit<'ast> for LostCancel {
-    fn visit_item(&mut self, _: &'ast Item) {
+/// How the code discards: picks the message.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Shape {
+    /// `let _ = v;`, `_ = v;`
+    Wild,
+    /// A `_` in a tuple pattern or assignee.
+    Tuple,
+    /// A `..` in a tuple pattern or assignee.
+    Rest,
+    /// `let c = v.0;`
+    Field0,
+    /// `v;`
+    Stmt,
+    /// `mem::forget(v)`
+    Forget,
+}
+
+/// Which part of the value the discard drops.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Proj {
+    Whole,
+    /// Element `n` of a tuple, from the front.
+    Front(usize),
+    /// Element `n` of a tuple, from the back (`0` is the last).
+    Back(usize),
+}
+
+/// One check to make on a value: what is dropped, and where to report it.
+#[derive(Clone, Copy)]
+struct Probe {
+    proj: Proj,
+    shape: Shape,
+    /// The first and last token of the discarding code.
+    start: Span,
+    end: Span,
+}
+
+impl Probe {
+    fn new(proj: Proj, shape: Shape, tokens: impl ToTokens) -> Probe {
+        let (start, end) = first_and_last(tokens.into_token_stream());
+        Probe {
+            proj,
+            shape,
+            start,
+            end,
+        }
+    }
+}
+
+/// The tuples whose elements have impls in `__private::lostcancel`.
+const MAX_ARITY: usize = 4;
+
+impl VisitMut for LostCancel<'_> {
+    fn visit_item_mut(&mut self, _: &mut Item) {
         // A nested item is another function: not part of this body.
     }
 
-    fn visit_local(&mut self, local: &'ast Local) {
-        if let Some(init) = &local.init {
-            if let Some(name) = derivation(&init.expr) {
-                self.pattern(&local.pat, &name);
-            } else if let Some((name, dot_zero)) = first_field(&init.expr) {
-                self.push(
-                    dot_zero,
-                    format!(
-                        "`.0` keeps the context from `{name}` and drops its cancel guard at once, \
-                         so the context is already canceled; bind both \
-                         (`let (ctx, _cancel) = ...`) and keep the guard until the work ends"
-                    ),
-                );
+    fn visit_local_mut(&mut self, local: &mut Local) {
+        visit_mut::visit_local_mut(self, local);
+        let Some(init) = &mut local.init else {
+            return;
+        };
+        let (pat, ty) = peel_pat(&local.pat);
+        if !matches!(pat, Pat::Wild(_)) {
+            if let Some((base, probe)) = first_field(&mut init.expr) {
+                self.probe_value(base, &[probe], None, false);
+                return;
             }
         }
-        visit::visit_local(self, local);
-    }
-
-    fn visit_stmt(&mut self, stmt: &'ast Stmt) {
-        if let Stmt::Expr(expr, Some(semi)) = stmt {
-            if let Some(name) = derivation(expr) {
-                self.push(
-                    quote!(#expr #semi),
-                    format!(
-                        "the context and cancel guard from `{name}` are dropped at once, \
-                         so the context is canceled before anything uses it; bind both \
-                         (`let (ctx, _cancel) = ...`) and keep the guard until the work ends"
-                    ),
-                );
-            }
-        }
-        visit::visit_stmt(self, stmt);
-    }
-
-    fn visit_expr_assign(&mut self, assign: &'ast ExprAssign) {
-        if let Some(name) = derivation(&assign.right) {
-            self.assignee(&assign.left, &name);
-        }
-        visit::visit_expr_assign(self, assign);
-    }
-}
-
-impl LostCancel {
-    fn push(&mut self, tokens: impl quote::ToTokens, message: String) {
-        self.errors.push(syn::Error::new_spanned(tokens, message));
-    }
-
-    /// `let PAT = x.with_...(..);`
-    fn pattern(&mut self, pat: &Pat, name: &str) {
-        match pat {
-            Pat::Wild(wild) => self.push(wild, whole_pair(name)),
-            Pat::Type(typed) => self.pattern(&typed.pat, name),
-            Pat::Paren(paren) => self.pattern(&paren.pat, name),
+        let probes = match pat {
+            Pat::Wild(wild) => vec![Probe::new(Proj::Whole, Shape::Wild, wild)],
             Pat::Tuple(tuple) => {
-                // The guard is the second element: a `_` there, or a `..`
-                // that covers it, drops it.
-                let elems: Vec<&Pat> = tuple.elems.iter().collect();
-                match elems.as_slice() {
-                    [_, Pat::Wild(wild)] => self.push(wild, guard_only("_", name)),
-                    [Pat::Rest(rest)] | [_, Pat::Rest(rest)] => {
-                        self.push(rest, guard_only("..", name))
+                tuple_probes(&tuple.elems.iter().map(Elem::of_pat).collect::<Vec<_>>())
+            }
+            _ => Vec::new(),
+        };
+        self.probe_value(&mut init.expr, &probes, ty, false);
+    }
+
+    fn visit_stmt_mut(&mut self, stmt: &mut Stmt) {
+        visit_mut::visit_stmt_mut(self, stmt);
+        if let Stmt::Expr(expr, Some(semi)) = stmt {
+            if derivation(expr).is_some() {
+                let probe = Probe::new(Proj::Whole, Shape::Stmt, quote!(#expr #semi));
+                self.probe_value(expr, &[probe], None, true);
+            }
+        }
+    }
+
+    fn visit_expr_mut(&mut self, expr: &mut Expr) {
+        visit_mut::visit_expr_mut(self, expr);
+        match expr {
+            Expr::Assign(assign) => {
+                let probes = match peel_expr(&assign.left) {
+                    Expr::Infer(infer) => vec![Probe::new(Proj::Whole, Shape::Wild, infer)],
+                    Expr::Tuple(tuple) => {
+                        tuple_probes(&tuple.elems.iter().map(Elem::of_expr).collect::<Vec<_>>())
                     }
-                    _ => {}
+                    _ => Vec::new(),
+                };
+                self.probe_value(&mut assign.right, &probes, None, false);
+            }
+            Expr::Call(call) => {
+                if let Some(probe) = forget(call) {
+                    if let Some(arg) = call.args.first_mut() {
+                        self.probe_value(arg, &[probe], None, true);
+                    }
+                }
+            }
+            Expr::Match(ExprMatch { expr, arms, .. }) => {
+                let probes: Vec<Probe> = arms
+                    .iter()
+                    .flat_map(|arm| escaping_discards(&arm.pat, &arm.body))
+                    .collect();
+                self.probe_value(expr, &probes, None, false);
+            }
+            Expr::If(if_expr) => {
+                if let Expr::Let(let_expr) = &mut *if_expr.cond {
+                    let body = Expr::Block(syn::ExprBlock {
+                        attrs: Vec::new(),
+                        label: None,
+                        block: if_expr.then_branch.clone(),
+                    });
+                    let probes = escaping_discards(&let_expr.pat, &body);
+                    self.probe_value(&mut let_expr.expr, &probes, None, false);
                 }
             }
             _ => {}
         }
     }
+}
 
-    /// `PLACE = x.with_...(..);`, a destructuring assignment.
-    fn assignee(&mut self, left: &Expr, name: &str) {
-        match left {
-            Expr::Infer(infer) => self.push(infer, whole_pair(name)),
-            Expr::Paren(paren) => self.assignee(&paren.expr, name),
+impl LostCancel<'_> {
+    /// Wraps the parts of `expr` that `probes` say are dropped. `ty` is the
+    /// type written for `expr` (`let PAT: TY = ...`), passed on so that
+    /// inference still sees it; `moved` says whether a place here is moved
+    /// (a tuple element, a block's tail) or only named (`let (c, _) = p;`).
+    fn probe_value(&self, expr: &mut Expr, probes: &[Probe], ty: Option<&Type>, moved: bool) {
+        if probes.is_empty() {
+            return;
+        }
+        match expr {
+            Expr::Paren(paren) => self.probe_value(&mut paren.expr, probes, ty, moved),
+            Expr::Group(group) => self.probe_value(&mut group.expr, probes, ty, moved),
             Expr::Tuple(tuple) => {
-                let elems: Vec<&Expr> = tuple.elems.iter().collect();
-                match elems.as_slice() {
-                    [_, Expr::Infer(infer)] => self.push(infer, guard_only("_", name)),
-                    [Expr::Range(rest)] | [_, Expr::Range(rest)]
-                        if rest.start.is_none() && rest.end.is_none() =>
-                    {
-                        self.push(rest, guard_only("..", name))
-                    }
-                    _ => {}
+                // Each element is a value of its own: look at the one each
+                // probe drops (all of them for a whole `_`).
+                let len = tuple.elems.len();
+                for (index, elem) in tuple.elems.iter_mut().enumerate() {
+                    let here: Vec<Probe> = probes
+                        .iter()
+                        .filter(|probe| match probe.proj {
+                            Proj::Whole => true,
+                            Proj::Front(n) => n == index,
+                            Proj::Back(n) => n + 1 + index == len,
+                        })
+                        .map(|probe| Probe {
+                            proj: Proj::Whole,
+                            ..*probe
+                        })
+                        .collect();
+                    self.probe_value(elem, &here, element_type(ty, index, len), true);
                 }
             }
+            Expr::Block(block) if block.label.is_none() => {
+                if let Some(Stmt::Expr(tail, None)) = block.block.stmts.last_mut() {
+                    self.probe_value(tail, probes, ty, true);
+                }
+            }
+            Expr::Unsafe(block) => {
+                if let Some(Stmt::Expr(tail, None)) = block.block.stmts.last_mut() {
+                    self.probe_value(tail, probes, ty, true);
+                }
+            }
+            Expr::If(if_expr) => {
+                if let Some((_, otherwise)) = &mut if_expr.else_branch {
+                    if let Some(Stmt::Expr(tail, None)) = if_expr.then_branch.stmts.last_mut() {
+                        self.probe_value(tail, probes, ty, true);
+                    }
+                    self.probe_value(otherwise, probes, ty, true);
+                }
+            }
+            Expr::Match(match_expr) => {
+                for arm in &mut match_expr.arms {
+                    self.probe_value(&mut arm.body, probes, ty, true);
+                }
+            }
+            Expr::Path(_) | Expr::Field(_) | Expr::Index(_) if moved => self.wrap(expr, probes, ty),
+            Expr::Unary(unary) if moved && matches!(unary.op, syn::UnOp::Deref(_)) => {
+                self.wrap(expr, probes, ty)
+            }
+            Expr::Call(_) | Expr::MethodCall(_) | Expr::Try(_) | Expr::Await(_)
+                if !is_probe(expr) && !never_returns(expr) =>
+            {
+                self.wrap(expr, probes, ty)
+            }
+            // A reference, a literal, a closure, a macro (whose tokens are
+            // not parsed), a diverging `return`: never a guard, or not seen.
             _ => {}
+        }
+    }
+
+    /// `expr` becomes, for each probe,
+    /// `KRATE::__private::lostcancel::TRAIT::METHOD::<..>(expr).__lostcancel(0)`.
+    ///
+    /// The path carries the span of the discarding code: rustc reports the
+    /// unmet bound there. The rest is spanned at the same place but resolved
+    /// as the macro's own code, so lints that skip macro output (clippy's
+    /// `unit_arg` for a discarded `()`) skip it.
+    fn wrap(&self, expr: &mut Expr, probes: &[Probe], ty: Option<&Type>) {
+        let name = derivation(expr);
+        let mut tokens = expr.to_token_stream();
+        let ty = match ty {
+            Some(ty) => ty.to_token_stream(),
+            None => quote!(_),
+        };
+        for probe in probes {
+            let message = message_trait(probe.shape, name);
+            let (method, index) = match probe.proj {
+                Proj::Whole => (quote!(whole), None),
+                Proj::Front(n) => (quote!(front), Some(Literal::usize_unsuffixed(n))),
+                Proj::Back(n) => (quote!(back), Some(Literal::usize_unsuffixed(n))),
+            };
+            let index = index.map(|index| quote!(#index,));
+            let krate = self.krate;
+            let path = with_span_range(
+                quote!(#krate::__private::lostcancel::#message::#method::<#index #ty>),
+                probe.start,
+                probe.end,
+            );
+            let own = probe.end;
+            tokens = quote_spanned!(own=> #path(#tokens).__lostcancel(0));
+        }
+        *expr = syn::parse2(tokens).expect("ctx: internal error: a lostcancel probe parses");
+    }
+}
+
+/// One element of a tuple pattern, or of a tuple on the left of `=`.
+enum Elem {
+    /// `_`
+    Wild(TokenStream),
+    /// `..`
+    Rest(TokenStream),
+    /// A name the element is moved into.
+    Bind(Ident),
+    Other,
+}
+
+impl Elem {
+    fn of_pat(pat: &Pat) -> Elem {
+        match pat {
+            Pat::Wild(wild) => Elem::Wild(wild.to_token_stream()),
+            Pat::Rest(rest) => Elem::Rest(rest.to_token_stream()),
+            Pat::Ident(ident) if ident.by_ref.is_none() && ident.subpat.is_none() => {
+                Elem::Bind(ident.ident.clone())
+            }
+            _ => Elem::Other,
+        }
+    }
+
+    fn of_expr(expr: &Expr) -> Elem {
+        match expr {
+            Expr::Infer(infer) => Elem::Wild(infer.to_token_stream()),
+            Expr::Range(range) if range.start.is_none() && range.end.is_none() => {
+                Elem::Rest(range.to_token_stream())
+            }
+            _ => Elem::Other,
         }
     }
 }
 
-fn guard_only(discard: &str, name: &str) -> String {
-    format!(
-        "this `{discard}` drops the cancel guard from `{name}` at once, so the context is already \
-         canceled; bind it (`_cancel`) and keep it until the work ends"
-    )
+/// The probes for a tuple pattern: each `_`, and the element nearest to a
+/// `..` (the guard of a pair under `(c, ..)`; a longer tuple is checked at
+/// that one place).
+fn tuple_probes(elems: &[Elem]) -> Vec<Probe> {
+    let len = elems.len();
+    let rest = elems.iter().position(|elem| matches!(elem, Elem::Rest(_)));
+    let mut probes = Vec::new();
+    for (index, elem) in elems.iter().enumerate() {
+        let (proj, shape, tokens) = match (elem, rest) {
+            (Elem::Wild(tokens), None) => (Proj::Front(index), Shape::Tuple, tokens),
+            (Elem::Wild(tokens), Some(rest)) if index < rest => {
+                (Proj::Front(index), Shape::Tuple, tokens)
+            }
+            (Elem::Wild(tokens), Some(_)) => (Proj::Back(len - 1 - index), Shape::Tuple, tokens),
+            (Elem::Rest(tokens), _) if index > 0 => (Proj::Front(index), Shape::Rest, tokens),
+            (Elem::Rest(tokens), _) if len > 1 => {
+                (Proj::Back(len - 1 - index), Shape::Rest, tokens)
+            }
+            (Elem::Rest(tokens), _) => (Proj::Whole, Shape::Rest, tokens),
+            _ => continue,
+        };
+        match proj {
+            Proj::Front(n) | Proj::Back(n) if n >= MAX_ARITY => continue,
+            _ => probes.push(Probe::new(proj, shape, tokens)),
+        }
+    }
+    probes
 }
 
-fn whole_pair(name: &str) -> String {
-    format!(
-        "this `_` drops the context and cancel guard from `{name}` at once, so the context \
-         is canceled before anything uses it; bind both (`let (ctx, _cancel) = ...`) and \
-         keep the guard until the work ends"
-    )
+/// The probes for a match arm (or `if let`) that discards part of a tuple
+/// while a name it binds leaves the arm: `(c, _) => c` hands out a context
+/// whose guard is dropped at the end of the statement. An arm that only uses
+/// `c` inside runs while the guard is still alive, and is fine.
+fn escaping_discards(pat: &Pat, body: &Expr) -> Vec<Probe> {
+    let (Pat::Tuple(tuple), _) = peel_pat(pat) else {
+        return Vec::new();
+    };
+    let elems: Vec<Elem> = tuple.elems.iter().map(Elem::of_pat).collect();
+    let escapes = elems.iter().any(|elem| match elem {
+        Elem::Bind(name) => escapes(body, name),
+        _ => false,
+    });
+    if escapes {
+        tuple_probes(&elems)
+    } else {
+        Vec::new()
+    }
 }
 
-/// The derivation `expr` calls, if it is one: `x.with_cancel()`,
-/// `Context::with_timeout(&x, d)`, `ctx::signal::notify(&x)?` and the like.
-fn derivation(expr: &Expr) -> Option<String> {
+/// Whether the value of `expr` is, or holds, the binding `name`: the arm's
+/// result carries it out (`c`, `Some(c)`, `Worker { ctx: c }`,
+/// `c.clone()`, `return c`).
+fn escapes(expr: &Expr, name: &Ident) -> bool {
+    match expr {
+        Expr::Path(path) => path.qself.is_none() && path.path.is_ident(name),
+        Expr::Paren(paren) => escapes(&paren.expr, name),
+        Expr::Group(group) => escapes(&group.expr, name),
+        Expr::Block(block) => block.block.stmts.iter().any(|stmt| match stmt {
+            Stmt::Expr(tail, None) => escapes(tail, name),
+            Stmt::Expr(Expr::Return(ret), _) => {
+                ret.expr.as_deref().is_some_and(|e| escapes(e, name))
+            }
+            _ => false,
+        }),
+        Expr::Tuple(tuple) => tuple.elems.iter().any(|elem| escapes(elem, name)),
+        Expr::Array(array) => array.elems.iter().any(|elem| escapes(elem, name)),
+        Expr::Struct(init) => init.fields.iter().any(|field| escapes(&field.expr, name)),
+        Expr::Call(call) => call.args.iter().any(|arg| escapes(arg, name)),
+        Expr::MethodCall(call) => call.method == "clone" && escapes(&call.receiver, name),
+        Expr::Return(ret) => ret.expr.as_deref().is_some_and(|e| escapes(e, name)),
+        Expr::Break(brk) => brk.expr.as_deref().is_some_and(|e| escapes(e, name)),
+        Expr::If(if_expr) => {
+            if_expr.then_branch.stmts.iter().any(|stmt| match stmt {
+                Stmt::Expr(tail, None) => escapes(tail, name),
+                _ => false,
+            }) || if_expr
+                .else_branch
+                .as_ref()
+                .is_some_and(|(_, otherwise)| escapes(otherwise, name))
+        }
+        Expr::Match(match_expr) => match_expr.arms.iter().any(|arm| escapes(&arm.body, name)),
+        _ => false,
+    }
+}
+
+/// `let c = v.0;`: the base to check and the probe on its `.0`, when `v` is a
+/// value (a pair dropped at the end of the statement) rather than a place.
+fn first_field(expr: &mut Expr) -> Option<(&mut Expr, Probe)> {
+    match expr {
+        Expr::Paren(paren) => first_field(&mut paren.expr),
+        Expr::Field(field) => match &field.member {
+            Member::Unnamed(index) if index.index == 0 => {
+                let dot = field.dot_token;
+                let member = &field.member;
+                let probe = Probe::new(Proj::Front(1), Shape::Field0, quote!(#dot #member));
+                Some((&mut *field.base, probe))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `forget(v)` through any path ending in `forget` (`std::mem::forget`,
+/// `mem::forget`, an imported `forget`): the probe on its path.
+fn forget(call: &ExprCall) -> Option<Probe> {
+    let segments = path_segments(&call.func)?;
+    (segments.last().map(String::as_str) == Some("forget") && call.args.len() == 1)
+        .then(|| Probe::new(Proj::Whole, Shape::Forget, &call.func))
+}
+
+/// Whether `expr` calls a function of std that never returns
+/// (`process::exit`, `process::abort`, `panic::panic_any`,
+/// `panic::resume_unwind`).
+///
+/// A value of type `!` given to the check becomes an inference variable
+/// that rustc resolves in the same step as the check's verdict, which then
+/// reads as a guard; and the wrapping call after it is unreachable code.
+/// Such a call drops nothing, so it is left alone. A function of the user's
+/// that returns `!` cannot be told by name: written as a statement it is
+/// never wrapped, as the value of a `_` it is reported (the docs say so).
+fn never_returns(expr: &Expr) -> bool {
+    let Expr::Call(call) = expr else {
+        return false;
+    };
+    path_segments(&call.func).is_some_and(|segments| {
+        matches!(
+            segments.last().map(String::as_str),
+            Some("exit" | "abort" | "panic_any" | "resume_unwind")
+        )
+    })
+}
+
+/// Whether `expr` is a check this step, or an outer `#[ctx::check]`, made.
+fn is_probe(expr: &Expr) -> bool {
+    matches!(expr, Expr::MethodCall(call) if call.method == "__lostcancel")
+}
+
+/// The derivation `expr` calls, by its name in the messages:
+/// `x.with_cancel()`, `Context::with_timeout(&x, d)`,
+/// `ctx::signal::notify(&x)?` and the like. Only the messages and the bare
+/// statement use it; the type decides what is reported.
+fn derivation(expr: &Expr) -> Option<&'static str> {
     match expr {
         Expr::Paren(paren) => derivation(&paren.expr),
         Expr::Group(group) => derivation(&group.expr),
-        Expr::MethodCall(call) => match arity(&call.method.to_string()) {
-            Some(arity) => (call.args.len() == arity && call.turbofish.is_none())
-                .then(|| call.method.to_string()),
-            // `signal::notify(&x).unwrap()` and `.expect("..")`.
-            None if (call.method == "unwrap" && call.args.is_empty())
-                || (call.method == "expect" && call.args.len() == 1) =>
-            {
-                notify(&call.receiver)
+        Expr::MethodCall(call) => {
+            let method = call.method.to_string();
+            match DERIVATIONS.iter().find(|name| **name == method) {
+                Some(name) => Some(name),
+                // `signal::notify(&x).unwrap()` and `.expect("..")`.
+                None if method == "unwrap" || method == "expect" => notify(&call.receiver),
+                None => None,
             }
-            None => None,
-        },
+        }
         Expr::Call(call) => {
             let segments = path_segments(&call.func)?;
             match segments.as_slice() {
                 // `Context::with_cancel(&x)`: the receiver is an argument.
-                [.., _, method] if arity(method).map(|n| n + 1) == Some(call.args.len()) => {
-                    Some(method.clone())
-                }
+                [.., _, method] => DERIVATIONS
+                    .iter()
+                    .find(|name| *name == method)
+                    .copied()
+                    .or_else(|| notify(expr)),
                 _ => None,
             }
         }
@@ -196,17 +617,15 @@ fn derivation(expr: &Expr) -> Option<String> {
     }
 }
 
-/// `signal::notify(&x)` (any path ending so) with one argument.
-fn notify(expr: &Expr) -> Option<String> {
+/// `signal::notify(&x)` (any path ending so).
+fn notify(expr: &Expr) -> Option<&'static str> {
     let Expr::Call(call) = expr else {
         return None;
     };
     let segments = path_segments(&call.func)?;
     match segments.as_slice() {
-        [.., module, function]
-            if module == "signal" && function == "notify" && call.args.len() == 1 =>
-        {
-            Some("signal::notify".to_owned())
+        [.., module, function] if module == "signal" && function == "notify" => {
+            Some("signal::notify")
         }
         _ => None,
     }
@@ -226,26 +645,154 @@ fn path_segments(expr: &Expr) -> Option<Vec<String>> {
     }
 }
 
-fn arity(method: &str) -> Option<usize> {
-    DERIVATIONS
-        .iter()
-        .find(|(name, _)| *name == method)
-        .map(|(_, arity)| *arity)
+/// The trait in `__private::lostcancel` whose message fits: the shape, then
+/// the derivation in CamelCase (`TupleWithCancel`), or the shape alone when
+/// the value does not come from a derivation by name (`Tuple`).
+fn message_trait(shape: Shape, name: Option<&str>) -> Ident {
+    let shape = match shape {
+        Shape::Forget => return format_ident!("Forget"),
+        Shape::Wild => "Wild",
+        Shape::Tuple => "Tuple",
+        Shape::Rest => "Rest",
+        Shape::Field0 => "Field0",
+        Shape::Stmt => "Stmt",
+    };
+    let name: String = name
+        .unwrap_or("")
+        .split(['_', ':'])
+        .filter(|word| !word.is_empty())
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect();
+    format_ident!("{shape}{name}")
 }
 
-/// `x.with_cancel().0`: the derivation and the `.0`.
-fn first_field(expr: &Expr) -> Option<(String, TokenStream)> {
+/// `let PAT: TY` and `(PAT)`, down to the pattern; with `TY` if written.
+fn peel_pat(pat: &Pat) -> (&Pat, Option<&Type>) {
+    match pat {
+        Pat::Type(typed) => (peel_pat(&typed.pat).0, Some(&typed.ty)),
+        Pat::Paren(paren) => peel_pat(&paren.pat),
+        _ => (pat, None),
+    }
+}
+
+fn peel_expr(expr: &Expr) -> &Expr {
     match expr {
-        Expr::Paren(paren) => first_field(&paren.expr),
-        Expr::Field(field) => match &field.member {
-            Member::Unnamed(index) if index.index == 0 => {
-                let name = derivation(&field.base)?;
-                let dot = field.dot_token;
-                let member = &field.member;
-                Some((name, quote!(#dot #member)))
-            }
-            _ => None,
-        },
+        Expr::Paren(paren) => peel_expr(&paren.expr),
+        Expr::Group(group) => peel_expr(&group.expr),
+        _ => expr,
+    }
+}
+
+/// The written type of element `index` of a tuple of `len` elements, when
+/// the whole tuple's type is written as a tuple.
+fn element_type(ty: Option<&Type>, index: usize, len: usize) -> Option<&Type> {
+    match ty? {
+        Type::Tuple(tuple) if tuple.elems.len() == len => tuple.elems.iter().nth(index),
+        Type::Paren(paren) => element_type(Some(&paren.elem), index, len),
         _ => None,
+    }
+}
+
+/// The spans of the first and last token of `tokens`.
+fn first_and_last(tokens: TokenStream) -> (Span, Span) {
+    let mut iter = tokens.into_iter();
+    let first = iter
+        .next()
+        .map_or_else(Span::call_site, |token| token.span());
+    let last = iter.last().map_or(first, |token| match token {
+        TokenTree::Group(group) => group.span_close(),
+        other => other.span(),
+    });
+    (first, last)
+}
+
+/// `tokens` spanned from `start` to `end`: rustc reports an expression made
+/// of them on that range. Groups inside (a written type) keep their spans.
+fn with_span_range(tokens: TokenStream, start: Span, end: Span) -> TokenStream {
+    let mut tokens: Vec<TokenTree> = tokens.into_iter().collect();
+    let last = tokens.len().saturating_sub(1);
+    for (index, token) in tokens.iter_mut().enumerate() {
+        if !matches!(token, TokenTree::Group(_)) {
+            token.set_span(if index == last { end } else { start });
+        }
+    }
+    tokens.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every message trait this step can name exists in `ctx::__private`.
+    #[test]
+    fn every_message_trait_exists() {
+        let private = include_str!("../../ctx/src/private.rs");
+        let names = DERIVATIONS
+            .iter()
+            .copied()
+            .chain(["signal::notify"])
+            .map(Some)
+            .chain([None]);
+        for name in names {
+            for shape in [
+                Shape::Wild,
+                Shape::Tuple,
+                Shape::Rest,
+                Shape::Field0,
+                Shape::Forget,
+            ]
+            .into_iter()
+            .chain(name.map(|_| Shape::Stmt))
+            {
+                let ident = message_trait(shape, name);
+                assert!(
+                    private.contains(&format!("        {ident}:\n")),
+                    "no message trait `{ident}` in ctx/src/private.rs"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn message_traits_are_named_after_shape_and_derivation() {
+        assert_eq!(
+            message_trait(Shape::Tuple, Some("with_cancel")),
+            "TupleWithCancel"
+        );
+        assert_eq!(
+            message_trait(Shape::Wild, Some("signal::notify")),
+            "WildSignalNotify"
+        );
+        assert_eq!(message_trait(Shape::Rest, None), "Rest");
+    }
+
+    fn probes(pat: &str) -> Vec<Proj> {
+        let pat = Pat::parse_single.parse_str(pat).unwrap();
+        let Pat::Tuple(tuple) = pat else { panic!() };
+        tuple_probes(&tuple.elems.iter().map(Elem::of_pat).collect::<Vec<_>>())
+            .into_iter()
+            .map(|probe| probe.proj)
+            .collect()
+    }
+
+    use syn::parse::Parser;
+
+    #[test]
+    fn tuple_patterns_check_what_they_drop() {
+        assert_eq!(probes("(c, _)"), [Proj::Front(1)]);
+        assert_eq!(probes("(_, g)"), [Proj::Front(0)]);
+        assert_eq!(probes("(c, ..)"), [Proj::Front(1)]);
+        assert_eq!(probes("(.., g)"), [Proj::Back(1)]);
+        assert_eq!(probes("(..)"), [Proj::Whole]);
+        assert_eq!(
+            probes("(a, _, .., _)"),
+            [Proj::Front(1), Proj::Front(2), Proj::Back(0)]
+        );
+        assert_eq!(probes("(a, b, c, d, _)"), []);
     }
 }

@@ -175,36 +175,14 @@ pub(crate) fn derive(name: &Ident, derivation: TokenStream) -> TokenStream {
 }
 
 /// The local holding the duration of `timeout = EXPR`, declared by
-/// [`derive_with_timeout`].
+/// [`timeout_duration`].
 pub(crate) fn timeout_local() -> Ident {
     local("__ctx_timeout")
 }
 
-/// `timeout = EXPR`, from `PARENT`:
-///
-/// ```text
-/// let __ctx_timeout: Duration = ::ctx::__private::timeout(EXPR);
-/// let (NAME, __ctx_guard) = ::ctx::Context::with_timeout(PARENT, __ctx_timeout);
-/// ```
-///
-/// The first line is spanned on the user's expression, so a wrong type is
-/// reported there.
-pub(crate) fn derive_with_timeout(
-    krate: &TokenStream,
-    expr: &syn::Expr,
-    parent: TokenStream,
-    name: &Ident,
-) -> TokenStream {
-    let duration = timeout_duration(krate, expr);
-    let derive = derive_timeout_child(krate, parent, name);
-    quote! {
-        #duration
-        #derive
-    }
-}
-
-/// The first line of [`derive_with_timeout`] alone:
-/// `let __ctx_timeout: Duration = ::ctx::__private::timeout(EXPR);`.
+/// `timeout = EXPR`, read once: `let __ctx_timeout: Duration =
+/// ::ctx::__private::timeout(EXPR);`, spanned on the user's expression so a
+/// wrong type is reported there.
 pub(crate) fn timeout_duration(krate: &TokenStream, expr: &syn::Expr) -> TokenStream {
     let timeout = timeout_local();
     let span = expr.span();
@@ -214,8 +192,7 @@ pub(crate) fn timeout_duration(krate: &TokenStream, expr: &syn::Expr) -> TokenSt
     }
 }
 
-/// The second line of [`derive_with_timeout`] alone, once `__ctx_timeout`
-/// is bound.
+/// The child under the timeout, once `__ctx_timeout` is bound.
 pub(crate) fn derive_timeout_child(
     krate: &TokenStream,
     parent: TokenStream,

@@ -15,9 +15,7 @@ use syn::{Attribute, Signature, Stmt};
 
 use crate::args::{self, Args, Flavor, Macro};
 use crate::check;
-use crate::codegen::{
-    bind_ctx, ctx_ident, derive, derive_with_timeout, local, pinned_body, timeout_local,
-};
+use crate::codegen::{bind_ctx, ctx_ident, derive, local, pinned_body, respan, timeout_local};
 use crate::errors::Errors;
 use crate::func::{Body, Func};
 
@@ -83,9 +81,7 @@ fn entry(entry: Entry, attr: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     errors.add(validate(entry, &func));
-    if let Some(stmts) = func.stmts() {
-        errors.add(check::lostcancel(stmts));
-    }
+    check::lostcancel(&mut func, &args.krate());
 
     if let Entry::Test = entry {
         // A `#[test]` of the user's is reported above; emitting it as well
@@ -98,10 +94,18 @@ fn entry(entry: Entry, attr: TokenStream, item: TokenStream) -> TokenStream {
         let out = func.to_tokens_with(&func.sig, None);
         return quote!(#errors #out);
     };
-    let sig = Signature {
+    let mut sig = Signature {
         asyncness: None,
         ..func.sig.clone()
     };
+    if let (Entry::Test, Some(_)) = (entry, &args.timeout) {
+        if returns_value(&func.sig) {
+            // The body runs on a thread of its own, and what it returns may
+            // not be `Send` (`Box<dyn Error>`): that thread reports it, as
+            // the test harness would, and hands over the exit code.
+            sig.output = syn::parse_quote!(-> ::std::process::ExitCode);
+        }
+    }
     let body = body(entry, &func.sig, stmts, &args);
     let mut out = func.to_tokens_with(&sig, Some(body));
     if let Entry::Test = entry {
@@ -173,6 +177,18 @@ fn body(entry: Entry, sig: &Signature, stmts: &[Stmt], args: &Args) -> TokenStre
     let root = local("__ctx_root");
     let user = pinned_body(sig, stmts);
     let bind = bind_ctx(&krate, &root, &ctx_ident(sig, Some(stmts)));
+    // Calls spanned on the test's name, so their `#[track_caller]` panics
+    // point at the test, not at a line of ctx or at the attribute.
+    let name = &sig.ident;
+    let at_name = respan(&krate, name.span());
+    let timeout = timeout_local();
+    // The panic quotes the option as written.
+    let shown = args
+        .timeout
+        .as_ref()
+        .map(|(_, expr)| quote!(#expr).to_string());
+    let timed_out =
+        quote_spanned!(name.span()=> #at_name::__private::test_timed_out(#timeout, #shown));
 
     let inner = match (entry, &args.timeout) {
         (Entry::Main, _) => {
@@ -194,20 +210,17 @@ fn body(entry: Entry, sig: &Signature, stmts: &[Stmt], args: &Args) -> TokenStre
                 #user
             }
         }
-        (Entry::Test, Some((_, expr))) => {
+        (Entry::Test, Some(_)) => {
             let out = local("__ctx_out");
-            let timeout = timeout_local();
-            let derive =
-                derive_with_timeout(&krate, expr, quote!(&#krate::Context::background()), &root);
-            // The panic quotes the option as written.
-            let shown = quote!(#expr).to_string();
             quote! {
-                #derive
-                let #out = #krate::__private::test_within(&#root, #timeout, #shown, async {
+                let #out = #krate::__private::test_within(&#root, async {
                     #bind
                     #user
                 }).await;
-                #out
+                match #out {
+                    ::core::option::Option::Some(#out) => #out,
+                    ::core::option::Option::None => #timed_out,
+                }
             }
         }
     };
@@ -228,7 +241,7 @@ fn body(entry: Entry, sig: &Signature, stmts: &[Stmt], args: &Args) -> TokenStre
         .map(|(_, expr)| quote_spanned!(expr.span()=> .worker_threads(#expr)));
     let failed = entry.runtime_failed();
     let body_future = local("__ctx_body");
-    quote! {
+    let run = quote! {
         let #body_future = async move { #inner };
         #krate::__private::tokio::runtime::Builder::#builder
             #workers
@@ -236,6 +249,57 @@ fn body(entry: Entry, sig: &Signature, stmts: &[Stmt], args: &Args) -> TokenStre
             .build()
             .expect(#failed)
             .block_on(#body_future)
+    };
+    let (Entry::Test, Some((_, expr))) = (entry, &args.timeout) else {
+        return run;
+    };
+
+    // The runtime and the body run on a thread of their own, under a root
+    // context made here, outside any runtime, so that its deadline and the
+    // watchdog are on the real clock even when tokio's is paused.
+    let duration = timeout_duration(&krate, expr);
+    let run = if returns_value(sig) {
+        let out = local("__ctx_out");
+        quote! {
+            let #out = { #run };
+            ::std::process::Termination::report(#out)
+        }
+    } else {
+        run
+    };
+    let name_shown = name.to_string();
+    let watchdog = quote_spanned! {name.span()=>
+        #at_name::__private::test_watchdog(
+            #timeout,
+            #shown,
+            #name_shown,
+            move |#root: #krate::Context| { #run },
+        )
+    };
+    quote! {
+        #duration
+        #watchdog
+    }
+}
+
+/// `let __ctx_timeout: Duration = ::ctx::__private::timeout(EXPR);`, spanned
+/// on the user's expression, so a wrong type is reported there.
+fn timeout_duration(krate: &TokenStream, expr: &syn::Expr) -> TokenStream {
+    let timeout = timeout_local();
+    let span = expr.span();
+    let krate = respan(krate, span);
+    quote_spanned! {span=>
+        let #timeout: ::core::time::Duration = #krate::__private::timeout(#expr);
+    }
+}
+
+/// Whether the test returns something other than `()`.
+fn returns_value(sig: &Signature) -> bool {
+    match &sig.output {
+        syn::ReturnType::Default => false,
+        syn::ReturnType::Type(_, ty) => {
+            !matches!(&**ty, syn::Type::Tuple(tuple) if tuple.elems.is_empty())
+        }
     }
 }
 
@@ -331,5 +395,28 @@ mod tests {
     #[test]
     fn test_expands_as_its_docs_say() {
         sketch_matches("test", super::test);
+    }
+
+    /// A test body is only compiled by `cargo test`, never by the ui tests'
+    /// `cargo check`, so this is where the check is seen to reach it.
+    #[test]
+    fn test_and_main_bodies_are_checked_for_lost_guards() {
+        let body: TokenStream = "async fn runs() { let (child, _) = ctx.with_cancel(); }"
+            .parse()
+            .unwrap();
+        for (expand, attr) in [
+            (
+                super::test as fn(TokenStream, TokenStream) -> TokenStream,
+                "",
+            ),
+            (super::test, "timeout = Duration::from_secs(1)"),
+            (super::main, ""),
+        ] {
+            let out = expand(attr.parse().unwrap(), body.clone()).to_string();
+            assert!(
+                out.contains("lostcancel :: TupleWithCancel :: front :: < 1 , _ >"),
+                "no lostcancel check in {out}"
+            );
+        }
     }
 }

@@ -31,7 +31,7 @@ pub(crate) fn ctx(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let (args, parsed) = args::parse(Macro::Ctx, attr);
     errors.add(parsed);
-    let func = match Func::parse_item(item.clone(), "#[ctx]") {
+    let mut func = match Func::parse_item(item.clone(), "#[ctx]") {
         Ok(func) => func,
         Err(error) => {
             // Not a function: leave the item as it was.
@@ -45,11 +45,11 @@ pub(crate) fn ctx(attr: TokenStream, item: TokenStream) -> TokenStream {
         errors.push(error);
         return quote!(#errors #item);
     }
+    // Wrapping the discards first changes no shape: the tail a returned
+    // future is recognised by is an expression, never a discard.
+    check::lostcancel(&mut func, &args.krate());
     let shape = Shape::of(&func);
     errors.add(validate(&func, &shape, &args));
-    if let Some(stmts) = func.stmts() {
-        errors.add(check::lostcancel(stmts));
-    }
 
     let gen = Gen {
         args: &args,

@@ -1,5 +1,6 @@
 //! Attributes for the [ctx] crate: `#[ctx]`, `#[ctx::main]` and
-//! `#[ctx::test]`, with a compile-time lostcancel check.
+//! `#[ctx::test]`, with a compile-time lostcancel check, and `#[ctx::check]`
+//! with the check alone.
 //!
 //! Use them through `ctx`, which re-exports them; this crate is an
 //! implementation detail and its paths are not API.
@@ -328,8 +329,10 @@ use proc_macro::TokenStream;
 /// returns the new context with a `CancelGuard` that cancels it when dropped.
 /// A guard dropped at once leaves a context that is canceled before anything
 /// uses it: the mistake Go's `go vet` reports as lostcancel. Inside the body
-/// of a `#[ctx]`, `#[ctx::main]` or `#[ctx::test]` function, on any receiver,
-/// in nested blocks, closures and async blocks, these are compile errors:
+/// of a `#[ctx]`, `#[ctx::main]`, `#[ctx::test]` or [`#[ctx::check]`](macro@check)
+/// item, in nested blocks, closures and async blocks, these are compile
+/// errors when what they drop is a `CancelGuard` (alone, as the guard of a
+/// pair, or in the `io::Result` of `signal::notify`):
 ///
 /// ```text
 /// let (c, _) = x.with_cancel();         // error on `_` (and on `..`)
@@ -337,7 +340,23 @@ use proc_macro::TokenStream;
 /// x.with_deadline(t);                   // error on the statement
 /// (c, _) = x.with_timeout_cause(d, e);  // error on `_`
 /// let c = x.with_cancel().0;            // error on `.0`
+/// std::mem::forget(guard);              // error on `forget`: never canceled
+/// let c = match x.with_cancel() { (c, _) => c };  // error on `_`
 /// ```
+///
+/// The last one: an arm (or an `if let`) that hands the context out while
+/// its guard, left under `_`, is dropped with the scrutinee at the end of
+/// the statement. An arm that only uses the context inside runs while the
+/// guard is alive, and is fine.
+///
+/// The check follows types, not names: the macro wraps each discarded
+/// value, where it stands, in a call that rustc resolves once it knows the
+/// value's type, and only a guard fails. So a guard from a function of your
+/// own, from a closure or from each branch of an `if` is caught; a method of
+/// another type called `with_timeout`, a tuple of your own, or a `_` whose
+/// type is only known from a later line compiles as before. The wrapping
+/// returns the value unchanged: every value is dropped where it was.
+/// The error is rustc's `E0277` with the message above, on the span shown.
 ///
 /// The fix is to bind the guard and keep it until the work ends:
 /// `let (c, _cancel) = x.with_cancel();` (`_cancel` is a name, kept to the
@@ -345,20 +364,25 @@ use proc_macro::TokenStream;
 /// struct, returned, passed to a function, or canceled by hand on some paths
 /// is fine.
 ///
-/// The check reads syntax, before types exist, so it cannot see:
+/// What it does not see:
 ///
 /// - a guard dropped through a path it does not look at: a guard bound and
 ///   then dropped early (`drop(guard)`, a block that ends), a pair moved into
-///   a function that drops it, a derivation wrapped in another expression
-///   (`let (c, _) = if a { x.with_cancel() } else { y.with_cancel() };`), or
-///   built inside a macro invocation, whose tokens it does not parse;
-/// - code outside the attributed function: nested `fn` items and other
-///   functions without `#[ctx]` (there, `#[must_use]` on the guard and on the
-///   derivations gives a warning instead);
-/// - types: any method named like a derivation, with the same number of
-///   arguments, counts, whatever its receiver. A method of another type
-///   called `with_timeout(d)` whose result is dropped is reported too;
-///   bind the result to a name (`let _unused = ...`) to silence it.
+///   a function that drops it, a guard inside another type (`Some(guard)`, a
+///   struct) or a tuple of more than four elements, or a value built inside
+///   a macro invocation, whose tokens it does not parse;
+/// - a call that never returns (type `!`) in place of a discarded value:
+///   std's `process::exit`, `process::abort`, `panic_any` and
+///   `resume_unwind` are left alone; a function of your own that returns
+///   `!`, written as `let _ = stop();`, is reported as a lost guard (write
+///   `stop();`, which drops nothing);
+/// - a place: `let (c, _) = pair;` moves `c` out and leaves the guard in
+///   `pair`, which drops it at the end of its scope: nothing to report;
+/// - code outside a checked item: nested `fn` items of a `#[ctx]` function
+///   and every other function. There a discarded guard is silent, or, as a
+///   bare statement, a `#[must_use]` warning whose help suggests `let _ =`,
+///   the same mistake: put `#[ctx::check]` on the function, its `impl` block
+///   or its module.
 #[proc_macro_attribute]
 pub fn ctx(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::ctx(args.into(), item.into()).into()
@@ -450,15 +474,29 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 ///
 /// `ctx` is `&ctx::Context`, a root context for the test. The body is
-/// checked for lost cancel guards as in `#[ctx]`.
+/// checked for lost cancel guards as in `#[ctx]` (a test body is compiled,
+/// and so checked, by `cargo test`).
 ///
 /// # `timeout = EXPR`
 ///
 /// `EXPR` is a `std::time::Duration`. `ctx` gets that timeout; when it
 /// expires, the context is canceled and the test fails with a panic message
 /// that names the timeout (`#[should_panic(expected = "timeout")]` matches
-/// it), even if the body ignores `ctx`: its future is dropped. Without
-/// `timeout`, `ctx` is never done while the test runs.
+/// it) and points at the test, even if the body ignores `ctx`: its future is
+/// dropped. Without `timeout`, `ctx` is never done while the test runs.
+///
+/// A body that blocks its thread instead of awaiting (`std::thread::sleep`
+/// in a loop, a lock, a busy loop) cannot be dropped, so the runtime and the
+/// body run on a thread of their own, and the test's thread is a watchdog
+/// on the real clock: at the timeout plus a quarter of a second it cancels
+/// `ctx` and fails the test with the same message, adding that the body is
+/// left behind on its thread (it ends with the test process). The timeout
+/// and the watchdog use the real clock even when tokio's clock is paused.
+/// A panic of the body (a failed assertion, `#[should_panic]`) is resumed on
+/// the test's thread, so the test fails or passes as it would have. A test
+/// that returns a value (`Result<(), E>`) is reported on the body's thread,
+/// as the test harness would (`Error: ...` and a failure), and the function
+/// returns the `ExitCode`, since the value itself may not be `Send`.
 ///
 /// # Other options
 ///
@@ -473,46 +511,114 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// ```text
 /// #[ctx::test(timeout = D)]
-/// async fn name() -> R { BODY }
+/// async fn name() { BODY }
 /// ```
 ///
 /// becomes (names as in [`macro@main`]):
 ///
 /// ```text
 /// #[::core::prelude::v1::test]
-/// fn name() -> R {
-///     let __ctx_body = async move {
-///         let __ctx_timeout: ::core::time::Duration = ::ctx::__private::timeout(D);
-///         let (__ctx_root, __ctx_guard) =
-///             ::ctx::Context::with_timeout(&::ctx::Context::background(), __ctx_timeout);
-///         // Races the body against `__ctx_root` (the body's future is dropped
-///         // if the deadline passes first) and then panics, quoting `D`, if
-///         // the deadline has passed.
-///         let __ctx_out = ::ctx::__private::test_within(&__ctx_root, __ctx_timeout, "D", async {
-///             #[allow(unused_variables)]
-///             let ctx: &::ctx::Context = &__ctx_root;
-///             let __ctx_out: R = { BODY };
-///             #[allow(unreachable_code)]
-///             return __ctx_out;
-///         })
-///         .await;
-///         __ctx_out
-///     };
-///     ::ctx::__private::tokio::runtime::Builder::new_current_thread()
-///         .enable_all()
-///         .build()
-///         .expect("ctx::test: failed to build the tokio runtime")
-///         .block_on(__ctx_body)
+/// fn name() {
+///     let __ctx_timeout: ::core::time::Duration = ::ctx::__private::timeout(D);
+///     // Makes the root context, with the timeout, runs the closure on a
+///     // thread of its own, and fails the test, quoting `D`, if it has not
+///     // returned by the timeout plus a grace of 250 ms.
+///     ::ctx::__private::test_watchdog(
+///         __ctx_timeout,
+///         "D",
+///         "name",
+///         move |__ctx_root: ::ctx::Context| {
+///             let __ctx_body = async move {
+///                 // Races the body against `__ctx_root` (the body's future is
+///                 // dropped if the deadline passes first): `None` if the
+///                 // deadline has passed.
+///                 let __ctx_out = ::ctx::__private::test_within(&__ctx_root, async {
+///                     #[allow(unused_variables)]
+///                     let ctx: &::ctx::Context = &__ctx_root;
+///                     let __ctx_out: () = { BODY };
+///                     #[allow(unreachable_code)]
+///                     return __ctx_out;
+///                 })
+///                 .await;
+///                 match __ctx_out {
+///                     ::core::option::Option::Some(__ctx_out) => __ctx_out,
+///                     // Panics, quoting `D`, at the test's name.
+///                     ::core::option::Option::None => ::ctx::__private::test_timed_out(__ctx_timeout, "D"),
+///                 }
+///             };
+///             ::ctx::__private::tokio::runtime::Builder::new_current_thread()
+///                 .enable_all()
+///                 .build()
+///                 .expect("ctx::test: failed to build the tokio runtime")
+///                 .block_on(__ctx_body)
+///         },
+///     )
 /// }
 /// ```
 ///
 /// `::ctx::__private::timeout(D)` only checks that `D` is a `Duration`.
-/// Without `timeout`, there is no race: the async block starts with
-/// `let (__ctx_root, __ctx_guard) =
-/// ::ctx::Context::with_cancel(&::ctx::Context::background());`, then binds
-/// `ctx` and runs the body as in [`macro@main`]. `R`, `flavor` and
-/// `worker_threads` are as there.
+/// With a return type `R` other than `()`, the function returns
+/// `::std::process::ExitCode`, and the closure ends with
+/// `::std::process::Termination::report(..)` of the runtime's result.
+/// Without `timeout` there is no thread and no race: the body is built as in
+/// [`macro@main`], with `let (__ctx_root, __ctx_guard) =
+/// ::ctx::Context::with_cancel(&::ctx::Context::background());` as its root,
+/// and `R` kept. `flavor` and `worker_threads` are as there.
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::test(args.into(), item.into()).into()
+}
+
+/// The lostcancel check of [`#[ctx]`](macro@ctx), alone: for code that takes
+/// its context by hand, or that `#[ctx]` does not fit.
+///
+/// Put it on a function, an `impl` block, a trait or an inline
+/// `mod { ... }`: every function body inside, nested functions included, is
+/// checked as a `#[ctx]` body is (see [the lostcancel
+/// check](macro@ctx#the-lostcancel-check)), and nothing else changes: no
+/// parameter is added, no body is raced. Functions inside that have
+/// `#[ctx]`, `#[ctx::main]` or `#[ctx::test]` are checked once.
+///
+/// ```
+/// use ctx::Context;
+///
+/// struct Store;
+///
+/// #[ctx::check]
+/// impl Store {
+///     fn get(&self, parent: &Context, key: u32) -> Option<u32> {
+///         // `let (ctx, _) = ...` here would not compile: the guard would
+///         // cancel `ctx` at once.
+///         let (ctx, _cancel) = parent.with_cancel();
+///         ctx.check().ok().map(|()| key)
+///     }
+/// }
+///
+/// assert_eq!(Store.get(&Context::background(), 7), Some(7));
+/// ```
+///
+/// Go: `go vet`'s lostcancel analyzer, for the code it covers.
+///
+/// # `crate = path`
+///
+/// The path the ctx crate is known by, if renamed, as for `#[ctx]`.
+///
+/// # Expansion
+///
+/// The item as written, with each discarded value wrapped in its check:
+///
+/// ```text
+/// let (ctx, _) = parent.with_cancel();
+/// // becomes
+/// let (ctx, _) = ::ctx::__private::lostcancel::TupleWithCancel::front::<1, _>(
+///     parent.with_cancel(),
+/// )
+/// .__lostcancel(0);
+/// ```
+///
+/// The call returns its argument; its bounds hold for every type but a
+/// guard at that place (`ctx::__private::lostcancel` explains how).
+#[proc_macro_attribute]
+pub fn check(args: TokenStream, item: TokenStream) -> TokenStream {
+    check::attribute(args.into(), item.into()).into()
 }

@@ -103,7 +103,7 @@ impl std::panic::RefUnwindSafe for CancelGuard {}
 impl Drop for CancelGuard {
     fn drop(&mut self) {
         if let Some(node) = self.node.take() {
-            tree::cancel(&node, Error::Canceled, None);
+            tree::release(node);
         }
     }
 }

@@ -11,6 +11,10 @@
 //!   the caller's `grpc-timeout` (capped by the layer's maximum), it carries
 //!   the [`RequestId`](crate::http::RequestId), and it is canceled when the
 //!   caller cancels the call (HTTP/2 stream reset) or the server shuts down.
+//!   A handler still running when its context ends is dropped, and the
+//!   caller gets `DEADLINE_EXCEEDED` or `CANCELLED` from the layer; a
+//!   response stream still open then ends with that status in its
+//!   trailers (see [the race](crate::http::ContextLayer#the-race)).
 //! - **Client**: wrap the channel in [`ClientLayer`] (its service, response
 //!   future and body in [`client`]) and make each request with
 //!   [`request(&ctx, message)`](request). The call sends the time left

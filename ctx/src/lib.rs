@@ -123,7 +123,8 @@
 //! and make outgoing calls carry the deadline on (`ctx::http`, Go's
 //! `r.Context()`); `axum` makes `ctx: ctx::Context` a handler argument;
 //! `tonic` does the same for gRPC (`ctx::grpc`); `tracing` logs the request
-//! id in a span around each request.
+//! id in a span around each request, and makes every scope task run in the
+//! span that was current where it was spawned.
 //!
 //! # Seeing inside
 //!
@@ -174,4 +175,4 @@ pub use done::{Done, DoneOwned};
 pub use error::{Cause, Error};
 pub use scope::{scope, Scope, TaskHandle};
 
-pub use ctx_macros::{ctx, main, test};
+pub use ctx_macros::{check, ctx, main, test};

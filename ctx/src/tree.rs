@@ -34,9 +34,12 @@
 //! # State
 //!
 //! A cancel node's `state` byte holds the error bits (`CANCELED`, `DEADLINE`),
-//! `SETTLED`, `PARKED` (a canceler waits for `SETTLED`: `settle.rs`), and
-//! constant flags set at creation (`HAS_DEADLINE`, `FROM_DEADLINE`). `err()`
-//! is one `Acquire` load of that byte, with no lock.
+//! `SETTLED`, `PARKED` (a canceler waits for `SETTLED`: `settle.rs`),
+//! `BORN_DONE` (set with the error bits of a child of a done parent, whose
+//! cause is the parent's), and constant flags set at creation
+//! (`HAS_DEADLINE`, `FROM_DEADLINE`, and `TOKIO_CLOCK` under the
+//! `test-util` feature). `err()` is one `Acquire` load of that byte, with
+//! no lock.
 //!
 //! # Invariants
 //!
@@ -144,9 +147,14 @@ impl Repr {
     /// The nearest value of type `T` at or above this node.
     pub(crate) fn value<T: Send + Sync + 'static>(&self) -> Option<&T> {
         let wanted = TypeId::of::<T>();
+        let bit = type_bit(wanted);
         let mut current = self;
         loop {
             if let Repr::Value(node) = current {
+                if node.types & bit == 0 {
+                    // No value of this type at or above: a miss in one hop.
+                    return None;
+                }
                 if node.type_id == wanted {
                     return node.value.downcast_ref::<T>();
                 }
@@ -155,9 +163,28 @@ impl Repr {
         }
     }
 
+    /// The `types` filter of the nearest value node at or above, looking
+    /// at most `VALUE_FILTER_REACH` nodes up; all bits if it is further.
+    fn value_types(&self) -> u64 {
+        let mut current = self;
+        for _ in 0..VALUE_FILTER_REACH {
+            match current {
+                Repr::Value(node) => return node.types,
+                Repr::Background | Repr::Todo => return 0,
+                Repr::Cancel(_) | Repr::WithoutCancel(_) => {}
+            }
+            current = match current.parent() {
+                Some(parent) => parent,
+                None => return 0,
+            };
+        }
+        u64::MAX
+    }
+
     /// A child carrying `value`.
     pub(crate) fn with_value<T: Send + Sync + 'static>(&self, value: T) -> Repr {
         Repr::Value(Arc::new(ValueNode {
+            types: self.value_types() | type_bit(TypeId::of::<T>()),
             parent: self.clone(),
             type_id: TypeId::of::<T>(),
             type_name: std::any::type_name::<T>(),
@@ -174,12 +201,42 @@ impl Repr {
     }
 }
 
+/// How far up `with_value` looks for the filter of the value node above.
+const VALUE_FILTER_REACH: usize = 32;
+
+/// One of 64 bits for a type: the top bits of its `TypeId`'s hash (which
+/// is itself a hash, so they are well spread).
+#[inline]
+fn type_bit(id: TypeId) -> u64 {
+    /// Keeps what `TypeId::hash` writes: no hashing of our own.
+    struct Keep(u64);
+    impl std::hash::Hasher for Keep {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for &byte in bytes {
+                self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+            }
+        }
+        fn write_u64(&mut self, n: u64) {
+            self.0 ^= n;
+        }
+    }
+    let mut keep = Keep(0);
+    std::hash::Hash::hash(&id, &mut keep);
+    1 << (keep.0 >> 58)
+}
+
 const CANCELED: u8 = 0b0000_0001;
 const DEADLINE: u8 = 0b0000_0010;
 const ERR_MASK: u8 = CANCELED | DEADLINE;
 const SETTLED: u8 = 0b0000_0100;
 /// Set by a canceler that parks until `SETTLED` (see `settle.rs`).
 const PARKED: u8 = 0b0010_0000;
+/// Set with the error bits of a child made under a parent that was done
+/// already: it records no cause of its own and reports its parent's.
+const BORN_DONE: u8 = 0b1000_0000;
 /// Constant (feature `test-util`): this node or one above it has a deadline
 /// on tokio's paused clock, which no thread watches; `err()` checks it.
 #[cfg(feature = "test-util")]
@@ -287,6 +344,11 @@ fn release_if_empty(inner: &mut Option<Box<Extra>>) {
 pub(crate) struct ValueNode {
     parent: Repr,
     type_id: TypeId,
+    /// A filter of the value types at or above this node: the bit of each
+    /// (`type_bit`), or all bits when the nearest value node above is out
+    /// of reach. A clear bit proves a miss, so a lookup of a type nobody
+    /// set costs one hop instead of a walk to the root (Go walks).
+    types: u64,
     /// For the `Debug` chain.
     pub(crate) type_name: &'static str,
     value: Box<dyn Any + Send + Sync>,
@@ -477,8 +539,17 @@ impl CancelNode {
     /// The cause: `None` while live.
     pub(crate) fn cause(&self) -> Option<Cause> {
         let err = self.err()?;
+        // A child born done has its parent's cause: walk up (a loop, for
+        // long chains of such children) to the node that recorded it.
+        let mut node = self;
+        while node.state.load(Ordering::Relaxed) & BORN_DONE != 0 {
+            match node.parent.signal() {
+                Some(parent) => node = parent,
+                None => break,
+            }
+        }
         // Invariant 1: the cause was written under the lock before the bits.
-        let cause = self
+        let cause = node
             .lock()
             .extra
             .as_ref()
@@ -537,20 +608,22 @@ impl crate::debug::registry::Observe for CancelNode {
 fn propagate_cancel(parent: &Arc<CancelNode>, child: &Arc<CancelNode>) {
     // Invariants 1 and 2: registering and the parent's transition to done
     // are ordered by the parent's lock.
-    let mut inner = parent.lock();
+    // A parent done already never changes again (invariant 1): the child is
+    // born done, with no lock taken. It is not shared yet, so nobody waits
+    // on it; `BORN_DONE` makes its `cause()` read the parent's.
     if let Some(err) = decode(parent.state.load(Ordering::Acquire)) {
-        // Invariant 1: the parent gave up its lists; the child is born done
-        // with the parent's error and cause.
-        let cause = inner.extra.as_ref().and_then(|extra| extra.cause.clone());
-        drop(inner);
-        if cause.is_some() {
-            // Invariant 1: the cause is written before the error bits. The
-            // child is not shared yet, so nobody can be waiting on it.
-            child.lock().extra().cause = cause;
-        }
         child
             .state
-            .fetch_or(err_bits(err) | SETTLED, Ordering::Release);
+            .fetch_or(err_bits(err) | SETTLED | BORN_DONE, Ordering::Release);
+        return;
+    }
+    let mut inner = parent.lock();
+    if let Some(err) = decode(parent.state.load(Ordering::Acquire)) {
+        // Invariant 1: the parent gave up its lists meanwhile; as above.
+        drop(inner);
+        child
+            .state
+            .fetch_or(err_bits(err) | SETTLED | BORN_DONE, Ordering::Release);
         return;
     }
     // Invariant 2: we hold the parent's lock, so `index` is ours to write.
@@ -562,9 +635,48 @@ fn propagate_cancel(parent: &Arc<CancelNode>, child: &Arc<CancelNode>) {
 #[derive(Default)]
 struct Aftermath {
     settle: Vec<Arc<CancelNode>>,
-    wakers: Vec<Waker>,
-    after_funcs: Vec<Arc<Callback>>,
-    timers: Vec<deadline::Armed>,
+    wakers: Few<Waker>,
+    after_funcs: Few<Arc<Callback>>,
+    timers: Few<deadline::Armed>,
+}
+
+/// A list that holds its first item inline: canceling a leaf with one
+/// waiter, one callback or one timer allocates nothing.
+struct Few<T> {
+    first: Option<T>,
+    rest: Vec<T>,
+}
+
+impl<T> Default for Few<T> {
+    fn default() -> Self {
+        Few {
+            first: None,
+            rest: Vec::new(),
+        }
+    }
+}
+
+impl<T> Extend<T> for Few<T> {
+    fn extend<I: IntoIterator<Item = T>>(&mut self, items: I) {
+        for item in items {
+            match self.first {
+                None => self.first = Some(item),
+                Some(_) => self.rest.push(item),
+            }
+        }
+    }
+}
+
+impl<T> Few<T> {
+    /// Calls `f` on each item, first to last.
+    fn each(self, mut f: impl FnMut(T)) {
+        if let Some(first) = self.first {
+            f(first);
+        }
+        if !self.rest.is_empty() {
+            self.rest.into_iter().for_each(f);
+        }
+    }
 }
 
 impl Aftermath {
@@ -604,6 +716,18 @@ pub(crate) fn cancel(node: &Arc<CancelNode>, err: Error, cause: Option<Cause>) -
     cancel_with(node, err, cause, Callbacks::Here).is_ok()
 }
 
+/// What a guard's drop does: [`cancel`], unless the guard holds the only
+/// reference to the node. Then nothing can ever observe the node (no
+/// context, child, waiter, callback, timer entry or parent list refers to
+/// it: each would hold a reference), so it is freed without the lock or
+/// the walk.
+pub(crate) fn release(node: Arc<CancelNode>) {
+    if Arc::strong_count(&node) == 1 {
+        return;
+    }
+    cancel(&node, Error::Canceled, None);
+}
+
 /// Where a cancel runs the `after_func` callbacks it fires.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Callbacks {
@@ -623,6 +747,12 @@ pub(crate) fn cancel_with(
     cause: Option<Cause>,
     callbacks: Callbacks,
 ) -> Result<(), Option<Cause>> {
+    // Invariant 3: a settled node's whole subtree is done already; nothing
+    // to do and nothing to wait for (a born-done child, the later guards of
+    // a chain whose top was canceled), so no lock either.
+    if node.state.load(Ordering::Acquire) & SETTLED != 0 {
+        return Err(cause);
+    }
     // A cause equal to the plain error is stored as "none": nothing kept.
     let cause = cause.filter(|cause| cause.as_ctx_error() != Some(err));
     let mut inner = node.lock();
@@ -665,19 +795,15 @@ pub(crate) fn cancel_with(
         }
     }
 
-    for armed in aftermath.timers {
-        deadline::disarm(armed);
-    }
-    for waker in aftermath.wakers {
+    aftermath.timers.each(deadline::disarm);
+    aftermath.wakers.each(|waker| {
         // A panicking waker must not stop the others from being woken.
         unwind::contain(|| waker.wake());
-    }
-    for after in aftermath.after_funcs {
-        match callbacks {
-            Callbacks::Here => after.fire(),
-            Callbacks::Pool => pool::execute(move || after.fire()),
-        }
-    }
+    });
+    aftermath.after_funcs.each(|after| match callbacks {
+        Callbacks::Here => after.fire(),
+        Callbacks::Pool => pool::execute(move || after.fire()),
+    });
     remove_child(node);
     Ok(())
 }
@@ -707,4 +833,46 @@ fn remove_child(node: &Arc<CancelNode>) {
     inner.shrink_children();
     drop(inner);
     drop(removed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Repr;
+
+    struct A(u32);
+    struct B;
+
+    /// A chain of `n` cancel nodes below `top` (their guards are leaked on
+    /// purpose: only the shape matters here).
+    fn below(top: Repr, n: usize) -> Repr {
+        (0..n).fold(top, |parent, _| {
+            Repr::Cancel(super::CancelNode::new(&parent, None, 0))
+        })
+    }
+
+    #[test]
+    fn the_value_filter_never_hides_a_value() {
+        let root = Repr::Background.with_value(A(1));
+        // Within the filter's reach, and far beyond it.
+        for gap in [0, 5, super::VALUE_FILTER_REACH + 8] {
+            let leaf = below(root.clone(), gap).with_value(7u64);
+            assert_eq!(leaf.value::<A>().map(|a| a.0), Some(1), "gap {gap}");
+            assert_eq!(leaf.value::<u64>(), Some(&7));
+            assert!(leaf.value::<B>().is_none());
+        }
+    }
+
+    #[test]
+    fn a_miss_stops_at_the_first_value_node() {
+        let mut chain = Repr::Background;
+        for i in 0..100usize {
+            chain = chain.with_value(i);
+        }
+        let Repr::Value(node) = &chain else {
+            unreachable!()
+        };
+        assert_eq!(node.types, super::type_bit(std::any::TypeId::of::<usize>()));
+        assert!(chain.value::<B>().is_none());
+        assert_eq!(chain.value::<usize>(), Some(&99));
+    }
 }

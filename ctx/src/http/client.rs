@@ -27,7 +27,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{decode_timeout, encode_timeout, RequestId, GRPC_TIMEOUT, X_REQUEST_ID};
-use crate::{Context, Error};
+use crate::{Context, DoneOwned, Error};
 
 /// The error type of boxed service errors, as tower and hyper use it.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -158,8 +158,10 @@ where
         if let Err(err) = prepare_outgoing(&ctx, req.headers_mut()) {
             return ResponseFuture::failed(err);
         }
-        let watch = Watch::new(ctx);
-        ResponseFuture::running(self.inner.call(req), Some(watch))
+        // An owned `done()`: it lives in the future, then in the body, and
+        // costs no allocation of its own.
+        let done = ctx.done_owned();
+        ResponseFuture::running(self.inner.call(req), Some(done))
     }
 }
 
@@ -193,21 +195,6 @@ pub(crate) fn prepare_outgoing(ctx: &Context, headers: &mut HeaderMap) -> Result
             .or_insert_with(|| id.header_value().clone());
     }
     Ok(())
-}
-
-/// A context's `done()`, owning its context, so that it can live in a
-/// future or body across polls (`done()` borrows; boxing pins the pair).
-struct Watch(Pin<Box<dyn Future<Output = Error> + Send>>);
-
-impl Watch {
-    fn new(ctx: Context) -> Watch {
-        Watch(Box::pin(async move { ctx.done().await }))
-    }
-
-    #[inline]
-    fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<Error> {
-        self.0.as_mut().poll(cx)
-    }
 }
 
 pin_project! {
@@ -246,9 +233,10 @@ pin_project! {
             // The inner service's call.
             #[pin]
             inner: F,
-            // The request's context: `None` for a request without one.
-            // Moved into the body when the response head arrives.
-            watch: Option<Watch>,
+            // The end of the request's context: `None` for a request
+            // without one. Moved into the body when the response head
+            // arrives.
+            done: Option<DoneOwned>,
         },
         Failed {
             // Why the call was not sent; taken by the one poll that
@@ -259,9 +247,9 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    fn running(inner: F, watch: Option<Watch>) -> ResponseFuture<F> {
+    fn running(inner: F, done: Option<DoneOwned>) -> ResponseFuture<F> {
         ResponseFuture {
-            state: State::Running { inner, watch },
+            state: State::Running { inner, done },
         }
     }
 
@@ -285,20 +273,20 @@ where
                 err.take()
                     .expect("ctx: internal error: client ResponseFuture polled after it finished"),
             ))),
-            StateProj::Running { inner, watch } => {
+            StateProj::Running { inner, done } => {
                 // The context first: once it is done the call is over, even
                 // if the answer arrived in the same instant.
-                if let Some(err) = watch.as_mut().and_then(|w| ready_err(w.poll(cx))) {
+                if let Some(err) = done.as_mut().and_then(|d| ready_err(Pin::new(d).poll(cx))) {
                     return Poll::Ready(Err(ClientError::Context(err)));
                 }
                 match inner.poll(cx) {
                     Poll::Pending => Poll::Pending,
                     Poll::Ready(Err(err)) => Poll::Ready(Err(ClientError::Service(err.into()))),
                     Poll::Ready(Ok(resp)) => {
-                        let watch = watch.take();
+                        let done = done.take();
                         Poll::Ready(Ok(resp.map(|inner| ResponseBody {
                             inner,
-                            watch,
+                            done,
                             aborted: false,
                         })))
                     }
@@ -347,10 +335,10 @@ pin_project! {
         // The inner service's body.
         #[pin]
         inner: B,
-        // The request's context, from the response future; cleared at the
-        // end of the body or when the context ends it, so a finished body
-        // holds no context.
-        watch: Option<Watch>,
+        // The end of the request's context, from the response future;
+        // cleared at the end of the body or when the context ends it, so a
+        // finished body holds no context.
+        done: Option<DoneOwned>,
         // Set once the context ended the body: every later poll reports
         // the end.
         aborted: bool,
@@ -373,14 +361,18 @@ where
         if *this.aborted {
             return Poll::Ready(None);
         }
-        if let Some(err) = this.watch.as_mut().and_then(|w| ready_err(w.poll(cx))) {
+        if let Some(err) = this
+            .done
+            .as_mut()
+            .and_then(|d| ready_err(Pin::new(d).poll(cx)))
+        {
             *this.aborted = true;
-            *this.watch = None;
+            *this.done = None;
             return Poll::Ready(Some(Err(ClientError::Context(err))));
         }
         match this.inner.poll_frame(cx) {
             Poll::Ready(None) => {
-                *this.watch = None;
+                *this.done = None;
                 Poll::Ready(None)
             }
             Poll::Ready(Some(frame)) => {

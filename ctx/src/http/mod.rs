@@ -50,10 +50,21 @@
 //! handler has read to the end. A handler that never reads a large upload
 //! learns of the disconnect when it next writes.
 //!
-//! Hyper drops the handler's future on disconnect, so code after an `.await`
-//! in the handler does not run then: work that must notice the cancellation
-//! (log it, roll back) runs in a task holding a clone of the context, which
-//! sees `done()`.
+//! The layer enforces the request context (see [the
+//! race](ContextLayer#the-race)): when the context ends before the handler
+//! has answered, it drops the handler's future and answers itself, 504 or
+//! 503 (for gRPC, `grpc-status` 4 or 1), with the request id; a body still
+//! streaming then is cut. [`ContextLayer::cooperative`] turns that off.
+//!
+//! Hyper drops the handler's future on disconnect, and the layer drops it
+//! when the context ends, so code after an `.await` in the handler does not
+//! run then: work that must notice the cancellation (log it, roll back)
+//! runs in a task holding a clone of the context, which sees `done()`.
+//! Work that must finish even if the client goes away belongs behind a
+//! [`DetachLayer`] (feature `tower`; its future in [`detach`]): the
+//! handler runs to completion in its own task, under a context that keeps
+//! the request's deadline and values and that only the server's root
+//! cancels.
 //!
 //! # Clients
 //!
@@ -92,6 +103,8 @@ mod axum;
 #[cfg(feature = "tower")]
 pub mod client;
 #[cfg(feature = "tower")]
+pub mod detach;
+#[cfg(feature = "tower")]
 pub mod server;
 
 #[cfg(feature = "axum")]
@@ -102,6 +115,9 @@ pub use self::axum::MissingContext;
 #[cfg(feature = "tower")]
 #[doc(inline)]
 pub use client::{ClientError, ClientLayer, ClientService};
+#[cfg(feature = "tower")]
+#[doc(inline)]
+pub use detach::{DetachLayer, DetachService};
 #[cfg(feature = "tower")]
 #[doc(inline)]
 pub use server::{Abandoned, ContextLayer, ContextService, HandlerPanicked};

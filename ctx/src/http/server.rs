@@ -13,11 +13,11 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::task::{ready, Context as TaskContext, Poll};
-use std::time::{Duration, Instant};
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
 
 use bytes::Buf;
-use http::header::CONTENT_LENGTH;
+use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
@@ -25,7 +25,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{decode_timeout, RequestId, GRPC_TIMEOUT, X_REQUEST_ID};
-use crate::{CancelGuard, Context};
+use crate::{CancelGuard, Context, DoneOwned, Error};
 
 /// A tower layer that gives every request its own [`Context`], a child of
 /// the server's root, stored in the request's extensions.
@@ -43,6 +43,47 @@ use crate::{CancelGuard, Context};
 /// The response gets the request id as `x-request-id`, unless the service
 /// set that header itself. With the `tracing` feature, the service's future
 /// runs inside a `request` span with the id as its `request_id` field.
+///
+/// # The race
+///
+/// The layer enforces the request context, as `#[ctx]` does for a body
+/// and [`Context::run`] for a future. When the context ends (its deadline
+/// passes, or the root is canceled) before the handler has returned the
+/// response head, the handler's future is dropped and the layer answers
+/// itself, as `ctx::Error`'s own axum response does:
+///
+/// - 504 Gateway Timeout (deadline) or 503 Service Unavailable (canceled),
+///   with the error's text (`context deadline exceeded`, `context
+///   canceled`) as a `text/plain` body;
+/// - for a gRPC request (its `content-type` starts with
+///   `application/grpc`), HTTP 200 with `grpc-status` 4
+///   (`DEADLINE_EXCEEDED`) or 1 (`CANCELLED`) and the text as
+///   `grpc-message`, in the headers and with no body: the trailers-only
+///   response tonic itself sends for a [`Status`](https://docs.rs/tonic/latest/tonic/struct.Status.html),
+///   with the codes of `From<ctx::Error> for tonic::Status`;
+/// - either way with the request id as `x-request-id`.
+///
+/// A context already done when the request arrives (`grpc-timeout: 0n`, a
+/// root canceled) is answered so at the first poll, without polling the
+/// handler; a handler ready in the same poll as the end of its context
+/// loses, as in [`Context::run`]. The request context keeps the cause that
+/// ended it (the deadline, or the root's cause), and the layer's answer
+/// counts as a response written in full: never [`Abandoned`].
+///
+/// After the head, a body still streaming when the context ends is cut
+/// there: the handler's body is dropped and the response ends. For gRPC
+/// it ends with trailers carrying `grpc-status` and `grpc-message`, which
+/// is how a gRPC stream reports a deadline; for plain HTTP it ends without
+/// an error (a body type's error cannot be made up). With a known length
+/// (`content-length`) the client then sees a short, failed response, as
+/// hyper closes the connection; a chunked or HTTP/2 body looks complete to
+/// the client, so a stream that must tell a cut from an end should mark
+/// its own end.
+///
+/// [`cooperative`](ContextLayer::cooperative) turns the race off, for the
+/// head and the body: the handler then runs until it returns and must
+/// watch `ctx` itself. Work that must finish even if the client goes away
+/// belongs behind a [`DetachLayer`](super::DetachLayer).
 ///
 /// # Examples
 ///
@@ -71,7 +112,27 @@ use crate::{CancelGuard, Context};
 /// # }
 /// ```
 ///
-/// Go: `http.Server.BaseContext` and `http.Request.Context`.
+/// A handler that ignores its context is answered for when the context
+/// ends (see [the race](#the-race)):
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::time::Duration;
+/// use ctx::http::ContextLayer;
+/// use tower::{Layer, ServiceExt};
+///
+/// let layer = ContextLayer::new(&ctx::Context::background()).max_timeout(Duration::from_millis(10));
+/// let svc = layer.layer(tower::service_fn(|_: http::Request<()>| async {
+///     tokio::time::sleep(Duration::from_secs(60)).await; // never mind the context
+///     Ok::<_, std::convert::Infallible>(http::Response::new(String::from("done")))
+/// }));
+/// let resp = svc.oneshot(http::Request::new(())).await.unwrap(); // after 10 ms
+/// assert_eq!(resp.status(), 504);
+/// # }
+/// ```
+///
+/// Go: `http.Server.BaseContext` and `http.Request.Context`; the race is
+/// close to `http.TimeoutHandler`, for every way the context ends.
 #[derive(Clone, Debug)]
 pub struct ContextLayer {
     /// The parent of every request context; set by [`ContextLayer::new`].
@@ -80,6 +141,9 @@ pub struct ContextLayer {
     default_timeout: Option<Duration>,
     /// Set by [`ContextLayer::max_timeout`].
     max_timeout: Option<Duration>,
+    /// Set by [`ContextLayer::cooperative`]: the handler is not raced
+    /// against its request context.
+    cooperative: bool,
 }
 
 impl ContextLayer {
@@ -96,6 +160,7 @@ impl ContextLayer {
             root: root.clone(),
             default_timeout: None,
             max_timeout: None,
+            cooperative: false,
         }
     }
 
@@ -124,6 +189,40 @@ impl ContextLayer {
     /// ```
     pub fn max_timeout(mut self, timeout: Duration) -> ContextLayer {
         self.max_timeout = Some(timeout);
+        self
+    }
+
+    /// Turns off the [race](ContextLayer#the-race): the handler runs until
+    /// it returns, and its body until it ends, whatever the request
+    /// context does. The handler must then watch `ctx` itself (`ctx.run`,
+    /// `#[ctx]`, `ctx.check()?`), as in Go, where nothing stops a handler
+    /// that ignores `r.Context()`.
+    ///
+    /// The context ends as before; only the layer no longer answers for
+    /// the handler.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use std::time::Duration;
+    /// use ctx::http::{ContextLayer, RequestExt};
+    /// use tower::{Layer, ServiceExt};
+    ///
+    /// let layer = ContextLayer::new(&ctx::Context::background())
+    ///     .max_timeout(Duration::from_millis(10))
+    ///     .cooperative();
+    /// let svc = layer.layer(tower::service_fn(|req: http::Request<()>| async move {
+    ///     let ctx = req.context();
+    ///     ctx.done().await; // the handler sees the deadline, and answers as it likes
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(format!("late: {}", ctx.err().unwrap())))
+    /// }));
+    /// let resp = svc.oneshot(http::Request::new(())).await.unwrap();
+    /// assert_eq!(resp.status(), 200); // the handler's own answer
+    /// # }
+    /// ```
+    ///
+    /// Go: the default; `http.TimeoutHandler` is the race.
+    pub fn cooperative(mut self) -> ContextLayer {
+        self.cooperative = true;
         self
     }
 
@@ -171,6 +270,9 @@ impl<S, B, ResBody> Service<Request<B>> for ContextService<S>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
     ResBody: Body,
+    // The layer's own answer (`context deadline exceeded`) is a frame of
+    // the handler's data type: `Bytes`, as in hyper, axum and tonic.
+    ResBody::Data: From<&'static [u8]>,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
@@ -188,12 +290,10 @@ where
             .and_then(RequestId::from_header)
             .unwrap_or_else(RequestId::generate);
         let span = span::new(&req, &id);
-        // A deadline too far to represent is no deadline.
-        let deadline = self
-            .layer
-            .timeout_for(&req)
-            .and_then(|timeout| Instant::now().checked_add(timeout));
         let ctx = self.layer.root.with_value(id.clone());
+        // `with_timeout` measures from now on the clock deadlines follow
+        // (tokio's, in a paused test); a timeout too far to represent is
+        // no deadline.
         let (ctx, guard) = {
             // The census (feature `debug`) names this line and the request.
             #[cfg(feature = "debug")]
@@ -203,12 +303,16 @@ where
                 req.uri().path()
             ))
             .enter();
-            match deadline {
-                Some(deadline) => ctx.with_deadline(deadline),
+            match self.layer.timeout_for(&req) {
+                Some(timeout) => ctx.with_timeout(timeout),
                 None => ctx.with_cancel(),
             }
         };
+        let race = (!self.layer.cooperative).then(|| Race::new(&ctx, is_grpc(req.headers())));
         req.extensions_mut().insert(ctx);
+        // For a `DetachLayer` inside: the root its detached contexts obey.
+        req.extensions_mut()
+            .insert(ServerRoot(self.layer.root.clone()));
         let method = req.method().clone();
         let inner = {
             let _entered = span::enter(&span);
@@ -220,8 +324,9 @@ where
             }
         };
         ResponseFuture {
-            inner,
+            handler: Handler::Running { inner },
             guard: Some(guard),
+            race,
             id: Some(id),
             method,
             span,
@@ -229,9 +334,153 @@ where
     }
 }
 
+/// The server's root, as given to [`ContextLayer::new`], in the extensions
+/// of every request the layer passes on: [`DetachLayer`](super::DetachLayer)
+/// derives from it, and its presence says a `ContextLayer` is outside.
+#[derive(Clone)]
+pub(super) struct ServerRoot(pub(super) Context);
+
+/// Whether `headers` are those of a gRPC request: a `content-type` of
+/// `application/grpc`, alone or followed by `+` (`+proto`), `-` (`-web`)
+/// or `;` (parameters), as gRPC servers recognize it.
+pub(super) fn is_grpc(headers: &HeaderMap) -> bool {
+    let Some(rest) = headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.as_bytes().strip_prefix(b"application/grpc"))
+    else {
+        return false;
+    };
+    matches!(rest.first(), None | Some(b'+' | b'-' | b';'))
+}
+
+/// The race of a handler (its future, then its body) against its request
+/// context: the context to read, and its `done()` to be woken by.
+struct Race {
+    /// The request context: `err()` is one atomic load, so a future or body
+    /// that is ready at once never registers a waker.
+    ctx: Context,
+    /// Wakes the task when the context ends; polled only when the handler
+    /// is pending.
+    done: DoneOwned,
+    /// The request is gRPC ([`is_grpc`]): the answer is a `grpc-status`.
+    grpc: bool,
+}
+
+impl Race {
+    fn new(ctx: &Context, grpc: bool) -> Race {
+        Race {
+            ctx: ctx.clone(),
+            done: ctx.done_owned(),
+            grpc,
+        }
+    }
+
+    /// The context's error, if it has ended: checked before the handler is
+    /// polled, so that a context that ended wins a tie.
+    #[inline]
+    fn ended(&self) -> Option<Error> {
+        self.ctx.err()
+    }
+
+    /// After the handler returned `Pending`: the context's error if it
+    /// ended meanwhile, else `None` with the task's waker registered.
+    fn ended_while_pending(&mut self, cx: &mut TaskContext<'_>) -> Option<Error> {
+        match Pin::new(&mut self.done).poll(cx) {
+            Poll::Ready(err) => Some(err),
+            Poll::Pending => None,
+        }
+    }
+}
+
+/// The gRPC status for `err`, as `From<ctx::Error> for tonic::Status` maps
+/// it: `(grpc-status, grpc-message)`.
+fn grpc_status(err: Error) -> (HeaderValue, HeaderValue) {
+    let code = match err {
+        Error::Canceled => "1",
+        Error::DeadlineExceeded => "4",
+    };
+    // The text is plain ASCII without `%`: no percent-encoding needed.
+    (
+        HeaderValue::from_static(code),
+        HeaderValue::from_static(error_text(err)),
+    )
+}
+
+/// Makes `headers` the head of a trailers-only gRPC response: the status
+/// `code` and `message` (printable ASCII) where a call's trailers would
+/// carry them, as tonic's `Status::into_http` does.
+pub(super) fn grpc_status_headers(
+    headers: &mut HeaderMap,
+    code: HeaderValue,
+    message: HeaderValue,
+) {
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert(GRPC_STATUS, code);
+    headers.insert(GRPC_MESSAGE, message);
+}
+
+/// `err`'s text, as its `Display` writes it (a unit test keeps the two
+/// the same), as a `'static` string for a header or a body.
+fn error_text(err: Error) -> &'static str {
+    match err {
+        Error::Canceled => "context canceled",
+        Error::DeadlineExceeded => "context deadline exceeded",
+    }
+}
+
+/// The layer's answer when the request context ended before the handler
+/// answered: a trailers-only gRPC status, or 503/504 with the error's text.
+fn answer<B>(err: Error, grpc: bool, id: Option<RequestId>) -> Response<ResponseBody<B>>
+where
+    B: Body,
+    B::Data: From<&'static [u8]>,
+{
+    let data = (!grpc).then(|| error_text(err).as_bytes());
+    let mut resp = Response::new(ResponseBody {
+        kind: Kind::Own {
+            data: data.map(B::Data::from),
+            trailers: None,
+        },
+        guard: None,
+        owed: Some(0),
+        race: None,
+    });
+    let headers = resp.headers_mut();
+    if grpc {
+        // HTTP 200: gRPC says it in `grpc-status`.
+        let (code, message) = grpc_status(err);
+        grpc_status_headers(headers, code, message);
+    } else {
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        *resp.status_mut() = match err {
+            Error::Canceled => StatusCode::SERVICE_UNAVAILABLE,
+            Error::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        };
+    }
+    if let Some(id) = id {
+        resp.headers_mut()
+            .insert(X_REQUEST_ID, id.header_value().clone());
+    }
+    resp
+}
+
+/// gRPC's status code header (a response header or trailer).
+const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+
+/// gRPC's status message header.
+const GRPC_MESSAGE: http::HeaderName = http::HeaderName::from_static("grpc-message");
+
 pin_project! {
     /// The response future of [`ContextService`]: the inner service's, with
-    /// the request context's guard.
+    /// the request context's guard, raced against the request context.
+    ///
+    /// When the context ends before the handler answers, the handler's
+    /// future is dropped and this future answers itself (503, 504, or a
+    /// gRPC status: see [the race](ContextLayer#the-race)), unless the
+    /// layer is [`cooperative`](ContextLayer::cooperative).
     ///
     /// Dropping it before it finishes cancels the request context with the
     /// cause [`Abandoned`]; once it finishes, the guard moves into the
@@ -254,15 +503,21 @@ pin_project! {
     ///
     /// Dropping it is how a server says the request is over: the request
     /// context is canceled before the drop returns.
+    #[project = ResponseFutureProj]
     pub struct ResponseFuture<F> {
-        // The handler's future.
+        // The handler's future, from `ContextService::call`; dropped in
+        // place when the request context wins the race.
         #[pin]
-        inner: F,
+        handler: Handler<F>,
         // The request context's guard, from `ContextService::call`;
-        // taken when the handler answers (into the body) or fails (and
-        // dropped there: a plain cancel). Still here on drop means the
-        // request was abandoned.
+        // taken when the handler answers (into the body), fails (and
+        // dropped there: a plain cancel) or loses the race (the context
+        // is over already). Still here on drop means the request was
+        // abandoned.
         guard: Option<CancelGuard>,
+        // The race against the request context, from `ContextService::call`
+        // (`None`: cooperative); moved into the body with the answer.
+        race: Option<Race>,
         // The request id to echo; taken when the response head is built.
         id: Option<RequestId>,
         // The request's method, from `ContextService::call`: the answer to
@@ -281,25 +536,55 @@ pin_project! {
     }
 }
 
+pin_project! {
+    /// The handler's future, until the request context ends first.
+    #[project = HandlerProj]
+    enum Handler<F> {
+        Running {
+            #[pin]
+            inner: F,
+        },
+        // Dropped: the context ended first and the layer answered.
+        Dropped,
+    }
+}
+
 impl<F, ResBody, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<ResBody>, E>>,
     ResBody: Body,
+    ResBody::Data: From<&'static [u8]>,
 {
     type Output = Result<Response<ResponseBody<ResBody>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let mut this = self.project();
+        // The context first: a handler ready in the same poll loses, as in
+        // `Context::run`, and one whose context is done on arrival is
+        // never polled.
+        if let Some(err) = this.race.as_ref().and_then(Race::ended) {
+            return Poll::Ready(Ok(lose_race(this, err)));
+        }
+        let HandlerProj::Running { inner } = this.handler.as_mut().project() else {
+            panic!("ctx: internal error: ResponseFuture polled after it finished");
+        };
         let polled = {
             let _entered = span::enter(this.span);
-            catch_unwind(AssertUnwindSafe(|| this.inner.poll(cx)))
+            catch_unwind(AssertUnwindSafe(|| inner.poll(cx)))
         };
         let result = match polled {
-            Ok(poll) => ready!(poll),
+            Ok(Poll::Ready(result)) => result,
+            Ok(Poll::Pending) => {
+                return match this.race.as_mut().and_then(|r| r.ended_while_pending(cx)) {
+                    Some(err) => Poll::Ready(Ok(lose_race(this, err))),
+                    None => Poll::Pending,
+                };
+            }
             Err(payload) => panicked(this.guard.take(), payload),
         };
         // An error ends the request here: the guard drops (plain cancel).
         let guard = this.guard.take();
+        let race = this.race.take();
         Poll::Ready(result.map(|mut resp| {
             if let Some(id) = this.id.take() {
                 resp.headers_mut()
@@ -307,17 +592,38 @@ where
                     .or_insert_with(|| id.header_value().clone());
             }
             let owed = owed_on_the_wire(this.method, &resp);
-            resp.map(|inner| ResponseBody { inner, guard, owed })
+            resp.map(|inner| ResponseBody {
+                kind: Kind::Handler { inner },
+                guard,
+                owed,
+                race,
+            })
         }))
     }
 }
 
-impl<F> fmt::Debug for ResponseFuture<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
+/// The request context ended before the handler answered: drops the
+/// handler's future and answers for it.
+fn lose_race<F, ResBody>(
+    mut this: ResponseFutureProj<'_, F>,
+    err: Error,
+) -> Response<ResponseBody<ResBody>>
+where
+    ResBody: Body,
+    ResBody::Data: From<&'static [u8]>,
+{
+    let grpc = this.race.take().is_some_and(|race| race.grpc);
+    {
+        // Dropping the handler runs its code (its drops): in its span.
+        let _entered = span::enter(this.span);
+        this.handler.set(Handler::Dropped);
     }
+    span::lost_race(this.span, err);
+    // The context is over already, with its own cause: dropping the guard
+    // changes nothing, and the answer below is the response, written in
+    // full when the server is done with it.
+    drop(this.guard.take());
+    answer(err, grpc, this.id.take())
 }
 
 pin_project! {
@@ -340,7 +646,16 @@ pin_project! {
     /// A panic in the body's `poll_frame` cancels with the cause
     /// [`HandlerPanicked`] and goes on, as in [`ResponseFuture`].
     ///
-    /// Data, trailers, size hint and end of stream are the inner body's.
+    /// When the request context ends while the body is still streaming,
+    /// the handler's body is dropped and this body ends: for a gRPC
+    /// request with trailers carrying `grpc-status` (4 or 1) and
+    /// `grpc-message`, for plain HTTP without more frames (see [the
+    /// race](ContextLayer#the-race)), unless the layer is
+    /// [`cooperative`](ContextLayer::cooperative). The same body carries
+    /// the layer's own answer when the context ended before the head.
+    ///
+    /// Data, trailers, size hint and end of stream are otherwise the inner
+    /// body's.
     ///
     /// [`is_end_stream`]: Body::is_end_stream
     ///
@@ -357,17 +672,19 @@ pin_project! {
     /// assert_eq!(body.size_hint().exact(), Some(2));
     /// # }
     /// ```
+    #[project = ResponseBodyProj]
     pub struct ResponseBody<B>
     where
         B: Body,
     {
-        // The handler's body.
+        // The handler's body, or the layer's own frames.
         #[pin]
-        inner: B,
+        kind: Kind<B>,
         // The request context's guard, from the response future; taken
         // (a plain cancel) at the end of the body or at its first error.
         // Still here on drop means the body was cut off, unless the
         // response counts as written in full (`owed`, `is_end_stream`).
+        // `None` in the layer's own answer: the context was over already.
         guard: Option<CancelGuard>,
         // The bytes of a known length not yet yielded: set from the head
         // by `owed_on_the_wire` (`Some(0)` when no body goes on the wire),
@@ -375,6 +692,9 @@ pin_project! {
         // known, or the body yielded more than it announced (the server
         // then fails the response).
         owed: Option<u64>,
+        // The race against the request context, from the response future
+        // (`None`: cooperative, or the body is over).
+        race: Option<Race>,
     }
 
     impl<B> PinnedDrop for ResponseBody<B>
@@ -386,11 +706,52 @@ pin_project! {
             if let Some(guard) = this.guard.take() {
                 // hyper and axum drop a body with nothing left to send
                 // without polling it to its end.
-                if *this.owed == Some(0) || this.inner.is_end_stream() {
+                if *this.owed == Some(0) || this.kind.is_end_stream() {
                     guard.cancel();
                 } else {
                     guard.cancel_with_cause(Abandoned);
                 }
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// What a [`ResponseBody`] yields.
+    #[project = KindProj]
+    enum Kind<B>
+    where
+        B: Body,
+    {
+        // The handler's body.
+        Handler {
+            #[pin]
+            inner: B,
+        },
+        // The layer's own frames: its answer's text (the race was lost
+        // before the head), or the gRPC status that ends a body cut off by
+        // the context. Each is taken by the poll that yields it.
+        Own {
+            data: Option<B::Data>,
+            trailers: Option<HeaderMap>,
+        },
+    }
+}
+
+impl<B: Body> Kind<B> {
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Kind::Handler { inner } => inner.is_end_stream(),
+            Kind::Own { data, trailers } => data.is_none() && trailers.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Kind::Handler { inner } => inner.size_hint(),
+            Kind::Own { data, .. } => {
+                let len = data.as_ref().map_or(0, Buf::remaining);
+                SizeHint::with_exact(u64::try_from(len).unwrap_or(u64::MAX))
             }
         }
     }
@@ -459,32 +820,86 @@ impl<B: Body> Body for ResponseBody<B> {
         self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        let this = self.project();
-        let frame = match catch_unwind(AssertUnwindSafe(|| this.inner.poll_frame(cx))) {
-            Ok(poll) => ready!(poll),
-            Err(payload) => panicked(this.guard.take(), payload),
-        };
-        match &frame {
-            Some(Ok(frame)) => {
-                if let Some(data) = frame.data_ref() {
-                    let len = u64::try_from(data.remaining()).unwrap_or(u64::MAX);
-                    *this.owed = this.owed.and_then(|owed| owed.checked_sub(len));
+        let mut this = self.project();
+        // The context first, as for the head.
+        if let Some(err) = this.race.as_ref().and_then(Race::ended) {
+            cut(&mut this, err);
+        }
+        if let KindProj::Handler { inner } = this.kind.as_mut().project() {
+            let frame = match catch_unwind(AssertUnwindSafe(|| inner.poll_frame(cx))) {
+                Ok(Poll::Ready(frame)) => frame,
+                Ok(Poll::Pending) => {
+                    let ended = this.race.as_mut().and_then(|r| r.ended_while_pending(cx));
+                    let Some(err) = ended else {
+                        return Poll::Pending;
+                    };
+                    cut(&mut this, err);
+                    return Poll::Ready(own_frame(this.kind));
+                }
+                Err(payload) => panicked(this.guard.take(), payload),
+            };
+            match &frame {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        let len = u64::try_from(data.remaining()).unwrap_or(u64::MAX);
+                        *this.owed = this.owed.and_then(|owed| owed.checked_sub(len));
+                    }
+                }
+                // The end, or an error that ends the body: the request is
+                // over.
+                _ => {
+                    *this.race = None;
+                    drop(this.guard.take());
                 }
             }
-            // The end, or an error that ends the body: the request is over.
-            _ => drop(this.guard.take()),
+            return Poll::Ready(frame);
         }
-        Poll::Ready(frame)
+        Poll::Ready(own_frame(this.kind))
     }
 
     #[inline]
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.kind.is_end_stream()
     }
 
     #[inline]
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.kind.size_hint()
+    }
+}
+
+/// The request context ended while the handler's body was streaming:
+/// drops that body, and ends with the gRPC status for a gRPC request.
+fn cut<B: Body>(this: &mut ResponseBodyProj<'_, B>, err: Error) {
+    let grpc = this.race.take().is_some_and(|race| race.grpc);
+    let trailers = grpc.then(|| {
+        let (code, message) = grpc_status(err);
+        let mut trailers = HeaderMap::with_capacity(2);
+        trailers.insert(GRPC_STATUS, code);
+        trailers.insert(GRPC_MESSAGE, message);
+        trailers
+    });
+    this.kind.set(Kind::Own {
+        data: None,
+        trailers,
+    });
+    // The context is over already, with its own cause: the cut is no
+    // abandonment.
+    drop(this.guard.take());
+}
+
+/// The next of the layer's own frames: its data, then its trailers, then
+/// the end.
+fn own_frame<B: Body>(kind: Pin<&mut Kind<B>>) -> Option<Result<Frame<B::Data>, B::Error>> {
+    match kind.project() {
+        KindProj::Own { data, trailers } => data
+            .take()
+            .map(Frame::data)
+            .or_else(|| trailers.take().map(Frame::trailers))
+            .map(Ok),
+        KindProj::Handler { .. } => {
+            panic!("ctx: internal error: the handler's body taken for the layer's own")
+        }
     }
 }
 
@@ -617,7 +1032,7 @@ impl std::error::Error for HandlerPanicked {}
 /// panics cannot unwind out of the layer. `AssertUnwindSafe` at the catch
 /// sites is sound for the same reason: nothing observes the state the panic
 /// left behind except by resuming it.
-fn panicked(guard: Option<CancelGuard>, payload: Box<dyn Any + Send>) -> ! {
+pub(super) fn panicked(guard: Option<CancelGuard>, payload: Box<dyn Any + Send>) -> ! {
     if let Some(guard) = guard {
         let message = payload
             .downcast_ref::<&'static str>()
@@ -658,6 +1073,21 @@ mod span {
     #[cfg(not(feature = "tracing"))]
     #[inline]
     pub(super) fn enter(_: &Span) {}
+
+    /// Says, in the request's span, that the layer dropped the handler and
+    /// answered for it.
+    #[cfg(feature = "tracing")]
+    pub(super) fn lost_race(span: &Span, err: crate::Error) {
+        tracing::debug!(
+            parent: span,
+            error = %err,
+            "request context ended before the handler answered: handler dropped"
+        );
+    }
+
+    #[cfg(not(feature = "tracing"))]
+    #[inline]
+    pub(super) fn lost_race(_: &Span, _: crate::Error) {}
 }
 
 #[cfg(test)]
@@ -683,6 +1113,34 @@ mod tests {
             assert_eq!(length(bad), None, "{bad:?}");
         }
         assert_eq!(length(&["18446744073709551616"]), None, "overflow");
+    }
+
+    #[test]
+    fn the_answers_text_is_the_errors_own() {
+        for err in [Error::Canceled, Error::DeadlineExceeded] {
+            assert_eq!(error_text(err), err.to_string());
+        }
+    }
+
+    #[test]
+    fn grpc_requests_are_known_by_their_content_type() {
+        let grpc = |content_type: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+            is_grpc(&headers)
+        };
+        for yes in [
+            "application/grpc",
+            "application/grpc+proto",
+            "application/grpc-web",
+            "application/grpc;charset=utf-8",
+        ] {
+            assert!(grpc(yes), "{yes}");
+        }
+        for no in ["application/grpcx", "application/json", "text/plain", ""] {
+            assert!(!grpc(no), "{no}");
+        }
+        assert!(!is_grpc(&HeaderMap::new()));
     }
 
     #[test]

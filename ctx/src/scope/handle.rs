@@ -56,6 +56,40 @@ use crate::{Context, Error};
 /// # }
 /// ```
 ///
+/// ## Results in completion order
+///
+/// Handles are ordinary futures, so `futures`' `FuturesUnordered` yields
+/// them as their tasks finish, the first finished first (tokio's `JoinSet`
+/// order), with no extra API:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use futures::stream::{FuturesUnordered, StreamExt};
+/// use tokio::sync::oneshot;
+///
+/// let order = ctx::scope(&ctx::Context::background(), |s| async move {
+///     let (mut release, mut handles) = (Vec::new(), FuturesUnordered::new());
+///     for name in ["a", "b", "c"] {
+///         let (go, wait) = oneshot::channel::<()>();
+///         release.push(Some(go));
+///         handles.push(s.spawn(move |_ctx| async move {
+///             let _ = wait.await;
+///             Ok(name)
+///         }));
+///     }
+///     let mut finished = Vec::new();
+///     for i in [2, 0, 1] {
+///         let _ = release[i].take().unwrap().send(());
+///         finished.push(handles.next().await.unwrap()?);
+///     }
+///     Ok::<_, ctx::Error>(finished)
+/// })
+/// .await
+/// .unwrap();
+/// assert_eq!(order, ["c", "a", "b"]); // as they finished, not as spawned
+/// # }
+/// ```
+///
 /// Go: no counterpart; errgroup tasks return only an error.
 pub struct TaskHandle<T, E> {
     pub(super) state: HandleState<T>,

@@ -45,6 +45,8 @@ impl Callback {
             .compare_exchange(PENDING, STARTED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
+            // Only the winner of the exchange above takes `f`: the lock is
+            // never contended, it only makes the cell `Sync`.
             let f = lock(&self.f).take();
             if let Some(f) = f {
                 // A panicking callback must not unwind through the cancel walk
@@ -65,6 +67,8 @@ impl Callback {
         {
             return false;
         }
+        // As in `fire`: only the winner of the exchange takes `f`, and it
+        // drops (user code) after the lock is released.
         let f = lock(&self.f).take();
         drop(f);
         true

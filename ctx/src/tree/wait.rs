@@ -63,16 +63,21 @@ pub(crate) fn remove_waiter(node: &CancelNode, key: usize) {
     // Invariant 1: a done node gave its waiters up; only a live one has ours.
     let mut inner = node.lock();
     if node.state.load(Ordering::Relaxed) & ERR_MASK == 0 {
+        let mut freed = false;
         // A few slots of waiter storage stay while the node is live, so a
         // `select!` loop that makes a fresh `done()` every turn does not
         // allocate every turn; after a burst of waiters the slab gives the
         // rest back once it is less than a quarter full, and the whole of
         // `Extra` goes once nothing else is in it.
-        let waker = inner
-            .extra
-            .as_deref_mut()
-            .and_then(|extra| extra.waiters.remove(key));
-        release_if_empty(&mut inner.extra);
+        let waker = inner.extra.as_deref_mut().and_then(|extra| {
+            let waker = extra.waiters.remove(key);
+            // Only a slab that gave its storage back can leave `Extra` empty.
+            freed = !extra.waiters.has_storage();
+            waker
+        });
+        if freed {
+            release_if_empty(&mut inner.extra);
+        }
         drop(inner);
         drop(waker);
     }

@@ -1,0 +1,6 @@
+#[ctx::check]
+struct Worker {
+    _id: u32,
+}
+
+fn main() {}

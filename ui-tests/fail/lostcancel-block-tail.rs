@@ -1,0 +1,11 @@
+use ctx::ctx;
+
+#[ctx]
+fn fetch() {
+    let _ = {
+        let pair = ctx.with_cancel();
+        pair
+    };
+}
+
+fn main() {}
