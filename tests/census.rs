@@ -367,3 +367,37 @@ fn the_census_example_shows_both_mistakes_in_its_tree() {
         assert!(said.lock().unwrap().len() > 5);
     });
 }
+
+/// A `#[ctx(timeout = ...)]` function derives its child context in its
+/// expansion, which carries the attribute's span. Returns the census entry
+/// of that child and the attribute's line.
+#[ctx::ctx(timeout = Duration::from_secs(60))]
+async fn budgeted() -> (Option<LiveContext>, u32) {
+    let attribute = line!() - 2;
+    let entry = ctx::debug::live()
+        .into_iter()
+        .find(|c| c.location().file() == file!() && c.location().line() == attribute);
+    (entry, attribute)
+}
+
+#[test]
+fn a_ctx_timeout_function_is_named_by_its_attribute() {
+    block_on(async {
+        let (parent, _p) = Context::background().with_cancel();
+        let parent_line = line!() - 1;
+        let (entry, attribute) = budgeted(&parent).await;
+        let entry = entry.expect("the timeout's child context, at the attribute");
+        assert!(entry.deadline().is_some());
+        assert_eq!(entry.parent_location().map(|l| l.line()), Some(parent_line));
+        assert!(entry_at(attribute).is_none(), "freed when the call returns");
+    });
+}
+
+#[test]
+fn signal_notify_names_its_caller() {
+    let _serial = serial();
+    let (ctx, stop) = ctx::signal::notify(&Context::background()).unwrap();
+    let line = line!() - 1;
+    assert!(entry_at(line).is_some());
+    drop((ctx, stop));
+}

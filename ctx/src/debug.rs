@@ -320,9 +320,10 @@ pub struct LiveContext {
 impl LiveContext {
     /// The source location of the call that derived this context: the
     /// user's `with_cancel`, `with_deadline`, `with_timeout` (or `_cause`
-    /// variant) call, the `scope(...)` call of a scope's group context, or
-    /// the line in ctx's server layer for a request context (whose
-    /// [`label`](LiveContext::label) names the request).
+    /// variant) or `signal::notify` call, the `scope(...)` call of a scope's
+    /// group context, the `#[ctx(timeout = ...)]` attribute of a function's
+    /// child context, or the line in ctx's server layer for a request
+    /// context (whose [`label`](LiveContext::label) names the request).
     ///
     /// ```
     /// let (ctx, _cancel) = ctx::Context::background().with_cancel();
