@@ -366,6 +366,7 @@ impl Context {
     ///
     /// Go: `context.WithCancel`.
     #[must_use = "the guard cancels the context when dropped; bind it (`let (ctx, _cancel) = ...`) and keep it until the work ends"]
+    #[cfg_attr(feature = "debug", track_caller)]
     pub fn with_cancel(&self) -> (Context, CancelGuard) {
         paired(CancelNode::new(&self.repr, None, 0))
     }
@@ -387,6 +388,7 @@ impl Context {
     ///
     /// Go: `context.WithDeadline`.
     #[must_use = "the guard cancels the context when dropped; bind it (`let (ctx, _cancel) = ...`) and keep it until the work ends"]
+    #[cfg_attr(feature = "debug", track_caller)]
     pub fn with_deadline(&self, deadline: Instant) -> (Context, CancelGuard) {
         paired(tree::with_deadline(&self.repr, deadline, None))
     }
@@ -410,6 +412,7 @@ impl Context {
     ///
     /// Go: `context.WithDeadlineCause`.
     #[must_use = "the guard cancels the context when dropped; bind it (`let (ctx, _cancel) = ...`) and keep it until the work ends"]
+    #[cfg_attr(feature = "debug", track_caller)]
     pub fn with_deadline_cause(
         &self,
         deadline: Instant,
@@ -433,6 +436,7 @@ impl Context {
     ///
     /// Go: `context.WithTimeout`.
     #[must_use = "the guard cancels the context when dropped; bind it (`let (ctx, _cancel) = ...`) and keep it until the work ends"]
+    #[cfg_attr(feature = "debug", track_caller)]
     pub fn with_timeout(&self, timeout: Duration) -> (Context, CancelGuard) {
         paired(tree::with_timeout(&self.repr, timeout, None))
     }
@@ -449,6 +453,7 @@ impl Context {
     ///
     /// Go: `context.WithTimeoutCause`.
     #[must_use = "the guard cancels the context when dropped; bind it (`let (ctx, _cancel) = ...`) and keep it until the work ends"]
+    #[cfg_attr(feature = "debug", track_caller)]
     pub fn with_timeout_cause(
         &self,
         timeout: Duration,

@@ -158,6 +158,14 @@
 //! `tonic` does the same for gRPC (`ctx::grpc`); `tracing` logs the request
 //! id in a span around each request, and makes every scope task run in the
 //! span that was current where it was spawned.
+//!
+//! # Seeing inside
+//!
+//! Behind the cargo feature `debug`, `ctx::debug::live()` lists every
+//! cancelable context not yet freed, as a tree, with the line that derived
+//! each, whether it is done, its age and deadline: a forgotten guard or a
+//! context kept past its request shows up with its `file:line`. Without the
+//! feature nothing is recorded and nothing is paid.
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
@@ -165,6 +173,8 @@ mod after_func;
 mod cancel;
 mod clock;
 mod context;
+#[cfg(feature = "debug")]
+pub mod debug;
 mod done;
 mod error;
 #[cfg(feature = "tonic")]

@@ -199,6 +199,7 @@ type Output<T> = Result<T, Error>;
 /// ```
 ///
 /// Go: `errgroup.WithContext` followed by `Group.Wait`.
+#[cfg_attr(feature = "debug", track_caller)]
 pub fn scope<T, E, F, Fut>(parent: &Context, body: F) -> impl Future<Output = Result<T, E>>
 where
     F: FnOnce(Scope<E>) -> Fut,
@@ -206,6 +207,10 @@ where
     E: From<Error> + fmt::Display + Send + 'static,
 {
     let parent = parent.clone();
+    // The census names this call as the group context's origin: the
+    // derivation below runs in the future, out of `#[track_caller]`'s reach.
+    #[cfg(feature = "debug")]
+    let origin = crate::debug::registry::Origin::caller();
     async move {
         if let Some(err) = parent.err() {
             return Err(E::from(err));
@@ -215,7 +220,11 @@ where
                 "ctx::scope must be polled inside a tokio runtime (none is running on this thread)"
             )
         });
-        let (group, guard) = parent.with_cancel();
+        let (group, guard) = {
+            #[cfg(feature = "debug")]
+            let _origin = origin.enter();
+            parent.with_cancel()
+        };
         let shared = Arc::new(Shared::new(group, guard.handle(), parent, rt));
         // Declared before the body future, so it is dropped after it: a dropped
         // scope future first drops the body, then aborts the tasks.

@@ -60,6 +60,7 @@ use crate::{CancelGuard, CancelHandle, Context};
 /// ```
 ///
 /// Go: `signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)`.
+#[cfg_attr(feature = "debug", track_caller)]
 pub fn notify(parent: &Context) -> io::Result<(Context, CancelGuard)> {
     let hub = hub()?;
     let (ctx, guard) = parent.with_cancel();

@@ -50,6 +50,12 @@ impl<T> Slab<T> {
         self.len == 0
     }
 
+    /// The number of values held (for the census, feature `debug`).
+    #[cfg(feature = "debug")]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     pub(crate) fn insert(&mut self, value: T) -> usize {
         let key = self.next_free;
         if key == self.entries.len() {

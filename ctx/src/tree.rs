@@ -277,6 +277,9 @@ pub(crate) struct CancelNode {
     /// `swap_remove_child` when we move into a freed slot (invariant 2).
     index: AtomicU32,
     inner: Mutex<Inner>,
+    /// This node's census entry (feature `debug`), removed when it drops.
+    #[cfg(feature = "debug")]
+    census: crate::debug::registry::Registration,
 }
 
 /// What a cancel node's lock guards.
@@ -480,6 +483,7 @@ impl CancelNode {
     /// A new cancelable child of `parent`, registered with the nearest cancel
     /// node above it (or born canceled if that one is done already). With a
     /// `deadline`, the node reports it (the caller arms the timer).
+    #[cfg_attr(feature = "debug", track_caller)]
     pub(crate) fn new(parent: &Repr, deadline: Option<Instant>, flags: u8) -> Arc<CancelNode> {
         #[cfg(feature = "test-util")]
         let flags = match parent.signal() {
@@ -501,7 +505,16 @@ impl CancelNode {
             state: AtomicU8::new(flags),
             index: AtomicU32::new(0),
             inner: Mutex::new(Inner { first: None, extra }),
+            // Every derivation down to here is `#[track_caller]` under the
+            // feature: `caller()` is the user's call.
+            #[cfg(feature = "debug")]
+            census: crate::debug::registry::register(
+                parent.signal().map(|signal| &signal.census),
+                std::panic::Location::caller(),
+            ),
         });
+        #[cfg(feature = "debug")]
+        node.census.attach(Arc::downgrade(&node));
         if let Some(signal) = parent.signal() {
             propagate_cancel(signal, &node);
         }
@@ -567,6 +580,25 @@ impl CancelNode {
         let index = u32::try_from(index)
             .expect("ctx: more than 4 billion live children under one context (a capacity limit)");
         self.index.store(index, Ordering::Relaxed);
+    }
+}
+
+/// What the census reads of a node (feature `debug`).
+#[cfg(feature = "debug")]
+impl crate::debug::registry::Observe for CancelNode {
+    fn observe(&self) -> crate::debug::registry::Observed {
+        // Waiters are added and taken under the lock (invariant 1); a count
+        // read under it is exact at that instant.
+        let waiters = self
+            .lock()
+            .extra
+            .as_ref()
+            .map_or(0, |extra| extra.waiters.len());
+        crate::debug::registry::Observed {
+            err: self.err(),
+            deadline: self.deadline(),
+            waiters,
+        }
     }
 }
 

@@ -294,9 +294,19 @@ where
         // `with_timeout` measures from now on the clock deadlines follow
         // (tokio's, in a paused test); a timeout too far to represent is
         // no deadline.
-        let (ctx, guard) = match self.layer.timeout_for(&req) {
-            Some(timeout) => ctx.with_timeout(timeout),
-            None => ctx.with_cancel(),
+        let (ctx, guard) = {
+            // The census (feature `debug`) names this line and the request.
+            #[cfg(feature = "debug")]
+            let _origin = crate::debug::registry::Origin::labeled(format_args!(
+                "{} {}",
+                req.method(),
+                req.uri().path()
+            ))
+            .enter();
+            match self.layer.timeout_for(&req) {
+                Some(timeout) => ctx.with_timeout(timeout),
+                None => ctx.with_cancel(),
+            }
         };
         let race = (!self.layer.cooperative).then(|| Race::new(&ctx, is_grpc(req.headers())));
         req.extensions_mut().insert(ctx);

@@ -62,6 +62,7 @@ fn timer() -> &'static Timer<Deadline> {
 /// once.
 ///
 /// Go: `WithDeadlineCause`.
+#[cfg_attr(feature = "debug", track_caller)]
 pub(crate) fn with_deadline(
     parent: &Repr,
     deadline: Instant,
@@ -94,6 +95,7 @@ pub(crate) fn with_deadline(
 
 /// `with_deadline(now + timeout)`; a timeout too large for an `Instant`
 /// means no deadline of its own.
+#[cfg_attr(feature = "debug", track_caller)]
 pub(crate) fn with_timeout(
     parent: &Repr,
     timeout: Duration,

@@ -1,0 +1,438 @@
+//! Seeing inside: a census of the cancelable contexts still alive, and the
+//! line of code that derived each (cargo feature `debug`).
+//!
+//! A context that never ends is a leak Go's `context` cannot show you:
+//! a guard kept forever (`mem::forget`, a `CancelGuard` in a long-lived
+//! map), or a context stored in a struct that outlives its request. With the
+//! `debug` feature, every cancelable derivation (`with_cancel`,
+//! `with_deadline`, `with_timeout` and their `_cause` variants, a
+//! [`scope`](crate::scope), a request context of `ctx::http::ContextLayer`)
+//! records where it was made, when, and below which context; [`live`] lists
+//! the ones not yet freed, with their state now.
+//!
+//! "Live" means *not yet freed*, not "not done": an entry says whether its
+//! context is done, so both kinds of leak show. A forgotten guard leaves an
+//! old context that is not done; a context kept in a struct after its work
+//! ended leaves one that is done but still referenced. A context canceled
+//! and dropped everywhere is gone from the census.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let (request, _cancel) = ctx::Context::background().with_timeout(Duration::from_secs(30));
+//! let (forgotten, guard) = request.with_cancel();
+//! let line = line!() - 1;
+//! std::mem::forget(guard); // the leak: nothing will ever cancel `forgotten`
+//! drop(forgotten);
+//!
+//! let census = ctx::debug::live();
+//! let leak = census
+//!     .iter()
+//!     .find(|c| c.location().line() == line)
+//!     .expect("the forgotten context is still alive");
+//! assert_eq!(leak.err(), None); // not done, and never will be
+//! assert!(leak.deadline().is_some()); // its parent's deadline will end it
+//! println!("{census}");
+//! ```
+//!
+//! # What it costs
+//!
+//! With the feature on, each cancelable derivation takes a lock on one of
+//! 16 shards of a global registry to add its entry, and takes it again when
+//! the context is freed; the node grows by the entry's handle (see
+//! `BENCHMARKS.md` for the measured cost per derivation). Without the
+//! feature, nothing is recorded: no field, no lock, no cost. Turn it on for
+//! a debugging build or a staging server, not in every build.
+//!
+//! Values (`with_value`) and `without_cancel` cannot be done and are not
+//! listed; a cancelable context below one of them lists as a child of the
+//! nearest cancelable context above, or as a root if there is none.
+//!
+//! Go: none (Go's `context` keeps no registry of its contexts). Peer:
+//! tokio-console, which lists live tasks the same way.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::panic::Location;
+use std::time::{Duration, Instant};
+
+use crate::clock;
+use crate::error::Error;
+
+pub(crate) mod registry;
+
+#[cfg(loom)]
+compile_error!("the `debug` feature is not available in loom builds (`--cfg loom`)");
+
+/// A census of the cancelable contexts not yet freed, taken now.
+///
+/// Entries are read one registry shard at a time, so a context derived or
+/// freed while `live` runs may or may not be in it; every entry was alive
+/// when it was read. Taking a census keeps no context alive afterwards, but
+/// holds each for the instant it reads it: a context whose last handle is
+/// dropped meanwhile is freed (on this thread) once `live` is done with it.
+///
+/// # Examples
+///
+/// ```
+/// let (ctx, _cancel) = ctx::Context::background().with_cancel();
+/// let line = line!() - 1;
+/// let census = ctx::debug::live();
+/// assert!(census.iter().any(|c| c.location().line() == line && c.err().is_none()));
+/// # drop(ctx);
+/// ```
+///
+/// Go: none (Go's `context` keeps no registry). Peer: tokio-console.
+#[must_use = "a census does nothing unless read or printed"]
+pub fn live() -> Census {
+    let seen = registry::snapshot();
+    // One instant for every age, so that siblings compare.
+    let taken = Instant::now();
+    let now = clock::now();
+    let mut entries: Vec<LiveContext> = seen
+        .into_iter()
+        .map(|seen| {
+            // Read (taking the node's lock) after the registry's is released;
+            // the strong reference drops right after.
+            let observed = seen.node.observe();
+            LiveContext {
+                id: seen.id,
+                parent_id: seen.parent.map(|(id, _)| id),
+                location: seen.origin.location,
+                label: seen.origin.label,
+                created: seen.created,
+                age: taken.saturating_duration_since(seen.created),
+                deadline: observed.deadline,
+                remaining: observed
+                    .deadline
+                    .map(|deadline| deadline.saturating_duration_since(now)),
+                err: observed.err,
+                waiters: observed.waiters,
+                parent_location: seen.parent.map(|(_, location)| location),
+            }
+        })
+        .collect();
+    entries.sort_by_key(|entry| (entry.created, entry.id));
+    Census { entries }
+}
+
+/// The cancelable contexts alive at one instant, oldest first: what
+/// [`live`] returns.
+///
+/// Iterate it (`for c in &census`, [`Census::iter`]) for the entries in the
+/// order they were derived, or print it: its `Display` is an indented tree,
+/// each context below the nearest cancelable context it was derived from,
+/// siblings oldest first, one line each with `file:line`, then whether it
+/// is done, its age, its deadline and its waiters:
+///
+/// ```text
+/// 3 live contexts, oldest first:
+/// src/main.rs:12  not done, age 5.0s, deadline in 25.0s
+///   src/server.rs:40 GET /users/7  not done, age 4.9s, deadline in 25.0s, 1 waiter
+///   src/cache.rs:88  done (context canceled), age 3.1s
+/// ```
+///
+/// # Examples
+///
+/// ```
+/// let (parent, _p) = ctx::Context::background().with_cancel();
+/// let (child, _c) = parent.with_cancel();
+/// let line = line!() - 1;
+/// let tree = ctx::debug::live().to_string();
+/// let at = |line: u32| tree.lines().find(|l| l.contains(&format!(":{line}  "))).unwrap();
+/// let (parent_line, child_line) = (at(line - 1), at(line));
+/// // The child is indented one step further than its parent.
+/// let indent = |l: &str| l.len() - l.trim_start().len();
+/// assert_eq!(indent(child_line), indent(parent_line) + 2);
+/// # drop((parent, child));
+/// ```
+///
+/// Go: none. Peer: tokio-console's task list.
+#[derive(Clone, Debug)]
+pub struct Census {
+    /// Oldest first (by creation, then id).
+    entries: Vec<LiveContext>,
+}
+
+impl Census {
+    /// The entries, oldest first.
+    ///
+    /// ```
+    /// let first = line!() + 1;
+    /// let (_a, _ga) = ctx::Context::background().with_cancel();
+    /// let (_b, _gb) = ctx::Context::background().with_cancel();
+    /// let census = ctx::debug::live();
+    /// let ours: Vec<u32> = census.iter().map(|c| c.location().line()).collect();
+    /// assert_eq!(ours, [first, first + 1]); // alone in this process
+    /// ```
+    pub fn iter(&self) -> std::slice::Iter<'_, LiveContext> {
+        self.entries.iter()
+    }
+
+    /// How many contexts were alive.
+    ///
+    /// ```
+    /// let (_ctx, _cancel) = ctx::Context::background().with_cancel();
+    /// assert!(ctx::debug::live().len() >= 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when no cancelable context was alive.
+    ///
+    /// ```
+    /// let (ctx, cancel) = ctx::Context::background().with_cancel();
+    /// assert!(!ctx::debug::live().is_empty());
+    /// drop((ctx, cancel));
+    /// // In a process of its own (as this example is), nothing is left.
+    /// assert!(ctx::debug::live().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl<'a> IntoIterator for &'a Census {
+    type Item = &'a LiveContext;
+    type IntoIter = std::slice::Iter<'a, LiveContext>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.iter()
+    }
+}
+
+impl IntoIterator for Census {
+    type Item = LiveContext;
+    type IntoIter = std::vec::IntoIter<LiveContext>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.into_iter()
+    }
+}
+
+impl fmt::Display for Census {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.entries.len() {
+            0 => return f.write_str("no live contexts\n"),
+            1 => f.write_str("1 live context:\n")?,
+            n => writeln!(f, "{n} live contexts, oldest first:")?,
+        }
+        // Children by parent id, oldest first (the entries are in that
+        // order already); a context whose parent is not in the census (made
+        // after its shard was read, or below a root) is a root here.
+        let present: HashMap<u64, usize> = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| (entry.id, i))
+            .collect();
+        let mut children: HashMap<usize, Vec<usize>> = HashMap::new();
+        let mut roots = Vec::new();
+        for (i, entry) in self.entries.iter().enumerate() {
+            match entry.parent_id.and_then(|id| present.get(&id)) {
+                Some(&parent) => children.entry(parent).or_default().push(i),
+                None => roots.push(i),
+            }
+        }
+        // Depth first with a stack of its own: a million-deep chain must not
+        // overflow the stack.
+        let mut stack: Vec<(usize, usize)> = roots.iter().rev().map(|&i| (i, 0)).collect();
+        while let Some((i, depth)) = stack.pop() {
+            write_line(f, &self.entries[i], depth)?;
+            if let Some(below) = children.get(&i) {
+                stack.extend(below.iter().rev().map(|&child| (child, depth + 1)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One line of the tree: `file:line[ label]  state, age[, deadline][, waiters]`.
+fn write_line(f: &mut fmt::Formatter<'_>, entry: &LiveContext, depth: usize) -> fmt::Result {
+    write!(
+        f,
+        "{:indent$}{}:{}",
+        "",
+        entry.location.file(),
+        entry.location.line(),
+        indent = depth * 2
+    )?;
+    if let Some(label) = &entry.label {
+        write!(f, " {label}")?;
+    }
+    match entry.err {
+        None => f.write_str("  not done")?,
+        Some(err) => write!(f, "  done ({err})")?,
+    }
+    write!(f, ", age {:.1?}", entry.age)?;
+    match entry.remaining {
+        Some(Duration::ZERO) => f.write_str(", deadline passed")?,
+        Some(left) => write!(f, ", deadline in {left:.1?}")?,
+        None => {}
+    }
+    match entry.waiters {
+        0 => {}
+        1 => f.write_str(", 1 waiter")?,
+        n => write!(f, ", {n} waiters")?,
+    }
+    f.write_str("\n")
+}
+
+/// One cancelable context that was alive when the [`Census`] was taken.
+///
+/// It is a snapshot: reading it later says what was true then, and holds
+/// nothing of the context (which may be gone by now).
+///
+/// # Examples
+///
+/// ```
+/// let (ctx, _cancel) = ctx::Context::background().with_cancel();
+/// let census = ctx::debug::live();
+/// let entry = census.iter().next().unwrap(); // alone in this process
+/// assert_eq!(entry.location().line(), line!() - 3);
+/// assert_eq!(entry.err(), None);
+/// assert_eq!(entry.waiters(), 0);
+/// assert_eq!(entry.parent_location(), None); // derived from the root
+/// # drop(ctx);
+/// ```
+///
+/// Go: none. Peer: a task in tokio-console.
+#[derive(Clone, Debug)]
+pub struct LiveContext {
+    /// The registry's id, unique for the life of the process.
+    id: u64,
+    /// The id of the nearest cancelable context above.
+    parent_id: Option<u64>,
+    location: &'static Location<'static>,
+    label: Option<Box<str>>,
+    /// For the order of the census.
+    created: Instant,
+    age: Duration,
+    deadline: Option<Instant>,
+    /// The time left until `deadline` when the census was taken.
+    remaining: Option<Duration>,
+    err: Option<Error>,
+    waiters: usize,
+    parent_location: Option<&'static Location<'static>>,
+}
+
+impl LiveContext {
+    /// The source location of the call that derived this context: the
+    /// user's `with_cancel`, `with_deadline`, `with_timeout` (or `_cause`
+    /// variant) or `signal::notify` call, the `scope(...)` call of a scope's
+    /// group context, the `#[ctx(timeout = ...)]` attribute of a function's
+    /// child context, or the line in ctx's server layer for a request
+    /// context (whose [`label`](LiveContext::label) names the request).
+    ///
+    /// ```
+    /// let (ctx, _cancel) = ctx::Context::background().with_cancel();
+    /// let line = line!() - 1;
+    /// let census = ctx::debug::live();
+    /// let entry = census.iter().find(|c| c.location().line() == line).unwrap();
+    /// assert_eq!(entry.location().file(), file!());
+    /// # drop(ctx);
+    /// ```
+    pub fn location(&self) -> &'static Location<'static> {
+        self.location
+    }
+
+    /// What made it, besides the location: `"GET /users/7"` (the method and
+    /// path, at most 128 bytes) for a request context of
+    /// `ctx::http::ContextLayer`; `None` for every other context.
+    ///
+    /// ```
+    /// let (ctx, _cancel) = ctx::Context::background().with_cancel();
+    /// let census = ctx::debug::live();
+    /// assert_eq!(census.iter().next().unwrap().label(), None);
+    /// # drop(ctx);
+    /// ```
+    pub fn label(&self) -> Option<&str> {
+        self.label.as_deref()
+    }
+
+    /// How long before the census it was derived (real time).
+    ///
+    /// ```
+    /// let (ctx, _cancel) = ctx::Context::background().with_cancel();
+    /// std::thread::sleep(std::time::Duration::from_millis(20));
+    /// let census = ctx::debug::live();
+    /// let entry = census.iter().next().unwrap();
+    /// assert!(entry.age() >= std::time::Duration::from_millis(20));
+    /// # drop(ctx);
+    /// ```
+    pub fn age(&self) -> Duration {
+        self.age
+    }
+
+    /// Its deadline, as [`Context::deadline`](crate::Context::deadline)
+    /// reported it: the earliest on the path to the root, if any.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (ctx, _cancel) = ctx::Context::background().with_timeout(Duration::from_secs(60));
+    /// let census = ctx::debug::live();
+    /// let entry = census.iter().next().unwrap();
+    /// assert_eq!(entry.deadline(), ctx.deadline());
+    /// ```
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// `None` if it was not done, else why, as
+    /// [`Context::err`](crate::Context::err) reported it. A done context
+    /// still in the census is still referenced somewhere (kept in a struct,
+    /// a cache, a task that never ended).
+    ///
+    /// ```
+    /// let (ctx, cancel) = ctx::Context::background().with_cancel();
+    /// cancel.cancel(); // done, but `ctx` is still held
+    /// let census = ctx::debug::live();
+    /// let entry = census.iter().next().unwrap();
+    /// assert_eq!(entry.err(), Some(ctx::Error::Canceled));
+    /// # drop(ctx);
+    /// ```
+    pub fn err(&self) -> Option<Error> {
+        self.err
+    }
+
+    /// How many were waiting for it to be done: pending
+    /// [`done()`](crate::Context::done) futures that have been polled, and
+    /// threads in [`wait_blocking`](crate::Context::wait_blocking) or
+    /// [`wait_timeout`](crate::Context::wait_timeout).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let (ctx, _cancel) = ctx::Context::background().with_cancel();
+    /// let waiter = tokio::spawn({
+    ///     let ctx = ctx.clone();
+    ///     async move { ctx.done().await }
+    /// });
+    /// tokio::task::yield_now().await; // the task polls `done()` once
+    /// let census = ctx::debug::live();
+    /// let entry = census.iter().next().unwrap();
+    /// assert_eq!(entry.waiters(), 1);
+    /// # waiter.abort();
+    /// # }
+    /// ```
+    pub fn waiters(&self) -> usize {
+        self.waiters
+    }
+
+    /// Where the nearest cancelable context above it was derived: the one
+    /// whose end ends this one too. `None` below a root (`background`,
+    /// `todo`) or below `without_cancel` with no cancelable context between.
+    ///
+    /// ```
+    /// let (parent, _p) = ctx::Context::background().with_cancel();
+    /// let (child, _c) = parent.with_value(7u8).with_cancel();
+    /// let line = line!() - 1;
+    /// let census = ctx::debug::live();
+    /// let entry = census.iter().find(|c| c.location().line() == line).unwrap();
+    /// assert_eq!(entry.parent_location().map(|l| l.line()), Some(line - 1));
+    /// # drop((parent, child));
+    /// ```
+    pub fn parent_location(&self) -> Option<&'static Location<'static>> {
+        self.parent_location
+    }
+}
