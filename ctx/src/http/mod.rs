@@ -268,9 +268,12 @@ fn write_digits(buf: &mut [u8; 9], mut n: u64) -> usize {
 /// a value of the request's [`Context`], read with `ctx.value::<RequestId>()`.
 ///
 /// The server layer takes it from the `x-request-id` header when that holds
-/// 1 to 128 visible ASCII characters, and otherwise generates one; the client
-/// layer sends it on, so the services a request passes through log the same
-/// id.
+/// 1 to 128 characters among `A-Z a-z 0-9 . _ : -`, and otherwise generates
+/// one; the client layer sends it on, so the services a request passes
+/// through log the same id. The narrow set keeps a client from writing into
+/// a log line: an id cannot hold a space, a quote, `=` or a brace, so it
+/// cannot fake another field (UUIDs, hex ids, and ids like
+/// `web-1:req.42` all fit).
 ///
 /// # Examples
 ///
@@ -289,8 +292,9 @@ fn write_digits(buf: &mut [u8; 9], mut n: u64) -> usize {
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct RequestId(
-    /// 1 to 128 visible ASCII bytes: only [`RequestId::from_header`], which
-    /// checks, and [`RequestId::generate`] make one.
+    /// 1 to 128 bytes of `A-Z a-z 0-9 . _ : -`: only
+    /// [`RequestId::from_header`], which checks, and
+    /// [`RequestId::generate`] make one.
     HeaderValue,
 );
 
@@ -299,21 +303,25 @@ impl RequestId {
     const MAX_LEN: usize = 128;
 
     /// The id in `value`, or `None` if it is empty, longer than 128 bytes or
-    /// holds anything but visible ASCII (`!` to `~`).
+    /// holds anything but ASCII letters, digits, `.`, `_`, `:` and `-`.
     ///
     /// ```
     /// use ctx::http::RequestId;
     /// use http::HeaderValue;
     /// assert!(RequestId::from_header(&HeaderValue::from_static("a1b2")).is_some());
+    /// assert!(RequestId::from_header(&HeaderValue::from_static("0f8fad5b-d9cb-469f-a165-70867728950e")).is_some());
     /// assert!(RequestId::from_header(&HeaderValue::from_static("")).is_none());
+    /// assert!(RequestId::from_header(&HeaderValue::from_static(r#"x" user="admin"#)).is_none());
     /// ```
     pub fn from_header(value: &HeaderValue) -> Option<RequestId> {
         let bytes = value.as_bytes();
-        let visible = |b: &u8| (b'!'..=b'~').contains(b);
-        if bytes.is_empty() || bytes.len() > Self::MAX_LEN || !bytes.iter().all(visible) {
+        let safe = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-');
+        if bytes.is_empty() || bytes.len() > Self::MAX_LEN || !bytes.iter().all(safe) {
             return None;
         }
-        Some(RequestId(value.clone()))
+        // Copied: a value sliced from the request's header buffer would
+        // hold all of that buffer for as long as the id lives.
+        HeaderValue::from_bytes(bytes).ok().map(RequestId)
     }
 
     /// A fresh id: 32 lowercase hex digits, unique within the process (a
@@ -348,7 +356,7 @@ impl RequestId {
     /// assert_eq!(id.as_str(), "abc");
     /// ```
     pub fn as_str(&self) -> &str {
-        // Checked (or generated) as visible ASCII: always text.
+        // Checked (or generated) as ASCII: always text.
         self.0.to_str().unwrap_or_default()
     }
 
@@ -488,7 +496,20 @@ mod tests {
     #[test]
     fn request_ids_reject_what_logs_cannot_show() {
         let long = "x".repeat(129);
-        for bad in ["", "a b", "tab\there", long.as_str()] {
+        for bad in [
+            "",
+            "a b",
+            "tab\there",
+            long.as_str(),
+            // Enough to fake a field in a plain-text log line.
+            r#"x" user="admin"#,
+            "a}b",
+            "a=b",
+            "a,b",
+            "a/b",
+            "a+b",
+            "%0a",
+        ] {
             assert!(
                 RequestId::from_header(&HeaderValue::from_str(bad).unwrap()).is_none(),
                 "{bad:?}"
@@ -498,5 +519,14 @@ mod tests {
         assert!(
             RequestId::from_header(&HeaderValue::from_str(&"x".repeat(128)).unwrap()).is_some()
         );
+        for good in [
+            "req-42",
+            "web-1:req.42",
+            "A_b.C:d-0",
+            "0f8fad5b-d9cb-469f-a165-70867728950e",
+        ] {
+            let id = RequestId::from_header(&HeaderValue::from_static(good)).unwrap();
+            assert_eq!(id.as_str(), good);
+        }
     }
 }

@@ -1042,11 +1042,14 @@ mod span {
 
     #[cfg(feature = "tracing")]
     pub(super) fn new<B>(req: &http::Request<B>, id: &super::RequestId) -> Span {
+        // The id is checked to hold no space, quote or `=` (see
+        // `RequestId::from_header`), and a method is a token; a path may
+        // hold `"` and `=`, so it is written quoted and escaped.
         tracing::info_span!(
             "request",
             request_id = %id,
             method = %req.method(),
-            path = %req.uri().path(),
+            path = ?req.uri().path(),
         )
     }
 
