@@ -82,9 +82,13 @@
 //! - `grpc-timeout`: `1*8DIGIT unit`, unit one of `H M S m u n` (hours to
 //!   nanoseconds), as gRPC defines it; [`decode_timeout`] and
 //!   [`encode_timeout`]. A malformed value is ignored, as if absent.
-//! - `x-request-id`: 1 to 128 visible ASCII characters; anything else is
-//!   ignored and a fresh id generated ([`RequestId`]). The server layer
-//!   echoes the id in the response.
+//! - `x-request-id`: 1 to 128 characters among `A-Z a-z 0-9 . _ : -`;
+//!   anything else is ignored and a fresh id generated ([`RequestId`]).
+//!   The server layer echoes the id in the response.
+//! - Values a layer was asked to carry ([`Propagate`]): the built-in W3C
+//!   `traceparent` and `tracestate` ([`TraceContext`]) and `baggage`
+//!   ([`Baggage`]), or a header of your own. Each is checked and bounded
+//!   by its decoding, and dropped, as if absent, when it does not pass.
 //!
 //! Go: `http.Request.Context`, `http.Request.WithContext`, and gRPC's
 //! deadline propagation.
@@ -100,12 +104,15 @@ use crate::Context;
 
 #[cfg(feature = "axum")]
 mod axum;
+mod baggage;
 #[cfg(feature = "tower")]
 pub mod client;
 #[cfg(feature = "tower")]
 pub mod detach;
+pub(crate) mod propagate;
 #[cfg(feature = "tower")]
 pub mod server;
+mod trace;
 
 #[cfg(feature = "axum")]
 pub use self::axum::MissingContext;
@@ -121,6 +128,10 @@ pub use detach::{DetachLayer, DetachService};
 #[cfg(feature = "tower")]
 #[doc(inline)]
 pub use server::{Abandoned, ContextLayer, ContextService, HandlerPanicked};
+
+pub use baggage::{Baggage, BAGGAGE};
+pub use propagate::Propagate;
+pub use trace::{TraceContext, TRACEPARENT, TRACESTATE};
 
 /// Renamed to [`server::ResponseFuture`]: the server's response future.
 #[cfg(feature = "tower")]

@@ -24,6 +24,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::propagate::{Propagate, Propagators};
 use super::{decode_timeout, RequestId, GRPC_TIMEOUT, X_REQUEST_ID};
 use crate::{CancelGuard, Context, DoneOwned, Error};
 
@@ -144,6 +145,9 @@ pub struct ContextLayer {
     /// Set by [`ContextLayer::cooperative`]: the handler is not raced
     /// against its request context.
     cooperative: bool,
+    /// The value types read from incoming headers; added to by
+    /// [`ContextLayer::propagate`].
+    propagate: Propagators,
 }
 
 impl ContextLayer {
@@ -161,6 +165,7 @@ impl ContextLayer {
             default_timeout: None,
             max_timeout: None,
             cooperative: false,
+            propagate: Propagators::default(),
         }
     }
 
@@ -223,6 +228,46 @@ impl ContextLayer {
     /// Go: the default; `http.TimeoutHandler` is the race.
     pub fn cooperative(mut self) -> ContextLayer {
         self.cooperative = true;
+        self
+    }
+
+    /// Reads a `T` from each request's headers into its context: a value
+    /// of [`Propagate`] type, which a caller's
+    /// [`ClientLayer::propagate`](super::ClientLayer::propagate) (or the
+    /// gRPC client layer or interceptor) sent from its own context. A
+    /// header that is absent, or does not pass `T`'s checks, puts nothing
+    /// in the context, and the request goes on.
+    ///
+    /// Nothing is read unless asked for: a server facing the internet
+    /// registers only the values it trusts its clients with. Registering
+    /// a type twice reads it once.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use ctx::http::{Baggage, ContextLayer, RequestExt, TraceContext};
+    /// use tower::{Layer, ServiceExt};
+    ///
+    /// let layer = ContextLayer::new(&ctx::Context::background())
+    ///     .propagate::<TraceContext>()
+    ///     .propagate::<Baggage>();
+    /// let svc = layer.layer(tower::service_fn(|req: http::Request<()>| async move {
+    ///     let ctx = req.context();
+    ///     let trace = ctx.value::<TraceContext>().unwrap();
+    ///     let user = ctx.value::<Baggage>().and_then(|b| b.get("user").map(|u| u.into_owned()));
+    ///     let text = format!("{} {}", trace.trace_id(), user.unwrap_or_default());
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(text))
+    /// }));
+    /// let req = http::Request::builder()
+    ///     .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    ///     .header("baggage", "user=alice")
+    ///     .body(())
+    ///     .unwrap();
+    /// let resp = svc.oneshot(req).await.unwrap();
+    /// assert_eq!(resp.into_body().into_inner(), "4bf92f3577b34da6a3ce929d0e0e4736 alice");
+    /// # }
+    /// ```
+    pub fn propagate<T: Propagate>(mut self) -> ContextLayer {
+        self.propagate = self.propagate.with::<T>();
         self
     }
 
@@ -291,6 +336,7 @@ where
             .unwrap_or_else(RequestId::generate);
         let span = span::new(&req, &id);
         let ctx = self.layer.root.with_value(id.clone());
+        let ctx = self.layer.propagate.decode(req.headers(), ctx);
         // `with_timeout` measures from now on the clock deadlines follow
         // (tokio's, in a paused test); a timeout too far to represent is
         // no deadline.
