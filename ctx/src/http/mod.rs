@@ -109,6 +109,8 @@ mod baggage;
 pub mod client;
 #[cfg(feature = "tower")]
 pub mod detach;
+#[cfg(feature = "tower")]
+mod ending;
 pub(crate) mod propagate;
 #[cfg(feature = "tower")]
 pub mod server;
@@ -130,6 +132,8 @@ pub use detach::{DetachLayer, DetachService};
 pub use server::{Abandoned, ContextLayer, ContextService, HandlerPanicked};
 
 pub use baggage::{Baggage, BAGGAGE};
+#[cfg(feature = "tower")]
+pub use ending::Stats;
 pub use propagate::Propagate;
 pub use trace::{TraceContext, TRACEPARENT, TRACESTATE};
 

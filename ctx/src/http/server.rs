@@ -13,6 +13,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::ending::{Counters, RequestGuard, Stats};
 use super::propagate::{Propagate, Propagators};
 use super::{decode_timeout, RequestId, GRPC_TIMEOUT, X_REQUEST_ID};
 use crate::{CancelGuard, Context, DoneOwned, Error};
@@ -148,6 +150,9 @@ pub struct ContextLayer {
     /// The value types read from incoming headers; added to by
     /// [`ContextLayer::propagate`].
     propagate: Propagators,
+    /// How the layer's request contexts ended; made by
+    /// [`ContextLayer::new`], shared by the layer's clones and services.
+    counters: Arc<Counters>,
 }
 
 impl ContextLayer {
@@ -166,6 +171,7 @@ impl ContextLayer {
             max_timeout: None,
             cooperative: false,
             propagate: Propagators::default(),
+            counters: Arc::new(Counters::new()),
         }
     }
 
@@ -271,6 +277,30 @@ impl ContextLayer {
         self
     }
 
+    /// How the request contexts of this layer (its clones, and every
+    /// service they made) have ended so far, counted by cause: see
+    /// [`Stats`].
+    ///
+    /// Keep a clone of the layer to read them: the layer given to a router
+    /// shares its counters with the one kept.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use ctx::http::ContextLayer;
+    /// use tower::{Layer, ServiceExt};
+    ///
+    /// let layer = ContextLayer::new(&ctx::Context::background());
+    /// let svc = layer.clone().layer(tower::service_fn(|_: http::Request<()>| async {
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    /// }));
+    /// drop(svc.oneshot(http::Request::new(())).await.unwrap());
+    /// assert_eq!(layer.stats().completed(), 1);
+    /// # }
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.counters.stats()
+    }
+
     /// The request's timeout: what it asked for (else the default), never
     /// more than the maximum.
     fn timeout_for<B>(&self, req: &Request<B>) -> Option<Duration> {
@@ -344,6 +374,7 @@ where
             Some(timeout) => ctx.with_timeout(timeout),
             None => ctx.with_cancel(),
         };
+        let guard = RequestGuard::new(guard, &ctx, &self.layer.counters, &span);
         let race = (!self.layer.cooperative).then(|| Race::new(&ctx, is_grpc(req.headers())));
         req.extensions_mut().insert(ctx);
         // For a `DetachLayer` inside: the root its detached contexts obey.
@@ -550,7 +581,7 @@ pin_project! {
         // dropped there: a plain cancel) or loses the race (the context
         // is over already). Still here on drop means the request was
         // abandoned.
-        guard: Option<CancelGuard>,
+        guard: Option<RequestGuard>,
         // The race against the request context, from `ContextService::call`
         // (`None`: cooperative); moved into the body with the answer.
         race: Option<Race>,
@@ -566,7 +597,7 @@ pin_project! {
     impl<F> PinnedDrop for ResponseFuture<F> {
         fn drop(this: Pin<&mut Self>) {
             if let Some(guard) = this.project().guard.take() {
-                guard.cancel_with_cause(Abandoned);
+                guard.abandon();
             }
         }
     }
@@ -721,7 +752,7 @@ pin_project! {
         // Still here on drop means the body was cut off, unless the
         // response counts as written in full (`owed`, `is_end_stream`).
         // `None` in the layer's own answer: the context was over already.
-        guard: Option<CancelGuard>,
+        guard: Option<RequestGuard>,
         // The bytes of a known length not yet yielded: set from the head
         // by `owed_on_the_wire` (`Some(0)` when no body goes on the wire),
         // counted down by each data frame; `None` when the length is not
@@ -743,9 +774,9 @@ pin_project! {
                 // hyper and axum drop a body with nothing left to send
                 // without polling it to its end.
                 if *this.owed == Some(0) || this.kind.is_end_stream() {
-                    guard.cancel();
+                    drop(guard); // a plain cancel
                 } else {
-                    guard.cancel_with_cause(Abandoned);
+                    guard.abandon();
                 }
             }
         }
@@ -1047,6 +1078,16 @@ impl HandlerPanicked {
     pub fn message(&self) -> Option<&str> {
         self.message.as_deref()
     }
+
+    /// The cause for a panic with `payload`: its message when it is a
+    /// string.
+    pub(super) fn from_payload(payload: &(dyn Any + Send)) -> HandlerPanicked {
+        let message = payload
+            .downcast_ref::<&'static str>()
+            .map(|message| (*message).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned());
+        HandlerPanicked { message }
+    }
 }
 
 impl fmt::Display for HandlerPanicked {
@@ -1068,15 +1109,29 @@ impl std::error::Error for HandlerPanicked {}
 /// panics cannot unwind out of the layer. `AssertUnwindSafe` at the catch
 /// sites is sound for the same reason: nothing observes the state the panic
 /// left behind except by resuming it.
-pub(super) fn panicked(guard: Option<CancelGuard>, payload: Box<dyn Any + Send>) -> ! {
+pub(super) fn panicked(guard: Option<impl EndOnPanic>, payload: Box<dyn Any + Send>) -> ! {
     if let Some(guard) = guard {
-        let message = payload
-            .downcast_ref::<&'static str>()
-            .map(|message| (*message).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned());
-        guard.cancel_with_cause(HandlerPanicked { message });
+        guard.end_on_panic(HandlerPanicked::from_payload(&*payload));
     }
     resume_unwind(payload)
+}
+
+/// A guard that [`panicked`] ends: a request context's, or a detached
+/// context's.
+pub(super) trait EndOnPanic {
+    fn end_on_panic(self, cause: HandlerPanicked);
+}
+
+impl EndOnPanic for CancelGuard {
+    fn end_on_panic(self, cause: HandlerPanicked) {
+        self.cancel_with_cause(cause);
+    }
+}
+
+impl EndOnPanic for RequestGuard {
+    fn end_on_panic(self, cause: HandlerPanicked) {
+        self.panicked(cause);
+    }
 }
 
 /// The request span: real with the `tracing` feature, nothing without.
@@ -1127,6 +1182,24 @@ mod span {
     #[cfg(not(feature = "tracing"))]
     #[inline]
     pub(super) fn lost_race(_: &Span, _: crate::Error) {}
+
+    /// A span for unit tests: none.
+    #[cfg(all(test, feature = "tracing"))]
+    pub(super) fn none() -> Span {
+        tracing::Span::none()
+    }
+
+    #[cfg(all(test, not(feature = "tracing")))]
+    pub(super) fn none() -> Span {}
+}
+
+/// The request span (with the `tracing` feature; `()` without), for the
+/// ending event.
+pub(super) type RequestSpan = span::Span;
+
+#[cfg(test)]
+pub(super) fn test_span() -> RequestSpan {
+    span::none()
 }
 
 #[cfg(test)]
