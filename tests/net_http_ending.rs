@@ -200,10 +200,12 @@ async fn the_stats_count_a_panic_as_a_panic_and_many_requests_exactly() {
     assert_eq!(layer.stats().ended(), 51);
 }
 
-/// What a subscriber saw of the layer's ending events: each one's level
-/// and fields as `name=value`.
+/// One ending event: its level, and its fields as `name=value`.
+type Ending = (Level, Vec<String>);
+
+/// What a subscriber saw of the layer's ending events.
 #[derive(Clone, Default)]
-struct Endings(Arc<Mutex<Vec<(Level, Vec<String>)>>>);
+struct Endings(Arc<Mutex<Vec<Ending>>>);
 
 struct Fields(Vec<String>);
 
@@ -264,7 +266,7 @@ impl Subscriber for AskEveryTime {
 
 /// Runs `f` on a current-thread runtime with a recording subscriber as the
 /// thread's default; the ending events it saw.
-fn watched<F: std::future::Future<Output = ()>>(f: F) -> Vec<(Level, Vec<String>)> {
+fn watched<F: std::future::Future<Output = ()>>(f: F) -> Vec<Ending> {
     std::mem::forget(tracing::Dispatch::new(AskEveryTime));
     let endings = Endings::default();
     tracing::subscriber::with_default(endings.clone(), || {
@@ -280,7 +282,7 @@ fn watched<F: std::future::Future<Output = ()>>(f: F) -> Vec<(Level, Vec<String>
 
 /// The one ending event in `seen`: its level and fields.
 #[track_caller]
-fn the_one(seen: &[(Level, Vec<String>)]) -> (Level, Vec<String>) {
+fn the_one(seen: &[Ending]) -> Ending {
     assert_eq!(seen.len(), 1, "one ending event per request: {seen:#?}");
     seen[0].clone()
 }

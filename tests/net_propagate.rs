@@ -314,9 +314,12 @@ async fn an_outgoing_header_the_caller_set_wins() {
     assert_eq!(at_b.values.tenant.as_deref(), Some("set-by-a"));
 }
 
+/// A header as a client sends it: any bytes a header may hold.
+type RawHeader = (&'static str, Vec<u8>);
+
 /// One request to A from a plain client (no ctx, no client layer) with
 /// `headers`: what A decoded, and what A's call then sent to B.
-async fn send_raw(chain: &mut Chain, headers: &[(&'static str, Vec<u8>)]) -> (Seen, Seen) {
+async fn send_raw(chain: &mut Chain, headers: &[RawHeader]) -> (Seen, Seen) {
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     let mut req = http::Request::get(format!("{}/forward", chain.a))
         .body(Empty::new())
@@ -343,7 +346,7 @@ async fn malformed_and_oversized_headers_from_a_client_are_dropped_and_nothing_i
         .join(",");
     let long_baggage = format!("k={}", "v".repeat(8192));
     let long_tracestate = format!("k={}", "v".repeat(600));
-    let cases: Vec<(&str, Vec<(&'static str, Vec<u8>)>)> = vec![
+    let cases: Vec<(&str, Vec<RawHeader>)> = vec![
         (
             "a tenant out of its charset",
             vec![("x-tenant", v("ACME; evil=1"))],

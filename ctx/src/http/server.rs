@@ -260,16 +260,16 @@ impl ContextLayer {
     ///     let ctx = req.context();
     ///     let trace = ctx.value::<TraceContext>().unwrap();
     ///     let user = ctx.value::<Baggage>().and_then(|b| b.get("user").map(|u| u.into_owned()));
-    ///     let text = format!("{} {}", trace.trace_id(), user.unwrap_or_default());
-    ///     Ok::<_, std::convert::Infallible>(http::Response::new(text))
+    ///     assert_eq!(trace.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    ///     assert_eq!(user.as_deref(), Some("alice"));
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
     /// }));
     /// let req = http::Request::builder()
     ///     .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
     ///     .header("baggage", "user=alice")
     ///     .body(())
     ///     .unwrap();
-    /// let resp = svc.oneshot(req).await.unwrap();
-    /// assert_eq!(resp.into_body().into_inner(), "4bf92f3577b34da6a3ce929d0e0e4736 alice");
+    /// svc.oneshot(req).await.unwrap();
     /// # }
     /// ```
     pub fn propagate<T: Propagate>(mut self) -> ContextLayer {
