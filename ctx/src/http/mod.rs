@@ -77,6 +77,41 @@
 //! is done before the call, including one whose deadline has passed, fails
 //! the call locally with [`ClientError::Context`]: nothing goes over the wire.
 //!
+//! # Values on the wire
+//!
+//! The deadline and the request id travel by themselves. Any other request
+//! value travels when its type implements [`Propagate`] (a header, an
+//! encoding, a validating decoding) and both sides register it: the
+//! caller's client layer with [`ClientLayer::propagate`] (or
+//! `ctx::grpc::ClientLayer::propagate`, or a `ctx::grpc::Interceptor`),
+//! the next service's server layer with [`ContextLayer::propagate`]. The
+//! nearest value in the caller's context goes out; the server decodes it
+//! into the request context, where `ctx.value::<T>()` finds it, in that
+//! service's handlers and in every call they make under it:
+//!
+//! ```text
+//! A: ctx.with_value(Tenant(7)) ─ ClientLayer ─ x-tenant: 7 ─▶ B: ContextLayer ─ ctx.value::<Tenant>()
+//! ```
+//!
+//! Built in, each opt-in per layer (a server facing the internet registers
+//! only what it trusts its clients with): [`TraceContext`] (W3C
+//! `traceparent` and `tracestate`, passed on unchanged: ctx carries trace
+//! context, it is not a tracer) and [`Baggage`] (W3C `baggage`). A header
+//! the outgoing request already has, set by the caller or by an
+//! OpenTelemetry propagator, wins. Everything decoded from a client is
+//! checked and bounded: what does not pass is dropped as if absent.
+//!
+//! # How requests end
+//!
+//! [`ContextLayer::stats`] counts the layer's request contexts by how they
+//! ended ([`Stats`]: completed, canceled, deadline exceeded, abandoned,
+//! handler panicked). With the `tracing` feature, each end is also one
+//! event, `request context ended`, in the request's span, with the fields
+//! `end` (the same names), `cause` (the context's cause, quoted),
+//! `elapsed_us` (how long the request ran) and `deadline_left_us` (the
+//! time its deadline had left, absent without a deadline): `debug` for a
+//! completed request, `info` for one that ended early, `warn` for a panic.
+//!
 //! # Headers
 //!
 //! - `grpc-timeout`: `1*8DIGIT unit`, unit one of `H M S m u n` (hours to

@@ -45,7 +45,14 @@ use crate::{CancelGuard, Context, DoneOwned, Error};
 ///
 /// The response gets the request id as `x-request-id`, unless the service
 /// set that header itself. With the `tracing` feature, the service's future
-/// runs inside a `request` span with the id as its `request_id` field.
+/// runs inside a `request` span with the id as its `request_id` field, and
+/// the end of each request context is one event in that span (see [how
+/// requests end](super#how-requests-end)); [`stats`](ContextLayer::stats)
+/// counts the ends by cause.
+///
+/// Request values a caller sends (W3C trace context, baggage, your own)
+/// are read into the request context only for the types registered with
+/// [`propagate`](ContextLayer::propagate).
 ///
 /// # The race
 ///
