@@ -200,7 +200,8 @@ async fn the_stats_count_a_panic_as_a_panic_and_many_requests_exactly() {
     assert_eq!(layer.stats().ended(), 51);
 }
 
-/// One ending event: its level, and its fields as `name=value`.
+/// One ending event: its level, and its fields as `name=value` (and its
+/// target as `target=`).
 type Ending = (Level, Vec<String>);
 
 /// What a subscriber saw of the layer's ending events.
@@ -232,6 +233,9 @@ impl Subscriber for Endings {
             .iter()
             .any(|f| f == "message=request context ended")
         {
+            fields
+                .0
+                .push(format!("target={}", event.metadata().target()));
             let level = *event.metadata().level();
             self.0.lock().unwrap().push((level, fields.0));
         }
@@ -312,6 +316,7 @@ fn a_completed_request_logs_its_end_at_debug_with_the_time_it_ran() {
     });
     let (level, fields) = the_one(&seen);
     assert_eq!(level, Level::DEBUG);
+    assert_eq!(field(&fields, "target"), Some("ctx::http::server"));
     assert_eq!(field(&fields, "end"), Some(r#""completed""#), "{fields:?}");
     assert_eq!(field(&fields, "cause"), Some(r#""context canceled""#));
     let elapsed: u64 = field(&fields, "elapsed_us").unwrap().parse().unwrap();

@@ -366,6 +366,7 @@ mod report {
             macro_rules! ended {
                 ($level:expr) => {
                     tracing::event!(
+                        target: "ctx::http::server",
                         parent: &self.span,
                         $level,
                         end = end.as_str(),

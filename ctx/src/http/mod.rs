@@ -106,7 +106,8 @@
 //! [`ContextLayer::stats`] counts the layer's request contexts by how they
 //! ended ([`Stats`]: completed, canceled, deadline exceeded, abandoned,
 //! handler panicked). With the `tracing` feature, each end is also one
-//! event, `request context ended`, in the request's span, with the fields
+//! event, `request context ended` (target `ctx::http::server`), in the
+//! request's span, with the fields
 //! `end` (the same names), `cause` (the context's cause, quoted),
 //! `elapsed_us` (how long the request ran) and `deadline_left_us` (the
 //! time its deadline had left, absent without a deadline): `debug` for a
