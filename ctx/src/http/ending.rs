@@ -259,7 +259,8 @@ pub(super) struct RequestGuard {
     /// Taken by the first end.
     guard: Option<CancelGuard>,
     /// The request context: whether it had ended before the layer let go,
-    /// and its deadline, for the event.
+    /// and its deadline, for the event; the race reads it too (one clone
+    /// for both).
     ctx: Context,
     /// The layer's.
     counters: Arc<Counters>,
@@ -280,6 +281,12 @@ impl RequestGuard {
             counters: counters.clone(),
             report: report::Report::new(span),
         }
+    }
+
+    /// The request context.
+    #[inline]
+    pub(super) fn context(&self) -> &Context {
+        &self.ctx
     }
 
     /// Ends the request context with the cause [`Abandoned`] (unless it had

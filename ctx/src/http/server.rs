@@ -428,11 +428,9 @@ pub(super) fn is_grpc(headers: &HeaderMap) -> bool {
 }
 
 /// The race of a handler (its future, then its body) against its request
-/// context: the context to read, and its `done()` to be woken by.
+/// context: its `done()` to be woken by. The context itself is read from
+/// the [`RequestGuard`] beside the race, there whenever a race is.
 struct Race {
-    /// The request context: `err()` is one atomic load, so a future or body
-    /// that is ready at once never registers a waker.
-    ctx: Context,
     /// Wakes the task when the context ends; polled only when the handler
     /// is pending.
     done: DoneOwned,
@@ -443,17 +441,19 @@ struct Race {
 impl Race {
     fn new(ctx: &Context, grpc: bool) -> Race {
         Race {
-            ctx: ctx.clone(),
             done: ctx.done_owned(),
             grpc,
         }
     }
 
-    /// The context's error, if it has ended: checked before the handler is
-    /// polled, so that a context that ended wins a tie.
+    /// The error of the request context `guard` holds, if it has ended:
+    /// checked before the handler is polled, so that a context that ended
+    /// wins a tie. `err()` is one atomic load, so a future or body that is
+    /// ready at once never registers a waker. No guard (the request is
+    /// over) is no end to race.
     #[inline]
-    fn ended(&self) -> Option<Error> {
-        self.ctx.err()
+    fn ended(&self, guard: Option<&RequestGuard>) -> Option<Error> {
+        guard.and_then(|guard| guard.context().err())
     }
 
     /// After the handler returned `Pending`: the context's error if it
@@ -636,7 +636,8 @@ where
         // The context first: a handler ready in the same poll loses, as in
         // `Context::run`, and one whose context is done on arrival is
         // never polled.
-        if let Some(err) = this.race.as_ref().and_then(Race::ended) {
+        let guard = this.guard.as_ref();
+        if let Some(err) = this.race.as_ref().and_then(|race| race.ended(guard)) {
             return Poll::Ready(Ok(lose_race(this, err)));
         }
         let HandlerProj::Running { inner } = this.handler.as_mut().project() else {
@@ -896,7 +897,8 @@ impl<B: Body> Body for ResponseBody<B> {
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let mut this = self.project();
         // The context first, as for the head.
-        if let Some(err) = this.race.as_ref().and_then(Race::ended) {
+        let guard = this.guard.as_ref();
+        if let Some(err) = this.race.as_ref().and_then(|race| race.ended(guard)) {
             cut(&mut this, err);
         }
         if let KindProj::Handler { inner } = this.kind.as_mut().project() {
