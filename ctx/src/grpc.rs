@@ -26,7 +26,7 @@
 //!   HTTP client's rule: a shorter `grpc-timeout` or an `x-request-id` the
 //!   request already carries is kept.
 //! - **Values on the wire**: request values of a
-//!   [`Propagate`](crate::http::Propagate) type (W3C
+//!   [`Propagate`] type (W3C
 //!   [`TraceContext`](crate::http::TraceContext) and
 //!   [`Baggage`](crate::http::Baggage), or your own) travel as metadata
 //!   when the client sends them
@@ -199,6 +199,9 @@ pub fn interceptor(req: tonic::Request<()>) -> Result<tonic::Request<()>, Status
 ///
 /// With a generated client: `GreeterClient::with_interceptor(channel,
 /// ctx::grpc::Interceptor::new().propagate::<TraceContext>())`.
+///
+/// Go: a grpc-go `UnaryClientInterceptor` that copies context values into
+/// outgoing metadata (`metadata.AppendToOutgoingContext`).
 #[derive(Clone, Debug, Default)]
 pub struct Interceptor {
     /// The value types to send; added to by [`Interceptor::propagate`].
