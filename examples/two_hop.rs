@@ -1,6 +1,7 @@
-//! A request through two services, client -> A -> B, all on 127.0.0.1:
-//! the client's deadline shrinks at each hop, and a client that gives up
-//! at the top cancels the work in B.
+//! A traced request through two services, client -> A -> B, all on
+//! 127.0.0.1: the client's deadline shrinks at each hop, its W3C trace
+//! context and its tenant (a request value of the application's own)
+//! reach B, and a client that gives up at the top cancels the work in B.
 //!
 //! `cargo run --example two_hop --features net`; `tests/net_examples.rs`
 //! runs the same story.
@@ -8,8 +9,14 @@
 //! A and B each wrap their router in `ContextLayer` (a context per request,
 //! its deadline from `grpc-timeout`) and call out through `ClientLayer`
 //! (which sends the time left on and aborts the call when the context
-//! ends). A makes its call to B in a task of its own, as a handler fanning
-//! out would: nothing but the context ties that call to the client.
+//! ends). Both layers also carry `TraceContext` (`traceparent`,
+//! `tracestate`) and `Tenant` (`x-tenant`): registered with `.propagate`,
+//! a value in the caller's context is a value of the next request context.
+//! A makes its call to B in a task of its own, as a handler fanning out
+//! would: nothing but the context ties that call to the client. At the end
+//! each service's layer says how many of its requests were abandoned; run
+//! alone, the example also prints each request's ending event (its cause,
+//! how long it ran, the time its deadline had left).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,8 +24,11 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
-use ctx::http::{ClientLayer, ClientService, ContextLayer, RequestExt, RequestId};
+use ctx::http::{
+    ClientLayer, ClientService, ContextLayer, Propagate, RequestExt, RequestId, TraceContext,
+};
 use ctx::Context;
+use http::{HeaderName, HeaderValue};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -31,12 +41,50 @@ use tower::{Layer, ServiceExt};
 /// The client's deadline for the first request.
 pub const DEADLINE: Duration = Duration::from_secs(2);
 
+/// The trace the client's request belongs to, as a tracer would have
+/// started it.
+pub const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+/// The tenant a request is for: a request value of the application's own,
+/// sent as `x-tenant`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tenant(pub String);
+
+impl Propagate for Tenant {
+    const HEADER: HeaderName = HeaderName::from_static("x-tenant");
+
+    fn encode(&self) -> Option<HeaderValue> {
+        HeaderValue::from_str(&self.0).ok()
+    }
+
+    /// 1 to 32 of `a-z 0-9 -`: anything else from a client is no tenant.
+    fn decode(value: &HeaderValue) -> Option<Tenant> {
+        let bytes = value.as_bytes();
+        let ok = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-';
+        if bytes.is_empty() || bytes.len() > 32 || !bytes.iter().all(ok) {
+            return None;
+        }
+        String::from_utf8(bytes.to_vec()).ok().map(Tenant)
+    }
+}
+
+/// A service's server layer: a context per request, with the caller's
+/// trace context and tenant in it.
+fn server_layer(root: &Context) -> ContextLayer {
+    ContextLayer::new(root)
+        .propagate::<TraceContext>()
+        .propagate::<Tenant>()
+}
+
 include!("support/narration.rs");
 
 type HttpClient = ClientService<Client<HttpConnector, Empty<Bytes>>>;
 
 fn http_client() -> HttpClient {
-    ClientLayer::new().layer(Client::builder(TokioExecutor::new()).build_http())
+    ClientLayer::new()
+        .propagate::<TraceContext>()
+        .propagate::<Tenant>()
+        .layer(Client::builder(TokioExecutor::new()).build_http())
 }
 
 /// GETs `url` under `ctx`, returning the body as text.
@@ -80,13 +128,17 @@ struct B {
     ended: mpsc::UnboundedSender<String>,
 }
 
-/// B: `/fast` answers with the time it has left; `/slow` works until its
-/// context ends.
-fn service_b(root: &Context, b: B) -> Router {
+/// B: `/fast` answers with the time it has left, the trace id and the
+/// tenant; `/slow` works until its context ends.
+fn service_b(layer: ContextLayer, b: B) -> Router {
     Router::new()
         .route(
             "/fast",
-            get(|ctx: Context| async move { left_us(&ctx).to_string() }),
+            get(|ctx: Context| async move {
+                let trace = ctx.value::<TraceContext>().map_or("-", |t| t.trace_id());
+                let tenant = ctx.value::<Tenant>().map_or("-", |t| t.0.as_str());
+                format!("{} {trace} {tenant}", left_us(&ctx))
+            }),
         )
         .route(
             "/slow",
@@ -101,7 +153,7 @@ fn service_b(root: &Context, b: B) -> Router {
             }),
         )
         .with_state(b)
-        .layer(ContextLayer::new(root))
+        .layer(layer)
 }
 
 #[derive(Clone)]
@@ -111,9 +163,10 @@ struct A {
     ended: mpsc::UnboundedSender<String>,
 }
 
-/// A: `/fast` calls B's `/fast` and answers with both times left;
-/// `/slow` calls B's `/slow` from a task holding its request context.
-fn service_a(root: &Context, a: A) -> Router {
+/// A: `/fast` calls B's `/fast` and answers with its own time left, B's
+/// answer and the request id; `/slow` calls B's `/slow` from a task
+/// holding its request context.
+fn service_a(layer: ContextLayer, a: A) -> Router {
     Router::new()
         .route(
             "/fast",
@@ -142,7 +195,7 @@ fn service_a(root: &Context, a: A) -> Router {
             }),
         )
         .with_state(a)
-        .layer(ContextLayer::new(root))
+        .layer(layer)
 }
 
 async fn listen(app: Router) -> std::io::Result<String> {
@@ -152,10 +205,15 @@ async fn listen(app: Router) -> std::io::Result<String> {
     Ok(url)
 }
 
-/// The times left (µs) at the client, at A and at B, for the test.
+/// What happened, for the test: the times left (µs) at the client, at A
+/// and at B; the trace id and tenant B saw; the requests A's and B's
+/// layers counted as abandoned.
 #[derive(Debug)]
 pub struct Outcome {
     pub left_us: [u128; 3],
+    pub trace_at_b: String,
+    pub tenant_at_b: String,
+    pub abandoned: [u64; 2],
 }
 
 pub async fn story(say: Say) -> std::io::Result<Outcome> {
@@ -167,19 +225,26 @@ pub async fn story(say: Say) -> std::io::Result<Outcome> {
         started: b_started,
         ended: b_ended,
     };
-    let b = listen(service_b(&root, b)).await?;
+    let b_layer = server_layer(&root);
+    let b = listen(service_b(b_layer.clone(), b)).await?;
     let a = A {
         client: http_client(),
         b,
         ended: a_ended,
     };
-    let a = listen(service_a(&root, a)).await?;
+    let a_layer = server_layer(&root);
+    let a = listen(service_a(a_layer.clone(), a)).await?;
     let client = http_client();
 
-    // 1. The deadline shrinks at each hop.
+    // 1. The deadline shrinks at each hop; the trace context and the
+    //    tenant come along.
     let id = RequestId::generate();
+    let trace = TraceContext::parse(TRACEPARENT, None)
+        .ok_or_else(|| std::io::Error::other("a valid traceparent"))?;
     let (ctx, _cancel) = Context::background()
         .with_value(id.clone())
+        .with_value(trace.clone())
+        .with_value(Tenant("acme".to_owned()))
         .with_timeout(DEADLINE);
     let at_client = left_us(&ctx);
     let body = fetch(&client, &ctx, &format!("{a}/fast"))
@@ -193,11 +258,17 @@ pub async fn story(say: Say) -> std::io::Result<Outcome> {
             .ok_or_else(|| std::io::Error::other(format!("unexpected answer: {body}")))
     };
     let (at_a, at_b) = (next()?, next()?);
+    let mut words = body.split(' ').skip(2);
+    let trace_at_b = words.next().unwrap_or_default().to_owned();
+    let tenant_at_b = words.next().unwrap_or_default().to_owned();
     say(format!(
-        "client: {at_client} us left, sends the request to A"
+        "client: {at_client} us left, sends the request to A (trace {}, tenant acme)",
+        trace.trace_id()
     ));
     say(format!("A: {at_a} us left, calls B"));
-    say(format!("B: {at_b} us left"));
+    say(format!(
+        "B: {at_b} us left, trace {trace_at_b}, tenant {tenant_at_b}"
+    ));
     let same_id = body.ends_with(&format!(" {id}"));
     say(format!("the request id reached A and B: {same_id}"));
 
@@ -220,14 +291,59 @@ pub async fn story(say: Say) -> std::io::Result<Outcome> {
     let in_b = b_endings.recv().await.unwrap_or_default();
     say(format!("B: request context ended: {in_b}"));
 
+    // 3. Each layer counted how its requests ended (a context the layer
+    //    ended is counted before it is canceled, so these are in).
+    let abandoned = [a_layer.stats().abandoned(), b_layer.stats().abandoned()];
+    say(format!("A: abandoned requests: {}", abandoned[0]));
+    say(format!("B: abandoned requests: {}", abandoned[1]));
+
     Ok(Outcome {
         left_us: [at_client, at_a, at_b],
+        trace_at_b,
+        tenant_at_b,
+        abandoned,
     })
+}
+
+/// Prints the layers' `request context ended` events (feature `tracing`,
+/// on with `net`) with their fields, indented under the story: a real
+/// service would use `tracing-subscriber`'s formatter.
+struct PrintEndings;
+
+impl tracing::Subscriber for PrintEndings {
+    fn enabled(&self, meta: &tracing::Metadata<'_>) -> bool {
+        meta.target().starts_with("ctx::http")
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Fields(String);
+        impl tracing::field::Visit for Fields {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                use std::fmt::Write;
+                let _ = match field.name() {
+                    "message" => write!(self.0, "{value:?}"),
+                    name => write!(self.0, " {name}={value:?}"),
+                };
+            }
+        }
+        let mut fields = Fields(String::new());
+        event.record(&mut fields);
+        if fields.0.starts_with("request context ended") {
+            println!("    [{}] {}", event.metadata().level(), fields.0);
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
 }
 
 // `pub`: the tests include this file as a `pub mod` and never call it.
 #[tokio::main]
 pub async fn main() -> std::io::Result<()> {
+    tracing::subscriber::set_global_default(PrintEndings).map_err(std::io::Error::other)?;
     story(Arc::new(|line| println!("{line}"))).await?;
     Ok(())
 }

@@ -159,6 +159,13 @@ async fn two_hop_deadline_shrinks_and_a_client_that_leaves_cancels_b() {
     assert!(at_a < at_client, "{:?}", outcome.left_us);
     assert!(at_b < at_a, "{:?}", outcome.left_us);
     assert!(at_b > 0, "{:?}", outcome.left_us);
+    assert_eq!(outcome.trace_at_b, &two_hop::TRACEPARENT[3..35]);
+    assert_eq!(outcome.tenant_at_b, "acme");
+    assert_eq!(
+        outcome.abandoned,
+        [1, 1],
+        "one abandoned request in A and B"
+    );
 
     let mut lines = Vec::new();
     while let Ok(line) = rx.try_recv() {
@@ -174,6 +181,8 @@ async fn two_hop_deadline_shrinks_and_a_client_that_leaves_cancels_b() {
             "client: gives up".to_owned(),
             format!("A: request context ended: {abandoned}"),
             format!("B: request context ended: {abandoned}"),
+            "A: abandoned requests: 1".to_owned(),
+            "B: abandoned requests: 1".to_owned(),
         ],
         "{lines:#?}"
     );

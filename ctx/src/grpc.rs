@@ -25,6 +25,14 @@
 //!   `with_interceptor`, without the abort. Both write the headers by the
 //!   HTTP client's rule: a shorter `grpc-timeout` or an `x-request-id` the
 //!   request already carries is kept.
+//! - **Values on the wire**: request values of a
+//!   [`Propagate`] type (W3C
+//!   [`TraceContext`](crate::http::TraceContext) and
+//!   [`Baggage`](crate::http::Baggage), or your own) travel as metadata
+//!   when the client sends them
+//!   ([`ClientLayer::propagate`], or an [`Interceptor`] built with
+//!   [`Interceptor::propagate`]) and the server's `ContextLayer` reads them
+//!   ([`ContextLayer::propagate`](crate::http::ContextLayer::propagate)).
 //! - `?` on a [`ctx::Error`](crate::Error) in a handler returns the matching
 //!   [`Status`]: `impl From<ctx::Error> for Status`.
 //!
@@ -34,6 +42,7 @@
 use tonic::metadata::MetadataMap;
 use tonic::Status;
 
+use crate::http::propagate::{Propagate, Propagators};
 use crate::{Context, Error};
 
 pub mod client;
@@ -156,8 +165,90 @@ impl From<Error> for Status {
 /// # Errors
 ///
 /// `DEADLINE_EXCEEDED` or `CANCELLED` when the request's context is done.
+///
+/// It sends no other values: an [`Interceptor`] built with
+/// [`Interceptor::propagate`] does.
 #[allow(clippy::result_large_err)] // tonic's `Interceptor` shape
 pub fn interceptor(req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+    intercept(req, &Propagators::default())
+}
+
+/// [`interceptor`] with request values: a tonic interceptor
+/// (`Client::with_interceptor(channel, ctx::grpc::Interceptor::new()...)`)
+/// that also sends the nearest value of each
+/// [propagated](Interceptor::propagate) type of the request's context as
+/// metadata.
+///
+/// Like [`interceptor`], it fails a call whose context is done before it
+/// is sent, sends the time left and the request id, and cannot abort a
+/// call already sent ([`ClientLayer`] can).
+///
+/// ```
+/// use ctx::http::TraceContext;
+/// use tonic::service::Interceptor as _;
+///
+/// let mut intercept = ctx::grpc::Interceptor::new().propagate::<TraceContext>();
+/// let trace = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", None).unwrap();
+/// let ctx = ctx::Context::background().with_value(trace);
+/// let req = intercept.call(ctx::grpc::request(&ctx, ())).unwrap();
+/// assert_eq!(
+///     req.metadata().get("traceparent").unwrap(),
+///     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+/// );
+/// ```
+///
+/// With a generated client: `GreeterClient::with_interceptor(channel,
+/// ctx::grpc::Interceptor::new().propagate::<TraceContext>())`.
+///
+/// Go: a grpc-go `UnaryClientInterceptor` that copies context values into
+/// outgoing metadata (`metadata.AppendToOutgoingContext`).
+#[derive(Clone, Debug, Default)]
+pub struct Interceptor {
+    /// The value types to send; added to by [`Interceptor::propagate`].
+    propagate: Propagators,
+}
+
+impl Interceptor {
+    /// An interceptor that does what [`interceptor`] does, until
+    /// [`propagate`](Interceptor::propagate) adds value types to send.
+    ///
+    /// ```
+    /// let intercept = ctx::grpc::Interceptor::new();
+    /// # let _ = intercept;
+    /// ```
+    pub fn new() -> Interceptor {
+        Interceptor::default()
+    }
+
+    /// Sends the nearest `T` of each request's context in `T`'s header, as
+    /// [`ClientLayer::propagate`](crate::http::ClientLayer::propagate)
+    /// does: metadata the call already has wins.
+    ///
+    /// ```
+    /// use ctx::http::{Baggage, TraceContext};
+    /// let intercept = ctx::grpc::Interceptor::new()
+    ///     .propagate::<TraceContext>()
+    ///     .propagate::<Baggage>();
+    /// # let _ = intercept;
+    /// ```
+    pub fn propagate<T: Propagate>(mut self) -> Interceptor {
+        self.propagate = self.propagate.with::<T>();
+        self
+    }
+}
+
+impl tonic::service::Interceptor for Interceptor {
+    fn call(&mut self, req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        intercept(req, &self.propagate)
+    }
+}
+
+/// The outgoing metadata of `req`, by the HTTP client's rule.
+#[allow(clippy::result_large_err)] // tonic's `Interceptor` shape
+fn intercept(
+    req: tonic::Request<()>,
+    propagate: &Propagators,
+) -> Result<tonic::Request<()>, Status> {
     let Some(ctx) = req.extensions().get::<Context>().cloned() else {
         return Ok(req);
     };
@@ -165,7 +256,7 @@ pub fn interceptor(req: tonic::Request<()>) -> Result<tonic::Request<()>, Status
     // HTTP client's rule writes it, and wrap it again.
     let (metadata, extensions, message) = req.into_parts();
     let mut headers = metadata.into_headers();
-    crate::http::client::prepare_outgoing(&ctx, &mut headers)?;
+    crate::http::client::prepare_outgoing(&ctx, &mut headers, propagate)?;
     Ok(tonic::Request::from_parts(
         MetadataMap::from_headers(headers),
         extensions,

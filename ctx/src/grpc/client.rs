@@ -51,12 +51,14 @@ use crate::http::ClientError;
 /// Go: a grpc-go client call given `ctx`.
 #[derive(Clone, Debug, Default)]
 pub struct ClientLayer {
-    /// The HTTP layer that does the work; it has no settings either.
+    /// The HTTP layer that does the work, with the same settings.
     inner: http_client::ClientLayer,
 }
 
 impl ClientLayer {
-    /// The layer; like [`crate::http::ClientLayer`], it has no settings.
+    /// The layer; like [`crate::http::ClientLayer::new`], it sends the
+    /// deadline and the request id, and [`propagate`](ClientLayer::propagate)
+    /// adds value types to send.
     ///
     /// ```
     /// let layer = ctx::grpc::ClientLayer::new();
@@ -64,6 +66,26 @@ impl ClientLayer {
     /// ```
     pub fn new() -> ClientLayer {
         ClientLayer::default()
+    }
+
+    /// Sends the nearest `T` of each call's context as metadata, as
+    /// [`crate::http::ClientLayer::propagate`] does: metadata the call
+    /// already has wins.
+    ///
+    /// ```
+    /// use ctx::http::{Baggage, TraceContext};
+    /// let channel = tower::service_fn(|_: http::Request<()>| async {
+    ///     Ok::<_, std::io::Error>(http::Response::new(String::new()))
+    /// });
+    /// let channel = tower::ServiceBuilder::new()
+    ///     .layer(ctx::grpc::ClientLayer::new().propagate::<TraceContext>().propagate::<Baggage>())
+    ///     .service(channel);
+    /// # let _ = channel;
+    /// ```
+    pub fn propagate<T: crate::http::Propagate>(self) -> ClientLayer {
+        ClientLayer {
+            inner: self.inner.propagate::<T>(),
+        }
     }
 }
 

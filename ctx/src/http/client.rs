@@ -12,7 +12,9 @@
 //! ([`ctx::grpc`](crate::grpc), feature `tonic`): a call whose context is
 //! done is not sent; the time left goes as `grpc-timeout` unless the request
 //! already asks for less; the context's [`RequestId`] goes as
-//! `x-request-id` unless the request already has one.
+//! `x-request-id` unless the request already has one; and each value type
+//! the layer [propagates](ClientLayer::propagate) goes in its header,
+//! unless the request already has that header.
 
 use std::fmt;
 use std::future::Future;
@@ -26,6 +28,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::propagate::{Propagate, Propagators};
 use super::{decode_timeout, encode_timeout, RequestId, GRPC_TIMEOUT, X_REQUEST_ID};
 use crate::{Context, DoneOwned, Error};
 
@@ -46,6 +49,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// - the time left is sent as `grpc-timeout` (or the request's own
 ///   `grpc-timeout`, if that is shorter), and the context's [`RequestId`] as
 ///   `x-request-id` (unless the request has one);
+/// - the nearest value of each [propagated](ClientLayer::propagate) type in
+///   the context is sent in its header (unless the request has that
+///   header: the caller's own, or an OpenTelemetry propagator's, wins);
 /// - once the context is done, the call is aborted: the inner future, and
 ///   later the response body, are dropped (which closes the connection or
 ///   resets the stream) and the call, or the next read of the body, fails
@@ -81,21 +87,63 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// propagation.
 #[derive(Clone, Debug, Default)]
 pub struct ClientLayer {
-    /// Keeps the struct literal private, so settings can come later without
-    /// breaking anyone.
-    _private: (),
+    /// The value types sent from the request's context; added to by
+    /// [`ClientLayer::propagate`].
+    propagate: Propagators,
 }
 
 impl ClientLayer {
-    /// The layer. It has no settings: everything comes from each request's
-    /// context.
+    /// The layer. Everything it sends comes from each request's context;
+    /// [`propagate`](ClientLayer::propagate) adds value types to send.
     ///
     /// ```
     /// let layer = ctx::http::ClientLayer::new();
     /// # let _ = layer;
     /// ```
     pub fn new() -> ClientLayer {
-        ClientLayer { _private: () }
+        ClientLayer::default()
+    }
+
+    /// Sends the nearest `T` of each request's context in `T`'s header
+    /// ([`Propagate`]), for a server that reads it with
+    /// [`ContextLayer::propagate`](super::ContextLayer::propagate). A request
+    /// that already has the header keeps its own: a value the caller (or
+    /// an OpenTelemetry propagator) set wins. A context without a `T`
+    /// sends nothing. Registering a type twice sends it once.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use ctx::http::{Baggage, ClientLayer, RequestExt, TraceContext};
+    /// use tower::{Layer, ServiceExt};
+    ///
+    /// // Stands for a real client: echoes the headers it was sent.
+    /// let client = ClientLayer::new()
+    ///     .propagate::<TraceContext>()
+    ///     .propagate::<Baggage>()
+    ///     .layer(tower::service_fn(|req: http::Request<()>| async move {
+    ///         let mut resp = http::Response::new(());
+    ///         *resp.headers_mut() = req.headers().clone();
+    ///         Ok::<_, std::io::Error>(resp)
+    ///     }));
+    ///
+    /// let trace = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", None).unwrap();
+    /// let baggage = Baggage::new().with("user", "alice").unwrap();
+    /// let ctx = ctx::Context::background().with_value(trace).with_value(baggage);
+    ///
+    /// let sent = client.clone().oneshot(http::Request::new(()).with_context(&ctx)).await.unwrap();
+    /// assert_eq!(sent.headers()["traceparent"], "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    /// assert_eq!(sent.headers()["baggage"], "user=alice");
+    ///
+    /// // The caller's own header wins.
+    /// let mut req = http::Request::new(()).with_context(&ctx);
+    /// req.headers_mut().insert("baggage", "user=bob".parse().unwrap());
+    /// let sent = client.oneshot(req).await.unwrap();
+    /// assert_eq!(sent.headers()["baggage"], "user=bob");
+    /// # }
+    /// ```
+    pub fn propagate<T: Propagate>(mut self) -> ClientLayer {
+        self.propagate = self.propagate.with::<T>();
+        self
     }
 }
 
@@ -103,7 +151,10 @@ impl<S> Layer<S> for ClientLayer {
     type Service = ClientService<S>;
 
     fn layer(&self, inner: S) -> ClientService<S> {
-        ClientService { inner }
+        ClientService {
+            inner,
+            propagate: self.propagate.clone(),
+        }
     }
 }
 
@@ -120,6 +171,8 @@ impl<S> Layer<S> for ClientLayer {
 pub struct ClientService<S> {
     /// The service that sends the request; set by [`ClientLayer::layer`].
     inner: S,
+    /// The value types to send, from the layer.
+    propagate: Propagators,
 }
 
 impl<S> ClientService<S> {
@@ -155,7 +208,7 @@ where
         let Some(ctx) = req.extensions().get::<Context>().cloned() else {
             return ResponseFuture::running(self.inner.call(req), None);
         };
-        if let Err(err) = prepare_outgoing(&ctx, req.headers_mut()) {
+        if let Err(err) = prepare_outgoing(&ctx, req.headers_mut(), &self.propagate) {
             return ResponseFuture::failed(err);
         }
         // An owned `done()`: it lives in the future, then in the body, and
@@ -175,8 +228,14 @@ where
 /// - the time left goes as `grpc-timeout`, unless `headers` already holds a
 ///   valid shorter one: the caller may ask for less, never for more;
 /// - the context's [`RequestId`] goes as `x-request-id`, unless `headers`
-///   already holds one: an id the caller set is theirs to choose.
-pub(crate) fn prepare_outgoing(ctx: &Context, headers: &mut HeaderMap) -> Result<(), Error> {
+///   already holds one: an id the caller set is theirs to choose;
+/// - each type of `propagate` goes in its header from the context's
+///   nearest value, unless `headers` already holds it.
+pub(crate) fn prepare_outgoing(
+    ctx: &Context,
+    headers: &mut HeaderMap,
+    propagate: &Propagators,
+) -> Result<(), Error> {
     ctx.check()?;
     if let Some(left) = ctx.remaining() {
         // The timer may not have fired yet at the very instant the deadline
@@ -194,6 +253,7 @@ pub(crate) fn prepare_outgoing(ctx: &Context, headers: &mut HeaderMap) -> Result
             .entry(X_REQUEST_ID)
             .or_insert_with(|| id.header_value().clone());
     }
+    propagate.encode(ctx, headers);
     Ok(())
 }
 
@@ -475,9 +535,17 @@ mod tests {
     use http::HeaderValue;
 
     use super::*;
+    use crate::http::{Baggage, TraceContext};
 
     fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    /// Every built-in value type.
+    fn all() -> Propagators {
+        Propagators::default()
+            .with::<TraceContext>()
+            .with::<Baggage>()
     }
 
     #[test]
@@ -491,7 +559,7 @@ mod tests {
             (passed, Error::DeadlineExceeded),
         ] {
             let mut headers = HeaderMap::new();
-            assert_eq!(prepare_outgoing(&done, &mut headers), Err(want));
+            assert_eq!(prepare_outgoing(&done, &mut headers, &all()), Err(want));
             assert!(headers.is_empty(), "{headers:?}");
         }
     }
@@ -505,13 +573,13 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(X_REQUEST_ID, HeaderValue::from_static("mine"));
         headers.insert(GRPC_TIMEOUT, HeaderValue::from_static("1S"));
-        prepare_outgoing(&ctx, &mut headers).unwrap();
+        prepare_outgoing(&ctx, &mut headers, &all()).unwrap();
         assert_eq!(header(&headers, "x-request-id"), Some("mine"));
         assert_eq!(header(&headers, "grpc-timeout"), Some("1S"));
 
         let mut headers = HeaderMap::new();
         headers.insert(GRPC_TIMEOUT, HeaderValue::from_static("2H"));
-        prepare_outgoing(&ctx, &mut headers).unwrap();
+        prepare_outgoing(&ctx, &mut headers, &all()).unwrap();
         assert_eq!(header(&headers, "x-request-id"), Some("ctx-id"));
         let sent = decode_timeout(&headers[GRPC_TIMEOUT]).unwrap();
         assert!(sent <= Duration::from_secs(60), "{sent:?}");
@@ -520,7 +588,53 @@ mod tests {
     #[test]
     fn a_context_without_deadline_or_id_adds_nothing() {
         let mut headers = HeaderMap::new();
-        prepare_outgoing(&Context::background(), &mut headers).unwrap();
+        prepare_outgoing(&Context::background(), &mut headers, &all()).unwrap();
         assert!(headers.is_empty(), "{headers:?}");
+    }
+
+    #[test]
+    fn values_go_in_their_headers_unless_the_caller_set_them() {
+        let trace = TraceContext::parse(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            Some("rojo=1"),
+        )
+        .unwrap();
+        let baggage = Baggage::new().with("user", "alice").unwrap();
+        let ctx = Context::background().with_value(trace).with_value(baggage);
+
+        let mut headers = HeaderMap::new();
+        prepare_outgoing(&ctx, &mut headers, &all()).unwrap();
+        assert_eq!(
+            header(&headers, "traceparent"),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        );
+        assert_eq!(header(&headers, "tracestate"), Some("rojo=1"));
+        assert_eq!(header(&headers, "baggage"), Some("user=alice"));
+
+        // Only the registered types.
+        let mut headers = HeaderMap::new();
+        let only_baggage = Propagators::default().with::<Baggage>();
+        prepare_outgoing(&ctx, &mut headers, &only_baggage).unwrap();
+        assert!(!headers.contains_key("traceparent"), "{headers:?}");
+
+        // The caller's own headers win.
+        let mut headers = HeaderMap::new();
+        let theirs = "00-11111111111111111111111111111111-2222222222222222-00";
+        headers.insert("traceparent", HeaderValue::from_static(theirs));
+        headers.insert("baggage", HeaderValue::from_static("user=bob"));
+        prepare_outgoing(&ctx, &mut headers, &all()).unwrap();
+        assert_eq!(header(&headers, "traceparent"), Some(theirs));
+        assert!(!headers.contains_key("tracestate"), "{headers:?}");
+        assert_eq!(header(&headers, "baggage"), Some("user=bob"));
+    }
+
+    #[test]
+    fn a_type_registered_twice_is_sent_once() {
+        let twice = all().with::<Baggage>().with::<TraceContext>();
+        assert_eq!(format!("{twice:?}"), format!("{:?}", all()));
+        let ctx = Context::background().with_value(Baggage::new().with("a", "1").unwrap());
+        let mut headers = HeaderMap::new();
+        prepare_outgoing(&ctx, &mut headers, &twice).unwrap();
+        assert_eq!(headers.get_all("baggage").iter().count(), 1);
     }
 }

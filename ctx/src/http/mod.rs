@@ -77,14 +77,54 @@
 //! is done before the call, including one whose deadline has passed, fails
 //! the call locally with [`ClientError::Context`]: nothing goes over the wire.
 //!
+//! # Values on the wire
+//!
+//! The deadline and the request id travel by themselves. Any other request
+//! value travels when its type implements [`Propagate`] (a header, an
+//! encoding, a validating decoding) and both sides register it: the
+//! caller's client layer with [`ClientLayer::propagate`] (or
+//! `ctx::grpc::ClientLayer::propagate`, or a `ctx::grpc::Interceptor`),
+//! the next service's server layer with [`ContextLayer::propagate`]. The
+//! nearest value in the caller's context goes out; the server decodes it
+//! into the request context, where `ctx.value::<T>()` finds it, in that
+//! service's handlers and in every call they make under it:
+//!
+//! ```text
+//! A: ctx.with_value(Tenant(7)) ─ ClientLayer ─ x-tenant: 7 ─▶ B: ContextLayer ─ ctx.value::<Tenant>()
+//! ```
+//!
+//! Built in, each opt-in per layer (a server facing the internet registers
+//! only what it trusts its clients with): [`TraceContext`] (W3C
+//! `traceparent` and `tracestate`, passed on unchanged: ctx carries trace
+//! context, it is not a tracer) and [`Baggage`] (W3C `baggage`). A header
+//! the outgoing request already has, set by the caller or by an
+//! OpenTelemetry propagator, wins. Everything decoded from a client is
+//! checked and bounded: what does not pass is dropped as if absent.
+//!
+//! # How requests end
+//!
+//! [`ContextLayer::stats`] counts the layer's request contexts by how they
+//! ended ([`Stats`]: completed, canceled, deadline exceeded, abandoned,
+//! handler panicked). With the `tracing` feature, each end is also one
+//! event, `request context ended` (target `ctx::http::server`), in the
+//! request's span, with the fields
+//! `end` (the same names), `cause` (the context's cause, quoted),
+//! `elapsed_us` (how long the request ran) and `deadline_left_us` (the
+//! time its deadline had left, absent without a deadline): `debug` for a
+//! completed request, `info` for one that ended early, `warn` for a panic.
+//!
 //! # Headers
 //!
 //! - `grpc-timeout`: `1*8DIGIT unit`, unit one of `H M S m u n` (hours to
 //!   nanoseconds), as gRPC defines it; [`decode_timeout`] and
 //!   [`encode_timeout`]. A malformed value is ignored, as if absent.
-//! - `x-request-id`: 1 to 128 visible ASCII characters; anything else is
-//!   ignored and a fresh id generated ([`RequestId`]). The server layer
-//!   echoes the id in the response.
+//! - `x-request-id`: 1 to 128 characters among `A-Z a-z 0-9 . _ : -`;
+//!   anything else is ignored and a fresh id generated ([`RequestId`]).
+//!   The server layer echoes the id in the response.
+//! - Values a layer was asked to carry ([`Propagate`]): the built-in W3C
+//!   `traceparent` and `tracestate` ([`TraceContext`]) and `baggage`
+//!   ([`Baggage`]), or a header of your own. Each is checked and bounded
+//!   by its decoding, and dropped, as if absent, when it does not pass.
 //!
 //! Go: `http.Request.Context`, `http.Request.WithContext`, and gRPC's
 //! deadline propagation.
@@ -100,12 +140,17 @@ use crate::Context;
 
 #[cfg(feature = "axum")]
 mod axum;
+mod baggage;
 #[cfg(feature = "tower")]
 pub mod client;
 #[cfg(feature = "tower")]
 pub mod detach;
 #[cfg(feature = "tower")]
+mod ending;
+pub(crate) mod propagate;
+#[cfg(feature = "tower")]
 pub mod server;
+mod trace;
 
 #[cfg(feature = "axum")]
 pub use self::axum::MissingContext;
@@ -121,6 +166,12 @@ pub use detach::{DetachLayer, DetachService};
 #[cfg(feature = "tower")]
 #[doc(inline)]
 pub use server::{Abandoned, ContextLayer, ContextService, HandlerPanicked};
+
+pub use baggage::{Baggage, BAGGAGE};
+#[cfg(feature = "tower")]
+pub use ending::Stats;
+pub use propagate::Propagate;
+pub use trace::{TraceContext, TRACEPARENT, TRACESTATE};
 
 /// Renamed to [`server::ResponseFuture`]: the server's response future.
 #[cfg(feature = "tower")]
@@ -268,9 +319,12 @@ fn write_digits(buf: &mut [u8; 9], mut n: u64) -> usize {
 /// a value of the request's [`Context`], read with `ctx.value::<RequestId>()`.
 ///
 /// The server layer takes it from the `x-request-id` header when that holds
-/// 1 to 128 visible ASCII characters, and otherwise generates one; the client
-/// layer sends it on, so the services a request passes through log the same
-/// id.
+/// 1 to 128 characters among `A-Z a-z 0-9 . _ : -`, and otherwise generates
+/// one; the client layer sends it on, so the services a request passes
+/// through log the same id. The narrow set keeps a client from writing into
+/// a log line: an id cannot hold a space, a quote, `=` or a brace, so it
+/// cannot fake another field (UUIDs, hex ids, and ids like
+/// `web-1:req.42` all fit).
 ///
 /// # Examples
 ///
@@ -289,8 +343,9 @@ fn write_digits(buf: &mut [u8; 9], mut n: u64) -> usize {
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct RequestId(
-    /// 1 to 128 visible ASCII bytes: only [`RequestId::from_header`], which
-    /// checks, and [`RequestId::generate`] make one.
+    /// 1 to 128 bytes of `A-Z a-z 0-9 . _ : -`: only
+    /// [`RequestId::from_header`], which checks, and
+    /// [`RequestId::generate`] make one.
     HeaderValue,
 );
 
@@ -299,21 +354,25 @@ impl RequestId {
     const MAX_LEN: usize = 128;
 
     /// The id in `value`, or `None` if it is empty, longer than 128 bytes or
-    /// holds anything but visible ASCII (`!` to `~`).
+    /// holds anything but ASCII letters, digits, `.`, `_`, `:` and `-`.
     ///
     /// ```
     /// use ctx::http::RequestId;
     /// use http::HeaderValue;
     /// assert!(RequestId::from_header(&HeaderValue::from_static("a1b2")).is_some());
+    /// assert!(RequestId::from_header(&HeaderValue::from_static("0f8fad5b-d9cb-469f-a165-70867728950e")).is_some());
     /// assert!(RequestId::from_header(&HeaderValue::from_static("")).is_none());
+    /// assert!(RequestId::from_header(&HeaderValue::from_static(r#"x" user="admin"#)).is_none());
     /// ```
     pub fn from_header(value: &HeaderValue) -> Option<RequestId> {
         let bytes = value.as_bytes();
-        let visible = |b: &u8| (b'!'..=b'~').contains(b);
-        if bytes.is_empty() || bytes.len() > Self::MAX_LEN || !bytes.iter().all(visible) {
+        let safe = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-');
+        if bytes.is_empty() || bytes.len() > Self::MAX_LEN || !bytes.iter().all(safe) {
             return None;
         }
-        Some(RequestId(value.clone()))
+        // Copied: a value sliced from the request's header buffer would
+        // hold all of that buffer for as long as the id lives.
+        HeaderValue::from_bytes(bytes).ok().map(RequestId)
     }
 
     /// A fresh id: 32 lowercase hex digits, unique within the process (a
@@ -348,7 +407,7 @@ impl RequestId {
     /// assert_eq!(id.as_str(), "abc");
     /// ```
     pub fn as_str(&self) -> &str {
-        // Checked (or generated) as visible ASCII: always text.
+        // Checked (or generated) as ASCII: always text.
         self.0.to_str().unwrap_or_default()
     }
 
@@ -488,7 +547,20 @@ mod tests {
     #[test]
     fn request_ids_reject_what_logs_cannot_show() {
         let long = "x".repeat(129);
-        for bad in ["", "a b", "tab\there", long.as_str()] {
+        for bad in [
+            "",
+            "a b",
+            "tab\there",
+            long.as_str(),
+            // Enough to fake a field in a plain-text log line.
+            r#"x" user="admin"#,
+            "a}b",
+            "a=b",
+            "a,b",
+            "a/b",
+            "a+b",
+            "%0a",
+        ] {
             assert!(
                 RequestId::from_header(&HeaderValue::from_str(bad).unwrap()).is_none(),
                 "{bad:?}"
@@ -498,5 +570,14 @@ mod tests {
         assert!(
             RequestId::from_header(&HeaderValue::from_str(&"x".repeat(128)).unwrap()).is_some()
         );
+        for good in [
+            "req-42",
+            "web-1:req.42",
+            "A_b.C:d-0",
+            "0f8fad5b-d9cb-469f-a165-70867728950e",
+        ] {
+            let id = RequestId::from_header(&HeaderValue::from_static(good)).unwrap();
+            assert_eq!(id.as_str(), good);
+        }
     }
 }

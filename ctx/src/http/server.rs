@@ -13,6 +13,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::ending::{Counters, RequestGuard, Stats};
+use super::propagate::{Propagate, Propagators};
 use super::{decode_timeout, RequestId, GRPC_TIMEOUT, X_REQUEST_ID};
 use crate::{CancelGuard, Context, DoneOwned, Error};
 
@@ -42,7 +45,14 @@ use crate::{CancelGuard, Context, DoneOwned, Error};
 ///
 /// The response gets the request id as `x-request-id`, unless the service
 /// set that header itself. With the `tracing` feature, the service's future
-/// runs inside a `request` span with the id as its `request_id` field.
+/// runs inside a `request` span with the id as its `request_id` field, and
+/// the end of each request context is one event in that span (see [how
+/// requests end](super#how-requests-end)); [`stats`](ContextLayer::stats)
+/// counts the ends by cause.
+///
+/// Request values a caller sends (W3C trace context, baggage, your own)
+/// are read into the request context only for the types registered with
+/// [`propagate`](ContextLayer::propagate).
 ///
 /// # The race
 ///
@@ -144,6 +154,12 @@ pub struct ContextLayer {
     /// Set by [`ContextLayer::cooperative`]: the handler is not raced
     /// against its request context.
     cooperative: bool,
+    /// The value types read from incoming headers; added to by
+    /// [`ContextLayer::propagate`].
+    propagate: Propagators,
+    /// How the layer's request contexts ended; made by
+    /// [`ContextLayer::new`], shared by the layer's clones and services.
+    counters: Arc<Counters>,
 }
 
 impl ContextLayer {
@@ -161,6 +177,8 @@ impl ContextLayer {
             default_timeout: None,
             max_timeout: None,
             cooperative: false,
+            propagate: Propagators::default(),
+            counters: Arc::new(Counters::new()),
         }
     }
 
@@ -224,6 +242,70 @@ impl ContextLayer {
     pub fn cooperative(mut self) -> ContextLayer {
         self.cooperative = true;
         self
+    }
+
+    /// Reads a `T` from each request's headers into its context: a value
+    /// of [`Propagate`] type, which a caller's
+    /// [`ClientLayer::propagate`](super::ClientLayer::propagate) (or the
+    /// gRPC client layer or interceptor) sent from its own context. A
+    /// header that is absent, or does not pass `T`'s checks, puts nothing
+    /// in the context, and the request goes on.
+    ///
+    /// Nothing is read unless asked for: a server facing the internet
+    /// registers only the values it trusts its clients with. Registering
+    /// a type twice reads it once.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use ctx::http::{Baggage, ContextLayer, RequestExt, TraceContext};
+    /// use tower::{Layer, ServiceExt};
+    ///
+    /// let layer = ContextLayer::new(&ctx::Context::background())
+    ///     .propagate::<TraceContext>()
+    ///     .propagate::<Baggage>();
+    /// let svc = layer.layer(tower::service_fn(|req: http::Request<()>| async move {
+    ///     let ctx = req.context();
+    ///     let trace = ctx.value::<TraceContext>().unwrap();
+    ///     let user = ctx.value::<Baggage>().and_then(|b| b.get("user").map(|u| u.into_owned()));
+    ///     assert_eq!(trace.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    ///     assert_eq!(user.as_deref(), Some("alice"));
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    /// }));
+    /// let req = http::Request::builder()
+    ///     .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    ///     .header("baggage", "user=alice")
+    ///     .body(())
+    ///     .unwrap();
+    /// svc.oneshot(req).await.unwrap();
+    /// # }
+    /// ```
+    pub fn propagate<T: Propagate>(mut self) -> ContextLayer {
+        self.propagate = self.propagate.with::<T>();
+        self
+    }
+
+    /// How the request contexts of this layer (its clones, and every
+    /// service they made) have ended so far, counted by cause: see
+    /// [`Stats`].
+    ///
+    /// Keep a clone of the layer to read them: the layer given to a router
+    /// shares its counters with the one kept.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use ctx::http::ContextLayer;
+    /// use tower::{Layer, ServiceExt};
+    ///
+    /// let layer = ContextLayer::new(&ctx::Context::background());
+    /// let svc = layer.clone().layer(tower::service_fn(|_: http::Request<()>| async {
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    /// }));
+    /// drop(svc.oneshot(http::Request::new(())).await.unwrap());
+    /// assert_eq!(layer.stats().completed(), 1);
+    /// # }
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.counters.stats()
     }
 
     /// The request's timeout: what it asked for (else the default), never
@@ -291,6 +373,7 @@ where
             .unwrap_or_else(RequestId::generate);
         let span = span::new(&req, &id);
         let ctx = self.layer.root.with_value(id.clone());
+        let ctx = self.layer.propagate.decode(req.headers(), ctx);
         // `with_timeout` measures from now on the clock deadlines follow
         // (tokio's, in a paused test); a timeout too far to represent is
         // no deadline.
@@ -308,6 +391,7 @@ where
                 None => ctx.with_cancel(),
             }
         };
+        let guard = RequestGuard::new(guard, &ctx, &self.layer.counters, &span);
         let race = (!self.layer.cooperative).then(|| Race::new(&ctx, is_grpc(req.headers())));
         req.extensions_mut().insert(ctx);
         // For a `DetachLayer` inside: the root its detached contexts obey.
@@ -354,11 +438,9 @@ pub(super) fn is_grpc(headers: &HeaderMap) -> bool {
 }
 
 /// The race of a handler (its future, then its body) against its request
-/// context: the context to read, and its `done()` to be woken by.
+/// context: its `done()` to be woken by. The context itself is read from
+/// the [`RequestGuard`] beside the race, there whenever a race is.
 struct Race {
-    /// The request context: `err()` is one atomic load, so a future or body
-    /// that is ready at once never registers a waker.
-    ctx: Context,
     /// Wakes the task when the context ends; polled only when the handler
     /// is pending.
     done: DoneOwned,
@@ -369,17 +451,19 @@ struct Race {
 impl Race {
     fn new(ctx: &Context, grpc: bool) -> Race {
         Race {
-            ctx: ctx.clone(),
             done: ctx.done_owned(),
             grpc,
         }
     }
 
-    /// The context's error, if it has ended: checked before the handler is
-    /// polled, so that a context that ended wins a tie.
+    /// The error of the request context `guard` holds, if it has ended:
+    /// checked before the handler is polled, so that a context that ended
+    /// wins a tie. `err()` is one atomic load, so a future or body that is
+    /// ready at once never registers a waker. No guard (the request is
+    /// over) is no end to race.
     #[inline]
-    fn ended(&self) -> Option<Error> {
-        self.ctx.err()
+    fn ended(&self, guard: Option<&RequestGuard>) -> Option<Error> {
+        guard.and_then(|guard| guard.context().err())
     }
 
     /// After the handler returned `Pending`: the context's error if it
@@ -514,7 +598,7 @@ pin_project! {
         // dropped there: a plain cancel) or loses the race (the context
         // is over already). Still here on drop means the request was
         // abandoned.
-        guard: Option<CancelGuard>,
+        guard: Option<RequestGuard>,
         // The race against the request context, from `ContextService::call`
         // (`None`: cooperative); moved into the body with the answer.
         race: Option<Race>,
@@ -530,7 +614,7 @@ pin_project! {
     impl<F> PinnedDrop for ResponseFuture<F> {
         fn drop(this: Pin<&mut Self>) {
             if let Some(guard) = this.project().guard.take() {
-                guard.cancel_with_cause(Abandoned);
+                guard.abandon();
             }
         }
     }
@@ -562,7 +646,8 @@ where
         // The context first: a handler ready in the same poll loses, as in
         // `Context::run`, and one whose context is done on arrival is
         // never polled.
-        if let Some(err) = this.race.as_ref().and_then(Race::ended) {
+        let guard = this.guard.as_ref();
+        if let Some(err) = this.race.as_ref().and_then(|race| race.ended(guard)) {
             return Poll::Ready(Ok(lose_race(this, err)));
         }
         let HandlerProj::Running { inner } = this.handler.as_mut().project() else {
@@ -685,7 +770,7 @@ pin_project! {
         // Still here on drop means the body was cut off, unless the
         // response counts as written in full (`owed`, `is_end_stream`).
         // `None` in the layer's own answer: the context was over already.
-        guard: Option<CancelGuard>,
+        guard: Option<RequestGuard>,
         // The bytes of a known length not yet yielded: set from the head
         // by `owed_on_the_wire` (`Some(0)` when no body goes on the wire),
         // counted down by each data frame; `None` when the length is not
@@ -707,9 +792,9 @@ pin_project! {
                 // hyper and axum drop a body with nothing left to send
                 // without polling it to its end.
                 if *this.owed == Some(0) || this.kind.is_end_stream() {
-                    guard.cancel();
+                    drop(guard); // a plain cancel
                 } else {
-                    guard.cancel_with_cause(Abandoned);
+                    guard.abandon();
                 }
             }
         }
@@ -822,7 +907,8 @@ impl<B: Body> Body for ResponseBody<B> {
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let mut this = self.project();
         // The context first, as for the head.
-        if let Some(err) = this.race.as_ref().and_then(Race::ended) {
+        let guard = this.guard.as_ref();
+        if let Some(err) = this.race.as_ref().and_then(|race| race.ended(guard)) {
             cut(&mut this, err);
         }
         if let KindProj::Handler { inner } = this.kind.as_mut().project() {
@@ -1011,6 +1097,16 @@ impl HandlerPanicked {
     pub fn message(&self) -> Option<&str> {
         self.message.as_deref()
     }
+
+    /// The cause for a panic with `payload`: its message when it is a
+    /// string.
+    pub(super) fn from_payload(payload: &(dyn Any + Send)) -> HandlerPanicked {
+        let message = payload
+            .downcast_ref::<&'static str>()
+            .map(|message| (*message).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned());
+        HandlerPanicked { message }
+    }
 }
 
 impl fmt::Display for HandlerPanicked {
@@ -1032,15 +1128,29 @@ impl std::error::Error for HandlerPanicked {}
 /// panics cannot unwind out of the layer. `AssertUnwindSafe` at the catch
 /// sites is sound for the same reason: nothing observes the state the panic
 /// left behind except by resuming it.
-pub(super) fn panicked(guard: Option<CancelGuard>, payload: Box<dyn Any + Send>) -> ! {
+pub(super) fn panicked(guard: Option<impl EndOnPanic>, payload: Box<dyn Any + Send>) -> ! {
     if let Some(guard) = guard {
-        let message = payload
-            .downcast_ref::<&'static str>()
-            .map(|message| (*message).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned());
-        guard.cancel_with_cause(HandlerPanicked { message });
+        guard.end_on_panic(HandlerPanicked::from_payload(&*payload));
     }
     resume_unwind(payload)
+}
+
+/// A guard that [`panicked`] ends: a request context's, or a detached
+/// context's.
+pub(super) trait EndOnPanic {
+    fn end_on_panic(self, cause: HandlerPanicked);
+}
+
+impl EndOnPanic for CancelGuard {
+    fn end_on_panic(self, cause: HandlerPanicked) {
+        self.cancel_with_cause(cause);
+    }
+}
+
+impl EndOnPanic for RequestGuard {
+    fn end_on_panic(self, cause: HandlerPanicked) {
+        self.panicked(cause);
+    }
 }
 
 /// The request span: real with the `tracing` feature, nothing without.
@@ -1052,11 +1162,14 @@ mod span {
 
     #[cfg(feature = "tracing")]
     pub(super) fn new<B>(req: &http::Request<B>, id: &super::RequestId) -> Span {
+        // The id is checked to hold no space, quote or `=` (see
+        // `RequestId::from_header`), and a method is a token; a path may
+        // hold `"` and `=`, so it is written quoted and escaped.
         tracing::info_span!(
             "request",
             request_id = %id,
             method = %req.method(),
-            path = %req.uri().path(),
+            path = ?req.uri().path(),
         )
     }
 
@@ -1088,6 +1201,24 @@ mod span {
     #[cfg(not(feature = "tracing"))]
     #[inline]
     pub(super) fn lost_race(_: &Span, _: crate::Error) {}
+
+    /// A span for unit tests: none.
+    #[cfg(all(test, feature = "tracing"))]
+    pub(super) fn none() -> Span {
+        tracing::Span::none()
+    }
+
+    #[cfg(all(test, not(feature = "tracing")))]
+    pub(super) fn none() -> Span {}
+}
+
+/// The request span (with the `tracing` feature; `()` without), for the
+/// ending event.
+pub(super) type RequestSpan = span::Span;
+
+#[cfg(test)]
+pub(super) fn test_span() -> RequestSpan {
+    span::none()
 }
 
 #[cfg(test)]
