@@ -50,7 +50,10 @@
 //!
 //! It walks nested blocks, closures and async blocks, but not nested items
 //! (`fn`, `impl`, `mod`): those are other functions, checked by their own
-//! attribute if they have one. A value already wrapped (by an outer
+//! attribute if they have one. Nor const contexts: a `const fn` body, an
+//! inline `const { .. }`, an array length, a const generic argument. The
+//! check's calls are not `const` (E0015 there), and a guard cannot be made
+//! in a const context anyway. A value already wrapped (by an outer
 //! `#[ctx::check]`) is left as it is.
 
 use proc_macro2::{Literal, Span, TokenStream, TokenTree};
@@ -80,8 +83,9 @@ pub(crate) fn body(stmts: &mut [Stmt], krate: &TokenStream) {
 
 /// `#[ctx::check]`: the check alone, for code that takes its context by
 /// hand. On a function, an `impl` block, a trait or an inline `mod { ... }`,
-/// every function body inside (nested items included) is checked as a
-/// `#[ctx]` body is; nothing else changes.
+/// every function body inside (nested items included, `const fn`s and
+/// `const`/`static` initializers not) is checked as a `#[ctx]` body is;
+/// nothing else changes.
 pub(crate) fn attribute(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let (args, parsed) = args::parse(Macro::Check, attr);
@@ -134,20 +138,32 @@ impl VisitMut for Bodies<'_> {
     }
 
     fn visit_item_fn_mut(&mut self, func: &mut syn::ItemFn) {
-        body(&mut func.block.stmts, self.krate);
-        Nested(self).visit_block_mut(&mut func.block);
+        self.function(&func.sig, &mut func.block);
     }
 
     fn visit_impl_item_fn_mut(&mut self, func: &mut syn::ImplItemFn) {
-        body(&mut func.block.stmts, self.krate);
-        Nested(self).visit_block_mut(&mut func.block);
+        self.function(&func.sig, &mut func.block);
     }
 
     fn visit_trait_item_fn_mut(&mut self, func: &mut syn::TraitItemFn) {
         if let Some(block) = &mut func.default {
-            body(&mut block.stmts, self.krate);
-            Nested(self).visit_block_mut(block);
+            self.function(&func.sig, block);
         }
+    }
+}
+
+impl Bodies<'_> {
+    /// Checks the body of one function, then the items nested in it.
+    ///
+    /// A `const fn` body is left as written: the check's calls are not
+    /// `const`, so wrapping a value there breaks the function (E0015), and a
+    /// guard cannot be made in a const context anyway. The items nested in
+    /// it are other functions, and are checked.
+    fn function(&mut self, sig: &syn::Signature, block: &mut syn::Block) {
+        if sig.constness.is_none() {
+            body(&mut block.stmts, self.krate);
+        }
+        Nested(self).visit_block_mut(block);
     }
 }
 
@@ -229,6 +245,20 @@ impl VisitMut for LostCancel<'_> {
     fn visit_item_mut(&mut self, _: &mut Item) {
         // A nested item is another function: not part of this body.
     }
+
+    // Const contexts inside a body: an inline `const { .. }` block, an
+    // array length (`[v; N]`, `[T; N]`) and a const generic argument
+    // (`f::<{ N }>()`). The check's calls are not `const` (E0015), and no
+    // guard can be made there.
+    fn visit_expr_const_mut(&mut self, _: &mut syn::ExprConst) {}
+
+    fn visit_expr_repeat_mut(&mut self, repeat: &mut syn::ExprRepeat) {
+        self.visit_expr_mut(&mut repeat.expr);
+    }
+
+    fn visit_type_mut(&mut self, _: &mut Type) {}
+
+    fn visit_generic_argument_mut(&mut self, _: &mut syn::GenericArgument) {}
 
     fn visit_local_mut(&mut self, local: &mut Local) {
         visit_mut::visit_local_mut(self, local);
