@@ -35,7 +35,7 @@
 //! | `let (c, ..) = v;`, `let (.., c) = v;`    | the nearest under `..`  | the `..`  |
 //! | `let _ = v;`                              | the whole value         | the `_`   |
 //! | `(c, _) = v;`, `_ = v;`                   | as for `let`            | as above  |
-//! | `let c = v.0;`                            | element 1 of the pair   | the `.0`  |
+//! | `v.0` (argument, field, receiver, return) | element 1 of the pair   | the `.0`  |
 //! | `x.with_cancel();` (a derivation's name)  | the whole value         | statement |
 //! | `mem::forget(v)` (any path to `forget`)   | the whole value         | the path  |
 //! | `match v { (c, _) => c }`, `if let`       | as for `let`, when the arm lets `c` out | the `_` |
@@ -47,6 +47,12 @@
 //! moved, so nothing is dropped and nothing is wrapped. A tuple, a block, an
 //! `if` or a `match` is looked through to the values it is made of, so
 //! temporary lifetime extension (`let (r, _) = (&make(), x);`) is kept.
+//!
+//! A `.0` is checked wherever it stands (`spawn(v.0)`, `Worker { ctx: v.0 }`,
+//! `v.0.clone()`, `v.0;`, `return v.0`): the rest of the pair is dropped
+//! with the statement, while the context goes on. Not under `&` (`f(&v.0)`,
+//! `let c = &v.0;`): the borrow cannot outlive the pair, so the guard is
+//! alive wherever the context is used (see [`LostCancel::visit_operands`]).
 //!
 //! It walks nested blocks, closures and async blocks, but not nested items
 //! (`fn`, `impl`, `mod`): those are other functions, checked by their own
@@ -75,7 +81,10 @@ pub(crate) fn lostcancel(func: &mut Func, krate: &TokenStream) {
 
 /// [`lostcancel`] for the statements of one body.
 pub(crate) fn body(stmts: &mut [Stmt], krate: &TokenStream) {
-    let mut visitor = LostCancel { krate };
+    let mut visitor = LostCancel {
+        krate,
+        borrowed: false,
+    };
     for stmt in stmts {
         visitor.visit_stmt_mut(stmt);
     }
@@ -178,6 +187,10 @@ impl VisitMut for Nested<'_, '_> {
 
 struct LostCancel<'a> {
     krate: &'a TokenStream,
+    /// The expression visited next is a borrowed place (see
+    /// [`LostCancel::visit_operands`]): set by its parent just before,
+    /// taken (and reset) by the expression.
+    borrowed: bool,
 }
 
 /// The derivations, by the name the messages use.
@@ -198,7 +211,7 @@ enum Shape {
     Tuple,
     /// A `..` in a tuple pattern or assignee.
     Rest,
-    /// `let c = v.0;`
+    /// `v.0`, anywhere.
     Field0,
     /// `v;`
     Stmt,
@@ -261,17 +274,15 @@ impl VisitMut for LostCancel<'_> {
     fn visit_generic_argument_mut(&mut self, _: &mut syn::GenericArgument) {}
 
     fn visit_local_mut(&mut self, local: &mut Local) {
-        visit_mut::visit_local_mut(self, local);
+        // The pattern and the written type hold no values to check.
         let Some(init) = &mut local.init else {
             return;
         };
-        let (pat, ty) = peel_pat(&local.pat);
-        if !matches!(pat, Pat::Wild(_)) {
-            if let Some((base, probe)) = first_field(&mut init.expr) {
-                self.probe_value(base, &[probe], None, false);
-                return;
-            }
+        self.visit_at(&mut init.expr, binds_by_ref(&local.pat));
+        if let Some((_, diverge)) = &mut init.diverge {
+            self.visit_expr_mut(diverge);
         }
+        let (pat, ty) = peel_pat(&local.pat);
         let probes = match pat {
             Pat::Wild(wild) => vec![Probe::new(Proj::Whole, Shape::Wild, wild)],
             Pat::Tuple(tuple) => {
@@ -293,7 +304,8 @@ impl VisitMut for LostCancel<'_> {
     }
 
     fn visit_expr_mut(&mut self, expr: &mut Expr) {
-        visit_mut::visit_expr_mut(self, expr);
+        let borrowed = std::mem::take(&mut self.borrowed);
+        self.visit_operands(expr, borrowed);
         match expr {
             Expr::Assign(assign) => {
                 let probes = match peel_expr(&assign.left) {
@@ -330,12 +342,53 @@ impl VisitMut for LostCancel<'_> {
                     self.probe_value(&mut let_expr.expr, &probes, None, false);
                 }
             }
+            // `v.0` keeps element 0 and drops the rest of the pair with the
+            // statement: as an argument, a field, a receiver, a statement,
+            // a returned value alike.
+            Expr::Field(field) if !borrowed => {
+                if let Some(probe) = field0(field) {
+                    self.probe_value(&mut field.base, &[probe], None, false);
+                }
+            }
             _ => {}
         }
     }
 }
 
 impl LostCancel<'_> {
+    /// Visits the operands of `expr`, telling each whether it is a
+    /// borrowed place.
+    ///
+    /// A `.0` that is borrowed (`f(&v.0)`, `let c = &v.0;`, `&v.0.field`,
+    /// and the initializer of a `let` that binds by `ref`) moves nothing out
+    /// of the pair: the guard lives as long as the borrow can be used, to
+    /// the end of the statement, or of the block where a `let` extends the
+    /// pair's life. So it is not reported, as a match arm that only uses
+    /// its context inside is not. A method called on `.0` (`v.0.clone()`)
+    /// borrows it too, but is reported: what it returns (a clone, a child)
+    /// outlives the statement.
+    fn visit_operands(&mut self, expr: &mut Expr, borrowed: bool) {
+        match expr {
+            Expr::Reference(reference) => self.visit_at(&mut reference.expr, true),
+            Expr::Paren(paren) => self.visit_at(&mut paren.expr, borrowed),
+            Expr::Group(group) => self.visit_at(&mut group.expr, borrowed),
+            Expr::Field(field) if borrowed => self.visit_at(&mut field.base, true),
+            Expr::Index(index) if borrowed => {
+                self.visit_at(&mut index.expr, true);
+                self.visit_expr_mut(&mut index.index);
+            }
+            Expr::Unary(unary) if borrowed && matches!(unary.op, syn::UnOp::Deref(_)) => {
+                self.visit_at(&mut unary.expr, true)
+            }
+            _ => visit_mut::visit_expr_mut(self, expr),
+        }
+    }
+
+    fn visit_at(&mut self, expr: &mut Expr, borrowed: bool) {
+        self.borrowed = borrowed;
+        self.visit_expr_mut(expr);
+    }
+
     /// Wraps the parts of `expr` that `probes` say are dropped. `ty` is the
     /// type written for `expr` (`let PAT: TY = ...`), passed on so that
     /// inference still sees it; `moved` says whether a place here is moved
@@ -559,21 +612,36 @@ fn escapes(expr: &Expr, name: &Ident) -> bool {
     }
 }
 
-/// `let c = v.0;`: the base to check and the probe on its `.0`, when `v` is a
-/// value (a pair dropped at the end of the statement) rather than a place.
-fn first_field(expr: &mut Expr) -> Option<(&mut Expr, Probe)> {
-    match expr {
-        Expr::Paren(paren) => first_field(&mut paren.expr),
-        Expr::Field(field) => match &field.member {
-            Member::Unnamed(index) if index.index == 0 => {
-                let dot = field.dot_token;
-                let member = &field.member;
-                let probe = Probe::new(Proj::Front(1), Shape::Field0, quote!(#dot #member));
-                Some((&mut *field.base, probe))
-            }
-            _ => None,
-        },
+/// The probe on the `.0` of `v.0`: the pair's guard (element 1) is dropped
+/// with the statement when `v` is a value rather than a place.
+fn field0(field: &syn::ExprField) -> Option<Probe> {
+    match &field.member {
+        Member::Unnamed(index) if index.index == 0 => {
+            let dot = field.dot_token;
+            let member = &field.member;
+            Some(Probe::new(
+                Proj::Front(1),
+                Shape::Field0,
+                quote!(#dot #member),
+            ))
+        }
         _ => None,
+    }
+}
+
+/// Whether a `let` with this pattern binds by `ref`, directly or through
+/// tuple, struct or slice patterns: it borrows its initializer, which then
+/// lives to the end of the block (the Reference's "extending pattern").
+fn binds_by_ref(pat: &Pat) -> bool {
+    match pat {
+        Pat::Ident(ident) => ident.by_ref.is_some(),
+        Pat::Type(typed) => binds_by_ref(&typed.pat),
+        Pat::Paren(paren) => binds_by_ref(&paren.pat),
+        Pat::Tuple(tuple) => tuple.elems.iter().any(binds_by_ref),
+        Pat::TupleStruct(tuple) => tuple.elems.iter().any(binds_by_ref),
+        Pat::Slice(slice) => slice.elems.iter().any(binds_by_ref),
+        Pat::Struct(init) => init.fields.iter().any(|field| binds_by_ref(&field.pat)),
+        _ => false,
     }
 }
 

@@ -73,7 +73,7 @@ fn const_blocks_in_a_body() -> usize {
         helper_c().1 as usize
     }];
     let typed: [u8; helper_c().0 as usize] = [1];
-    one as usize + array.len() + typed.len() + sized::<{ helper_c().1 as usize }>()
+    one as usize + array.len() + typed.len() + sized::<{ helper_c().0 as usize + 1 }>()
 }
 
 fn main() {
