@@ -176,6 +176,17 @@ twice! {
         log(extended.0);
     }
 
+    nested_tuple_literals, nested_tuple_literals_checked: {
+        let ((_kept, _), _n) = (pair("nested kept", "nested dropped"), noisy("n"));
+        log("after nested");
+        let (_first, .., _last) = (noisy("first"), noisy("middle a"), noisy("middle b"), noisy("last"));
+        log("after rest");
+        let (_a, _b, _c, _d, _) = (noisy("1"), noisy("2"), noisy("3"), noisy("4"), noisy("fifth"));
+        log("after long tuple");
+        let _zero = (noisy("zero"), noisy("one")).0;
+        log("after dot zero");
+    }
+
     closures_and_async_blocks, closures_and_async_blocks_checked: {
         let run = || {
             let (_kept, _) = pair("closure kept", "closure dropped");
@@ -258,6 +269,16 @@ same_drops! {
     dot_zero_under_an_extending_let_keeps_the_tuple:
         dot_zero_under_an_extending_let, dot_zero_under_an_extending_let_checked
         => ["next statement", "extended", "drop extended", "drop extended dropped"];
+    nested_tuple_literals_drop_where_they_did:
+        nested_tuple_literals, nested_tuple_literals_checked
+        => [
+            "drop nested dropped", "after nested",
+            "drop middle a", "drop middle b", "after rest",
+            "drop fifth", "after long tuple",
+            "drop one", "after dot zero",
+            "drop zero", "drop 4", "drop 3", "drop 2", "drop 1", "drop last", "drop first",
+            "drop n", "drop nested kept",
+        ];
     closures_and_async_blocks_drop_where_they_did:
         closures_and_async_blocks, closures_and_async_blocks_checked
         => ["drop closure dropped", "in closure", "drop closure kept", "drop async dropped", "in async block"];
