@@ -43,6 +43,15 @@ fn derived(from: &Noisy) -> Noisy {
     Noisy(if from.0 == "t" { "t-result" } else { "result" })
 }
 
+/// Takes a value and drops it before returning.
+fn consume(value: Noisy) {
+    log(format!("consumed {}", value.0));
+}
+
+struct Holder {
+    kept: Noisy,
+}
+
 /// `fn $plain()` as written, and `#[ctx] fn $checked()` with the same body.
 macro_rules! twice {
     ($($plain:ident, $checked:ident: $body:block)*) => {
@@ -134,6 +143,50 @@ twice! {
         log("after forget");
     }
 
+    dot_zero_anywhere, dot_zero_anywhere_checked: {
+        consume(pair("argument", "argument dropped").0);
+        log("after argument");
+        let holder = Holder {
+            kept: pair("field", "field dropped").0,
+        };
+        log("after field");
+        log(pair("receiver", "receiver dropped").0 .0);
+        log("after receiver");
+        let _result = derived(&pair("t", "t dropped").0);
+        log("after borrowed argument");
+        // The shapes under test, though clippy would shorten them.
+        #[allow(clippy::unnecessary_operation)]
+        pair("statement", "statement dropped").0;
+        log("after statement");
+        #[allow(clippy::needless_return)]
+        let early = || {
+            return pair("returned", "return dropped").0;
+        };
+        let tail = || pair("tail", "tail dropped").0;
+        drop(early());
+        log("after return");
+        drop(tail());
+        log("after tail");
+        log(holder.kept.0);
+    }
+
+    dot_zero_under_an_extending_let, dot_zero_under_an_extending_let_checked: {
+        let extended = &pair("extended", "extended dropped").0;
+        log("next statement");
+        log(extended.0);
+    }
+
+    nested_tuple_literals, nested_tuple_literals_checked: {
+        let ((_kept, _), _n) = (pair("nested kept", "nested dropped"), noisy("n"));
+        log("after nested");
+        let (_first, .., _last) = (noisy("first"), noisy("middle a"), noisy("middle b"), noisy("last"));
+        log("after rest");
+        let (_a, _b, _c, _d, _) = (noisy("1"), noisy("2"), noisy("3"), noisy("4"), noisy("fifth"));
+        log("after long tuple");
+        let _zero = (noisy("zero"), noisy("one")).0;
+        log("after dot zero");
+    }
+
     closures_and_async_blocks, closures_and_async_blocks_checked: {
         let run = || {
             let (_kept, _) = pair("closure kept", "closure dropped");
@@ -201,6 +254,31 @@ same_drops! {
     forget_still_forgets:
         forget_is_still_forget, forget_is_still_forget_checked
         => ["after forget"];
+    dot_zero_drops_the_rest_of_the_tuple_where_it_did:
+        dot_zero_anywhere, dot_zero_anywhere_checked
+        => [
+            "consumed argument", "drop argument", "drop argument dropped", "after argument",
+            "drop field dropped", "after field",
+            "receiver", "drop receiver", "drop receiver dropped", "after receiver",
+            "drop t", "drop t dropped", "after borrowed argument",
+            "drop statement", "drop statement dropped", "after statement",
+            "drop return dropped", "drop returned", "after return",
+            "drop tail dropped", "drop tail", "after tail",
+            "field", "drop t-result", "drop field",
+        ];
+    dot_zero_under_an_extending_let_keeps_the_tuple:
+        dot_zero_under_an_extending_let, dot_zero_under_an_extending_let_checked
+        => ["next statement", "extended", "drop extended", "drop extended dropped"];
+    nested_tuple_literals_drop_where_they_did:
+        nested_tuple_literals, nested_tuple_literals_checked
+        => [
+            "drop nested dropped", "after nested",
+            "drop middle a", "drop middle b", "after rest",
+            "drop fifth", "after long tuple",
+            "drop one", "after dot zero",
+            "drop zero", "drop 4", "drop 3", "drop 2", "drop 1", "drop last", "drop first",
+            "drop n", "drop nested kept",
+        ];
     closures_and_async_blocks_drop_where_they_did:
         closures_and_async_blocks, closures_and_async_blocks_checked
         => ["drop closure dropped", "in closure", "drop closure kept", "drop async dropped", "in async block"];
@@ -218,4 +296,19 @@ fn kept_guard_keeps_the_context_alive() -> bool {
 #[test]
 fn a_guard_kept_by_name_keeps_its_context() {
     assert!(kept_guard_keeps_the_context_alive(&Context::background()));
+}
+
+/// A `let` that borrows `.0` keeps the whole pair, guard included, to the
+/// end of the block: the check lets it through, and rightly.
+#[ctx::ctx]
+fn extended_pair_keeps_the_context_alive() -> bool {
+    let child = &ctx.with_cancel().0;
+    #[allow(clippy::toplevel_ref_arg)] // The shape under test.
+    let ref by_ref = ctx.with_cancel().0;
+    !child.is_done() && !by_ref.is_done()
+}
+
+#[test]
+fn a_pair_kept_by_an_extending_let_keeps_its_context() {
+    assert!(extended_pair_keeps_the_context_alive(&Context::background()));
 }

@@ -33,9 +33,10 @@
 //! | ----------------------------------------- | ----------------------- | --------- |
 //! | `let (c, _) = v;` (any tuple, up to four) | the element under `_`   | the `_`   |
 //! | `let (c, ..) = v;`, `let (.., c) = v;`    | the nearest under `..`  | the `..`  |
+//! | `let ((c, _), n) = (v, 1);`, any depth    | as above, in `v`        | as above  |
 //! | `let _ = v;`                              | the whole value         | the `_`   |
 //! | `(c, _) = v;`, `_ = v;`                   | as for `let`            | as above  |
-//! | `let c = v.0;`                            | element 1 of the pair   | the `.0`  |
+//! | `v.0` (argument, field, receiver, return) | element 1 of the pair   | the `.0`  |
 //! | `x.with_cancel();` (a derivation's name)  | the whole value         | statement |
 //! | `mem::forget(v)` (any path to `forget`)   | the whole value         | the path  |
 //! | `match v { (c, _) => c }`, `if let`       | as for `let`, when the arm lets `c` out | the `_` |
@@ -48,9 +49,28 @@
 //! `if` or a `match` is looked through to the values it is made of, so
 //! temporary lifetime extension (`let (r, _) = (&make(), x);`) is kept.
 //!
+//! A tuple literal is where a pattern meets each value it takes apart: a
+//! nested pattern (`let ((c, _), n) = (x.with_cancel(), 1);`) checks the
+//! element of `x.with_cancel()` under its `_`, a `_` past the fourth element
+//! or a `..` between two names (`(c, .., g)`) checks each value it drops.
+//! Elsewhere the traits name one element of one tuple, so these are not
+//! checked: a `_` or `..` in a nested pattern over a value that is not a
+//! tuple literal (`let ((c, _), n) = make();`), a `_` past the fourth
+//! element, and a `..` between two names (over a pair it covers nothing;
+//! the nearest element is the one bound after it).
+//!
+//! A `.0` is checked wherever it stands (`spawn(v.0)`, `Worker { ctx: v.0 }`,
+//! `v.0.clone()`, `v.0;`, `return v.0`): the rest of the pair is dropped
+//! with the statement, while the context goes on. Not under `&` (`f(&v.0)`,
+//! `let c = &v.0;`): the borrow cannot outlive the pair, so the guard is
+//! alive wherever the context is used (see [`LostCancel::visit_operands`]).
+//!
 //! It walks nested blocks, closures and async blocks, but not nested items
 //! (`fn`, `impl`, `mod`): those are other functions, checked by their own
-//! attribute if they have one. A value already wrapped (by an outer
+//! attribute if they have one. Nor const contexts: a `const fn` body, an
+//! inline `const { .. }`, an array length, a const generic argument. The
+//! check's calls are not `const` (E0015 there), and a guard cannot be made
+//! in a const context anyway. A value already wrapped (by an outer
 //! `#[ctx::check]`) is left as it is.
 
 use proc_macro2::{Literal, Span, TokenStream, TokenTree};
@@ -72,7 +92,10 @@ pub(crate) fn lostcancel(func: &mut Func, krate: &TokenStream) {
 
 /// [`lostcancel`] for the statements of one body.
 pub(crate) fn body(stmts: &mut [Stmt], krate: &TokenStream) {
-    let mut visitor = LostCancel { krate };
+    let mut visitor = LostCancel {
+        krate,
+        borrowed: false,
+    };
     for stmt in stmts {
         visitor.visit_stmt_mut(stmt);
     }
@@ -80,8 +103,9 @@ pub(crate) fn body(stmts: &mut [Stmt], krate: &TokenStream) {
 
 /// `#[ctx::check]`: the check alone, for code that takes its context by
 /// hand. On a function, an `impl` block, a trait or an inline `mod { ... }`,
-/// every function body inside (nested items included) is checked as a
-/// `#[ctx]` body is; nothing else changes.
+/// every function body inside (nested items included, `const fn`s and
+/// `const`/`static` initializers not) is checked as a `#[ctx]` body is;
+/// nothing else changes.
 pub(crate) fn attribute(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let (args, parsed) = args::parse(Macro::Check, attr);
@@ -134,20 +158,32 @@ impl VisitMut for Bodies<'_> {
     }
 
     fn visit_item_fn_mut(&mut self, func: &mut syn::ItemFn) {
-        body(&mut func.block.stmts, self.krate);
-        Nested(self).visit_block_mut(&mut func.block);
+        self.function(&func.sig, &mut func.block);
     }
 
     fn visit_impl_item_fn_mut(&mut self, func: &mut syn::ImplItemFn) {
-        body(&mut func.block.stmts, self.krate);
-        Nested(self).visit_block_mut(&mut func.block);
+        self.function(&func.sig, &mut func.block);
     }
 
     fn visit_trait_item_fn_mut(&mut self, func: &mut syn::TraitItemFn) {
         if let Some(block) = &mut func.default {
-            body(&mut block.stmts, self.krate);
-            Nested(self).visit_block_mut(block);
+            self.function(&func.sig, block);
         }
+    }
+}
+
+impl Bodies<'_> {
+    /// Checks the body of one function, then the items nested in it.
+    ///
+    /// A `const fn` body is left as written: the check's calls are not
+    /// `const`, so wrapping a value there breaks the function (E0015), and a
+    /// guard cannot be made in a const context anyway. The items nested in
+    /// it are other functions, and are checked.
+    fn function(&mut self, sig: &syn::Signature, block: &mut syn::Block) {
+        if sig.constness.is_none() {
+            body(&mut block.stmts, self.krate);
+        }
+        Nested(self).visit_block_mut(block);
     }
 }
 
@@ -162,6 +198,10 @@ impl VisitMut for Nested<'_, '_> {
 
 struct LostCancel<'a> {
     krate: &'a TokenStream,
+    /// The expression visited next is a borrowed place (see
+    /// [`LostCancel::visit_operands`]): set by its parent just before,
+    /// taken (and reset) by the expression.
+    borrowed: bool,
 }
 
 /// The derivations, by the name the messages use.
@@ -182,7 +222,7 @@ enum Shape {
     Tuple,
     /// A `..` in a tuple pattern or assignee.
     Rest,
-    /// `let c = v.0;`
+    /// `v.0`, anywhere.
     Field0,
     /// `v;`
     Stmt,
@@ -190,20 +230,54 @@ enum Shape {
     Forget,
 }
 
-/// Which part of the value the discard drops.
+/// One step into a tuple, toward the part of the value a discard drops.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Proj {
-    Whole,
-    /// Element `n` of a tuple, from the front.
+enum Step {
+    /// Element `n`, from the front.
     Front(usize),
-    /// Element `n` of a tuple, from the back (`0` is the last).
+    /// Element `n`, from the back (`0` is the last).
     Back(usize),
+    /// The elements under a `..` that has `before` elements before it and
+    /// `after` after it in its pattern.
+    Rest { before: usize, after: usize },
+}
+
+impl Step {
+    /// Whether this step picks element `index` of a tuple of `len`.
+    fn picks(self, index: usize, len: usize) -> bool {
+        match self {
+            Step::Front(n) => n == index,
+            Step::Back(n) => n + 1 + index == len,
+            Step::Rest { before, after } => before <= index && index + after < len,
+        }
+    }
+
+    /// The one element the traits in `__private::lostcancel` check for this
+    /// step, when the tuple's length is not known: for a `..`, the one
+    /// nearest to it from the side with no other elements (the guard of a
+    /// pair under `(c, ..)` or `(.., g)`). A `..` between elements
+    /// (`(c, .., g)`) may cover nothing, so it names none.
+    fn element(self) -> Option<Step> {
+        let step = match self {
+            Step::Rest { before, after: 0 } => Step::Front(before),
+            Step::Rest { before: 0, after } => Step::Back(after),
+            Step::Rest { .. } => return None,
+            step => step,
+        };
+        match step {
+            Step::Front(n) | Step::Back(n) if n < MAX_ARITY => Some(step),
+            _ => None,
+        }
+    }
 }
 
 /// One check to make on a value: what is dropped, and where to report it.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Probe {
-    proj: Proj,
+    /// The part of the value that is dropped: the steps into nested tuples
+    /// down to it, none for the whole value. `let ((c, _), n) = v;` drops
+    /// `[Front(0), Front(1)]`.
+    path: Vec<Step>,
     shape: Shape,
     /// The first and last token of the discarding code.
     start: Span,
@@ -211,14 +285,21 @@ struct Probe {
 }
 
 impl Probe {
-    fn new(proj: Proj, shape: Shape, tokens: impl ToTokens) -> Probe {
+    fn new(path: Vec<Step>, shape: Shape, tokens: impl ToTokens) -> Probe {
         let (start, end) = first_and_last(tokens.into_token_stream());
         Probe {
-            proj,
+            path,
             shape,
             start,
             end,
         }
+    }
+
+    /// The same check, one step further in: `step` first, then this path.
+    fn under(self, step: Step) -> Probe {
+        let mut path = vec![step];
+        path.extend(self.path);
+        Probe { path, ..self }
     }
 }
 
@@ -230,20 +311,32 @@ impl VisitMut for LostCancel<'_> {
         // A nested item is another function: not part of this body.
     }
 
+    // Const contexts inside a body: an inline `const { .. }` block, an
+    // array length (`[v; N]`, `[T; N]`) and a const generic argument
+    // (`f::<{ N }>()`). The check's calls are not `const` (E0015), and no
+    // guard can be made there.
+    fn visit_expr_const_mut(&mut self, _: &mut syn::ExprConst) {}
+
+    fn visit_expr_repeat_mut(&mut self, repeat: &mut syn::ExprRepeat) {
+        self.visit_expr_mut(&mut repeat.expr);
+    }
+
+    fn visit_type_mut(&mut self, _: &mut Type) {}
+
+    fn visit_generic_argument_mut(&mut self, _: &mut syn::GenericArgument) {}
+
     fn visit_local_mut(&mut self, local: &mut Local) {
-        visit_mut::visit_local_mut(self, local);
+        // The pattern and the written type hold no values to check.
         let Some(init) = &mut local.init else {
             return;
         };
-        let (pat, ty) = peel_pat(&local.pat);
-        if !matches!(pat, Pat::Wild(_)) {
-            if let Some((base, probe)) = first_field(&mut init.expr) {
-                self.probe_value(base, &[probe], None, false);
-                return;
-            }
+        self.visit_at(&mut init.expr, binds_by_ref(&local.pat));
+        if let Some((_, diverge)) = &mut init.diverge {
+            self.visit_expr_mut(diverge);
         }
+        let (pat, ty) = peel_pat(&local.pat);
         let probes = match pat {
-            Pat::Wild(wild) => vec![Probe::new(Proj::Whole, Shape::Wild, wild)],
+            Pat::Wild(wild) => vec![Probe::new(Vec::new(), Shape::Wild, wild)],
             Pat::Tuple(tuple) => {
                 tuple_probes(&tuple.elems.iter().map(Elem::of_pat).collect::<Vec<_>>())
             }
@@ -256,18 +349,19 @@ impl VisitMut for LostCancel<'_> {
         visit_mut::visit_stmt_mut(self, stmt);
         if let Stmt::Expr(expr, Some(semi)) = stmt {
             if derivation(expr).is_some() {
-                let probe = Probe::new(Proj::Whole, Shape::Stmt, quote!(#expr #semi));
+                let probe = Probe::new(Vec::new(), Shape::Stmt, quote!(#expr #semi));
                 self.probe_value(expr, &[probe], None, true);
             }
         }
     }
 
     fn visit_expr_mut(&mut self, expr: &mut Expr) {
-        visit_mut::visit_expr_mut(self, expr);
+        let borrowed = std::mem::take(&mut self.borrowed);
+        self.visit_operands(expr, borrowed);
         match expr {
             Expr::Assign(assign) => {
                 let probes = match peel_expr(&assign.left) {
-                    Expr::Infer(infer) => vec![Probe::new(Proj::Whole, Shape::Wild, infer)],
+                    Expr::Infer(infer) => vec![Probe::new(Vec::new(), Shape::Wild, infer)],
                     Expr::Tuple(tuple) => {
                         tuple_probes(&tuple.elems.iter().map(Elem::of_expr).collect::<Vec<_>>())
                     }
@@ -300,12 +394,53 @@ impl VisitMut for LostCancel<'_> {
                     self.probe_value(&mut let_expr.expr, &probes, None, false);
                 }
             }
+            // `v.0` keeps element 0 and drops the rest of the pair with the
+            // statement: as an argument, a field, a receiver, a statement,
+            // a returned value alike.
+            Expr::Field(field) if !borrowed => {
+                if let Some(probe) = field0(field) {
+                    self.probe_value(&mut field.base, &[probe], None, false);
+                }
+            }
             _ => {}
         }
     }
 }
 
 impl LostCancel<'_> {
+    /// Visits the operands of `expr`, telling each whether it is a
+    /// borrowed place.
+    ///
+    /// A `.0` that is borrowed (`f(&v.0)`, `let c = &v.0;`, `&v.0.field`,
+    /// and the initializer of a `let` that binds by `ref`) moves nothing out
+    /// of the pair: the guard lives as long as the borrow can be used, to
+    /// the end of the statement, or of the block where a `let` extends the
+    /// pair's life. So it is not reported, as a match arm that only uses
+    /// its context inside is not. A method called on `.0` (`v.0.clone()`)
+    /// borrows it too, but is reported: what it returns (a clone, a child)
+    /// outlives the statement.
+    fn visit_operands(&mut self, expr: &mut Expr, borrowed: bool) {
+        match expr {
+            Expr::Reference(reference) => self.visit_at(&mut reference.expr, true),
+            Expr::Paren(paren) => self.visit_at(&mut paren.expr, borrowed),
+            Expr::Group(group) => self.visit_at(&mut group.expr, borrowed),
+            Expr::Field(field) if borrowed => self.visit_at(&mut field.base, true),
+            Expr::Index(index) if borrowed => {
+                self.visit_at(&mut index.expr, true);
+                self.visit_expr_mut(&mut index.index);
+            }
+            Expr::Unary(unary) if borrowed && matches!(unary.op, syn::UnOp::Deref(_)) => {
+                self.visit_at(&mut unary.expr, true)
+            }
+            _ => visit_mut::visit_expr_mut(self, expr),
+        }
+    }
+
+    fn visit_at(&mut self, expr: &mut Expr, borrowed: bool) {
+        self.borrowed = borrowed;
+        self.visit_expr_mut(expr);
+    }
+
     /// Wraps the parts of `expr` that `probes` say are dropped. `ty` is the
     /// type written for `expr` (`let PAT: TY = ...`), passed on so that
     /// inference still sees it; `moved` says whether a place here is moved
@@ -319,19 +454,20 @@ impl LostCancel<'_> {
             Expr::Group(group) => self.probe_value(&mut group.expr, probes, ty, moved),
             Expr::Tuple(tuple) => {
                 // Each element is a value of its own: look at the one each
-                // probe drops (all of them for a whole `_`).
+                // probe drops (all of them for a whole `_`), with the rest
+                // of the probe's path, so that a nested pattern reaches the
+                // element it drops (`let ((c, _), n) = (v, 1);`).
                 let len = tuple.elems.len();
                 for (index, elem) in tuple.elems.iter_mut().enumerate() {
                     let here: Vec<Probe> = probes
                         .iter()
-                        .filter(|probe| match probe.proj {
-                            Proj::Whole => true,
-                            Proj::Front(n) => n == index,
-                            Proj::Back(n) => n + 1 + index == len,
-                        })
-                        .map(|probe| Probe {
-                            proj: Proj::Whole,
-                            ..*probe
+                        .filter_map(|probe| match probe.path.split_first() {
+                            None => Some(probe.clone()),
+                            Some((step, rest)) if step.picks(index, len) => Some(Probe {
+                                path: rest.to_vec(),
+                                ..probe.clone()
+                            }),
+                            Some(_) => None,
                         })
                         .collect();
                     self.probe_value(elem, &here, element_type(ty, index, len), true);
@@ -382,19 +518,36 @@ impl LostCancel<'_> {
     /// unmet bound there. The rest is spanned at the same place but resolved
     /// as the macro's own code, so lints that skip macro output (clippy's
     /// `unit_arg` for a discarded `()`) skip it.
+    ///
+    /// A probe whose part the traits cannot name is left out: one more than
+    /// a step deep (a nested pattern over a value that is not a tuple
+    /// literal), past the fourth element, or a `..` between elements (see
+    /// [`Step::element`]).
     fn wrap(&self, expr: &mut Expr, probes: &[Probe], ty: Option<&Type>) {
+        let probes: Vec<(&Probe, Option<Step>)> = probes
+            .iter()
+            .filter_map(|probe| match probe.path.as_slice() {
+                [] => Some((probe, None)),
+                [step] => Some((probe, Some(step.element()?))),
+                _ => None,
+            })
+            .collect();
+        if probes.is_empty() {
+            return;
+        }
         let name = derivation(expr);
         let mut tokens = expr.to_token_stream();
         let ty = match ty {
             Some(ty) => ty.to_token_stream(),
             None => quote!(_),
         };
-        for probe in probes {
+        for (probe, step) in probes {
             let message = message_trait(probe.shape, name);
-            let (method, index) = match probe.proj {
-                Proj::Whole => (quote!(whole), None),
-                Proj::Front(n) => (quote!(front), Some(Literal::usize_unsuffixed(n))),
-                Proj::Back(n) => (quote!(back), Some(Literal::usize_unsuffixed(n))),
+            let (method, index) = match step {
+                None => (quote!(whole), None),
+                Some(Step::Front(n)) => (quote!(front), Some(Literal::usize_unsuffixed(n))),
+                Some(Step::Back(n)) => (quote!(back), Some(Literal::usize_unsuffixed(n))),
+                Some(Step::Rest { .. }) => unreachable!("ctx: internal error: `element` names one"),
             };
             let index = index.map(|index| quote!(#index,));
             let krate = self.krate;
@@ -418,6 +571,8 @@ enum Elem {
     Rest(TokenStream),
     /// A name the element is moved into.
     Bind(Ident),
+    /// A tuple pattern nested in this one: `(c, _)` in `((c, _), n)`.
+    Tuple(Vec<Elem>),
     Other,
 }
 
@@ -429,6 +584,8 @@ impl Elem {
             Pat::Ident(ident) if ident.by_ref.is_none() && ident.subpat.is_none() => {
                 Elem::Bind(ident.ident.clone())
             }
+            Pat::Tuple(tuple) => Elem::Tuple(tuple.elems.iter().map(Elem::of_pat).collect()),
+            Pat::Paren(paren) => Elem::of_pat(&paren.pat),
             _ => Elem::Other,
         }
     }
@@ -439,35 +596,53 @@ impl Elem {
             Expr::Range(range) if range.start.is_none() && range.end.is_none() => {
                 Elem::Rest(range.to_token_stream())
             }
+            Expr::Tuple(tuple) => Elem::Tuple(tuple.elems.iter().map(Elem::of_expr).collect()),
+            Expr::Paren(paren) => Elem::of_expr(&paren.expr),
             _ => Elem::Other,
+        }
+    }
+
+    /// The names bound by this element, at any depth.
+    fn names(&self) -> Vec<&Ident> {
+        match self {
+            Elem::Bind(name) => vec![name],
+            Elem::Tuple(elems) => elems.iter().flat_map(Elem::names).collect(),
+            Elem::Wild(_) | Elem::Rest(_) | Elem::Other => Vec::new(),
         }
     }
 }
 
-/// The probes for a tuple pattern: each `_`, and the element nearest to a
-/// `..` (the guard of a pair under `(c, ..)`; a longer tuple is checked at
-/// that one place).
+/// The probes for a tuple pattern: each `_` and `..`, at any depth of
+/// nested tuple patterns.
 fn tuple_probes(elems: &[Elem]) -> Vec<Probe> {
     let len = elems.len();
     let rest = elems.iter().position(|elem| matches!(elem, Elem::Rest(_)));
+    // An element after a `..` is counted from the back.
+    let step = |index: usize| match rest {
+        Some(rest) if index > rest => Step::Back(len - 1 - index),
+        _ => Step::Front(index),
+    };
     let mut probes = Vec::new();
     for (index, elem) in elems.iter().enumerate() {
-        let (proj, shape, tokens) = match (elem, rest) {
-            (Elem::Wild(tokens), None) => (Proj::Front(index), Shape::Tuple, tokens),
-            (Elem::Wild(tokens), Some(rest)) if index < rest => {
-                (Proj::Front(index), Shape::Tuple, tokens)
+        match elem {
+            Elem::Wild(tokens) => probes.push(Probe::new(vec![step(index)], Shape::Tuple, tokens)),
+            // `(..)` alone drops the whole value.
+            Elem::Rest(tokens) if len == 1 => {
+                probes.push(Probe::new(Vec::new(), Shape::Rest, tokens))
             }
-            (Elem::Wild(tokens), Some(_)) => (Proj::Back(len - 1 - index), Shape::Tuple, tokens),
-            (Elem::Rest(tokens), _) if index > 0 => (Proj::Front(index), Shape::Rest, tokens),
-            (Elem::Rest(tokens), _) if len > 1 => {
-                (Proj::Back(len - 1 - index), Shape::Rest, tokens)
+            Elem::Rest(tokens) => {
+                let step = Step::Rest {
+                    before: index,
+                    after: len - 1 - index,
+                };
+                probes.push(Probe::new(vec![step], Shape::Rest, tokens));
             }
-            (Elem::Rest(tokens), _) => (Proj::Whole, Shape::Rest, tokens),
-            _ => continue,
-        };
-        match proj {
-            Proj::Front(n) | Proj::Back(n) if n >= MAX_ARITY => continue,
-            _ => probes.push(Probe::new(proj, shape, tokens)),
+            Elem::Tuple(inner) => probes.extend(
+                tuple_probes(inner)
+                    .into_iter()
+                    .map(|probe| probe.under(step(index))),
+            ),
+            Elem::Bind(_) | Elem::Other => {}
         }
     }
     probes
@@ -482,10 +657,10 @@ fn escaping_discards(pat: &Pat, body: &Expr) -> Vec<Probe> {
         return Vec::new();
     };
     let elems: Vec<Elem> = tuple.elems.iter().map(Elem::of_pat).collect();
-    let escapes = elems.iter().any(|elem| match elem {
-        Elem::Bind(name) => escapes(body, name),
-        _ => false,
-    });
+    let escapes = elems
+        .iter()
+        .flat_map(Elem::names)
+        .any(|name| escapes(body, name));
     if escapes {
         tuple_probes(&elems)
     } else {
@@ -529,21 +704,36 @@ fn escapes(expr: &Expr, name: &Ident) -> bool {
     }
 }
 
-/// `let c = v.0;`: the base to check and the probe on its `.0`, when `v` is a
-/// value (a pair dropped at the end of the statement) rather than a place.
-fn first_field(expr: &mut Expr) -> Option<(&mut Expr, Probe)> {
-    match expr {
-        Expr::Paren(paren) => first_field(&mut paren.expr),
-        Expr::Field(field) => match &field.member {
-            Member::Unnamed(index) if index.index == 0 => {
-                let dot = field.dot_token;
-                let member = &field.member;
-                let probe = Probe::new(Proj::Front(1), Shape::Field0, quote!(#dot #member));
-                Some((&mut *field.base, probe))
-            }
-            _ => None,
-        },
+/// The probe on the `.0` of `v.0`: the pair's guard (element 1) is dropped
+/// with the statement when `v` is a value rather than a place.
+fn field0(field: &syn::ExprField) -> Option<Probe> {
+    match &field.member {
+        Member::Unnamed(index) if index.index == 0 => {
+            let dot = field.dot_token;
+            let member = &field.member;
+            Some(Probe::new(
+                vec![Step::Front(1)],
+                Shape::Field0,
+                quote!(#dot #member),
+            ))
+        }
         _ => None,
+    }
+}
+
+/// Whether a `let` with this pattern binds by `ref`, directly or through
+/// tuple, struct or slice patterns: it borrows its initializer, which then
+/// lives to the end of the block (the Reference's "extending pattern").
+fn binds_by_ref(pat: &Pat) -> bool {
+    match pat {
+        Pat::Ident(ident) => ident.by_ref.is_some(),
+        Pat::Type(typed) => binds_by_ref(&typed.pat),
+        Pat::Paren(paren) => binds_by_ref(&paren.pat),
+        Pat::Tuple(tuple) => tuple.elems.iter().any(binds_by_ref),
+        Pat::TupleStruct(tuple) => tuple.elems.iter().any(binds_by_ref),
+        Pat::Slice(slice) => slice.elems.iter().any(binds_by_ref),
+        Pat::Struct(init) => init.fields.iter().any(|field| binds_by_ref(&field.pat)),
+        _ => false,
     }
 }
 
@@ -552,7 +742,7 @@ fn first_field(expr: &mut Expr) -> Option<(&mut Expr, Probe)> {
 fn forget(call: &ExprCall) -> Option<Probe> {
     let segments = path_segments(&call.func)?;
     (segments.last().map(String::as_str) == Some("forget") && call.args.len() == 1)
-        .then(|| Probe::new(Proj::Whole, Shape::Forget, &call.func))
+        .then(|| Probe::new(Vec::new(), Shape::Forget, &call.func))
 }
 
 /// Whether `expr` calls a function of std that never returns
@@ -771,28 +961,57 @@ mod tests {
         assert_eq!(message_trait(Shape::Rest, None), "Rest");
     }
 
-    fn probes(pat: &str) -> Vec<Proj> {
+    fn probes(pat: &str) -> Vec<Vec<Step>> {
         let pat = Pat::parse_single.parse_str(pat).unwrap();
         let Pat::Tuple(tuple) = pat else { panic!() };
         tuple_probes(&tuple.elems.iter().map(Elem::of_pat).collect::<Vec<_>>())
             .into_iter()
-            .map(|probe| probe.proj)
+            .map(|probe| probe.path)
             .collect()
     }
 
     use syn::parse::Parser;
+    use Step::{Back, Front};
+
+    fn rest(before: usize, after: usize) -> Step {
+        Step::Rest { before, after }
+    }
 
     #[test]
     fn tuple_patterns_check_what_they_drop() {
-        assert_eq!(probes("(c, _)"), [Proj::Front(1)]);
-        assert_eq!(probes("(_, g)"), [Proj::Front(0)]);
-        assert_eq!(probes("(c, ..)"), [Proj::Front(1)]);
-        assert_eq!(probes("(.., g)"), [Proj::Back(1)]);
-        assert_eq!(probes("(..)"), [Proj::Whole]);
+        assert_eq!(probes("(c, _)"), [[Front(1)]]);
+        assert_eq!(probes("(_, g)"), [[Front(0)]]);
+        assert_eq!(probes("(c, ..)"), [[rest(1, 0)]]);
+        assert_eq!(probes("(.., g)"), [[rest(0, 1)]]);
+        assert_eq!(probes("(..)"), [[]]);
         assert_eq!(
             probes("(a, _, .., _)"),
-            [Proj::Front(1), Proj::Front(2), Proj::Back(0)]
+            [[Front(1)], [rest(2, 1)], [Back(0)]]
         );
-        assert_eq!(probes("(a, b, c, d, _)"), []);
+        assert_eq!(probes("(a, b, c, d, _)"), [[Front(4)]]);
+    }
+
+    #[test]
+    fn nested_tuple_patterns_check_what_they_drop() {
+        assert_eq!(probes("((c, _), n)"), [[Front(0), Front(1)]]);
+        assert_eq!(probes("(n, (c, ..))"), [[Front(1), rest(1, 0)]]);
+        assert_eq!(
+            probes("(.., (_, g))"),
+            [vec![rest(0, 1)], vec![Back(0), Front(0)]]
+        );
+        assert_eq!(probes("((..), _)"), vec![vec![Front(0)], vec![Front(1)]]);
+        assert_eq!(probes("(((_, c), d), e)"), [[Front(0), Front(0), Front(0)]]);
+    }
+
+    #[test]
+    fn a_rest_names_the_element_nearest_to_it_from_an_open_side() {
+        assert_eq!(rest(1, 0).element(), Some(Front(1)));
+        assert_eq!(rest(0, 1).element(), Some(Back(1)));
+        // `(c, .., g)` over a pair covers nothing.
+        assert_eq!(rest(1, 1).element(), None);
+        assert_eq!(rest(4, 0).element(), None);
+        assert!(rest(1, 1).picks(1, 3));
+        assert!(!rest(1, 1).picks(1, 2));
+        assert!(rest(1, 0).picks(3, 4));
     }
 }

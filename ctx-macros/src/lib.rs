@@ -339,7 +339,9 @@ use proc_macro::TokenStream;
 /// let _ = x.with_timeout(d);            // error on `_`
 /// x.with_deadline(t);                   // error on the statement
 /// (c, _) = x.with_timeout_cause(d, e);  // error on `_`
-/// let c = x.with_cancel().0;            // error on `.0`
+/// let c = x.with_cancel().0;            // error on `.0`, wherever it stands:
+/// spawn(x.with_cancel().0);             // an argument, a field, a receiver
+/// let ((c, _), n) = (x.with_cancel(), 1);  // error on `_`, at any depth
 /// std::mem::forget(guard);              // error on `forget`: never canceled
 /// let c = match x.with_cancel() { (c, _) => c };  // error on `_`
 /// ```
@@ -369,8 +371,15 @@ use proc_macro::TokenStream;
 /// - a guard dropped through a path it does not look at: a guard bound and
 ///   then dropped early (`drop(guard)`, a block that ends), a pair moved into
 ///   a function that drops it, a guard inside another type (`Some(guard)`, a
-///   struct) or a tuple of more than four elements, or a value built inside
-///   a macro invocation, whose tokens it does not parse;
+///   struct) or past the fourth element of a tuple that is not a literal, or
+///   a value built inside a macro invocation, whose tokens it does not parse;
+/// - a `_` or `..` in a nested tuple pattern over a value that is not a
+///   tuple literal (`let ((c, _), n) = make();`: it can name one element of
+///   one tuple, not of a tuple in it), and a `..` between two names
+///   (`(c, .., g)`) over such a value (over a pair it covers nothing);
+/// - a borrowed `.0`: `f(&x.with_cancel().0)` and `let c = &x.with_cancel().0;`
+///   keep the pair, guard included, as long as the borrow, which is fine
+///   unless `f` keeps a clone of the context;
 /// - a call that never returns (type `!`) in place of a discarded value:
 ///   std's `process::exit`, `process::abort`, `panic_any` and
 ///   `resume_unwind` are left alone; a function of your own that returns
@@ -635,7 +644,9 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
 /// checked as a `#[ctx]` body is (see [the lostcancel
 /// check](macro@ctx#the-lostcancel-check)), and nothing else changes: no
 /// parameter is added, no body is raced. Functions inside that have
-/// `#[ctx]`, `#[ctx::main]` or `#[ctx::test]` are checked once.
+/// `#[ctx]`, `#[ctx::main]` or `#[ctx::test]` are checked once. A `const fn`
+/// and a `const` or `static` initializer are left as written: the check's
+/// calls are not `const`, and no guard can be made there.
 ///
 /// ```
 /// use ctx::Context;

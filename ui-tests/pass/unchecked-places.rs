@@ -1,5 +1,6 @@
 //! What the check does not look at compiles: nested items, methods of
-//! other types with another arity, and code outside `#[ctx]`.
+//! other types with another arity, nested tuple patterns over a value that
+//! is not a tuple literal, and code outside `#[ctx]`.
 #![deny(warnings)]
 
 use std::time::Duration;
@@ -31,8 +32,24 @@ fn same_name_other_arity() {
     Builder.with_cancel(true);
 }
 
+/// A pair inside a pair: what a macro cannot take apart without the types.
+fn nested_pair(parent: &Context) -> ((Context, ctx::CancelGuard), u8) {
+    (parent.with_cancel(), 3)
+}
+
+#[ctx]
+fn nested_pattern_over_a_call() -> bool {
+    // The limit: the `_` is two steps into the value, and the traits name
+    // one step. (Over a tuple literal, `(ctx.with_cancel(), 3)`, it is
+    // reported.)
+    let ((child, _), attempts) = nested_pair(ctx);
+    child.is_done() && attempts == 3
+}
+
 fn main() {
     let root = Context::background();
     nested_items_are_not_this_body(&root);
     same_name_other_arity(&root);
+    // The limit's cost: the guard is gone, the context canceled.
+    assert!(nested_pattern_over_a_call(&root));
 }
