@@ -3,7 +3,7 @@
 //! `ClientLayer`). The difference between a `with_layer` row and its
 //! `no_layer` row is what the layer adds to every request.
 //!
-//! `cargo bench -p ctx --features tower --bench http_layer`
+//! `cargo bench -p ctx-tree --features tower --bench http_layer`
 //!
 //! The service answers at once, so the rows measure the request's
 //! bookkeeping only: the context (a value node and a cancel node), the

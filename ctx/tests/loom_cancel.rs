@@ -1,7 +1,7 @@
 //! Loom models of what a `cancel` call guarantees once it returns, when
 //! other threads cancel, register, unlink or wait on the same subtree.
 //!
-//! Run with `RUSTFLAGS="--cfg loom" cargo test -p ctx --test loom_cancel --release`.
+//! Run with `RUSTFLAGS="--cfg loom" cargo test -p ctx-tree --test loom_cancel --release`.
 //! `loom_tree.rs` holds the first models of the tree (derivation, unlink,
 //! wake-up, after_func stop); these add the settle wait (invariant 3 of
 //! `tree.rs`) and the registrations that race a walk.

@@ -1,6 +1,6 @@
 //! Loom models of the context tree: one race each, every interleaving.
 //!
-//! Run with `RUSTFLAGS="--cfg loom" cargo test -p ctx --test loom_tree --release`.
+//! Run with `RUSTFLAGS="--cfg loom" cargo test -p ctx-tree --test loom_tree --release`.
 //! Under `--cfg loom` the tree's Arc, Mutex and atomics are loom's (see
 //! `ctx/src/loom.rs`), so these models explore the real code.
 #![cfg(loom)]

@@ -7,7 +7,7 @@
 //! outranks every error. This is the part of a scope whose correctness is
 //! about interleavings only, so it goes through `crate::loom` and the models
 //! below check it against racing errors, a panic, a task's success and the
-//! parent's cancel (`RUSTFLAGS="--cfg loom" cargo test -p ctx --release --lib
+//! parent's cancel (`RUSTFLAGS="--cfg loom" cargo test -p ctx-tree --release --lib
 //! scope::first`).
 
 use crate::loom::{lock, AtomicU8, Mutex, Ordering};
