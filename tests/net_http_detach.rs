@@ -16,27 +16,14 @@ use ctx::{Context, Error};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tower::util::MapRequestLayer;
 use tower::{Layer, ServiceExt};
 
-/// Generous: how long anything that should be prompt may take on a busy
-/// two-core machine before the test calls it a failure.
-const PATIENCE: Duration = Duration::from_secs(5);
-
-async fn within<F: std::future::Future>(what: &str, fut: F) -> F::Output {
-    tokio::time::timeout(PATIENCE, fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not happen within {PATIENCE:?}"))
-}
-
-async fn serve(app: Router) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
+#[path = "support/loopback.rs"]
+mod loopback;
+use loopback::{serve, within};
 
 /// What the detached handler reports: the context it got, and later how
 /// it finished.

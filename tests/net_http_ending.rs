@@ -21,29 +21,16 @@ use ctx::Context;
 use futures::FutureExt;
 use http::{Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tower::{Layer, ServiceExt};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 
-/// Generous: how long anything that should be prompt may take on a busy
-/// two-core machine before the test calls it a failure.
-const PATIENCE: Duration = Duration::from_secs(5);
-
-async fn within<F: std::future::Future>(what: &str, fut: F) -> F::Output {
-    tokio::time::timeout(PATIENCE, fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not happen within {PATIENCE:?}"))
-}
-
-async fn serve(app: Router) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
+#[path = "support/loopback.rs"]
+mod loopback;
+use loopback::{serve, within, PATIENCE};
 
 /// A server behind `layer`: `/ok` answers, `/stuck` sends its context to
 /// the test and never answers, `/panic` panics.

@@ -27,26 +27,13 @@ use hyper::body::{Body as HttpBody, Bytes, Frame};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tower::{Layer, ServiceExt};
 
-/// Generous: how long anything that should be prompt may take on a busy
-/// two-core machine before the test calls it a failure.
-const PATIENCE: Duration = Duration::from_secs(5);
-
-async fn within<F: std::future::Future>(what: &str, fut: F) -> F::Output {
-    tokio::time::timeout(PATIENCE, fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not happen within {PATIENCE:?}"))
-}
-
-async fn serve(app: Router) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
+#[path = "support/loopback.rs"]
+mod loopback;
+use loopback::{serve, within};
 
 /// Set when the value holding it is dropped.
 struct DropFlag(Arc<AtomicBool>);
