@@ -4,8 +4,7 @@
 //! Each test looks for its own contexts by file and line, never at the
 //! whole census, and takes [`serial`] first.
 
-use std::future::Future;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ctx::debug::LiveContext;
@@ -16,23 +15,9 @@ use ctx::debug::LiveContext;
 pub mod census_example;
 use ctx::{CancelGuard, Context, Error};
 
-/// One test at a time: a census holds each context for the instant it
-/// reads it, so another test's census could be what frees a context this
-/// test has just dropped, a moment after this test looks for it.
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Runs an async test on a current-thread runtime, under [`serial`].
-fn block_on(test: impl Future<Output = ()>) {
-    let _serial = serial();
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(test);
-}
+#[path = "support/census_serial.rs"]
+mod census_serial;
+use census_serial::{block_on, serial};
 
 /// The live context derived at `line` of this file, if any.
 fn entry_at(line: u32) -> Option<LiveContext> {

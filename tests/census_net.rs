@@ -5,8 +5,6 @@
 //! Each test uses its own paths and takes [`serial`] first.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use ctx::debug::LiveContext;
@@ -14,23 +12,9 @@ use ctx::http::{ContextLayer, RequestExt};
 use ctx::Context;
 use tower::{Layer, Service, ServiceExt};
 
-/// One test at a time: a census holds each context for the instant it
-/// reads it, so another test's census could be what frees a request context
-/// this test has just let go of, a moment after this test looks for it.
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Runs an async test on a current-thread runtime, under [`serial`].
-fn block_on(test: impl Future<Output = ()>) {
-    let _serial = serial();
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(test);
-}
+#[path = "support/census_serial.rs"]
+mod census_serial;
+use census_serial::block_on;
 
 /// The live contexts labeled `label`.
 fn labeled(label: &str) -> Vec<LiveContext> {
