@@ -20,11 +20,16 @@ thread_local! {
     /// below allocates and frees on the test's own thread, so tests running
     /// in parallel (and the harness) cannot disturb each other.
     static LIVE: Cell<isize> = const { Cell::new(0) };
+    /// Allocations made by this thread.
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
 }
 
 fn count(delta: isize) {
     // try_with: allocations during thread teardown are simply not counted.
     let _ = LIVE.try_with(|live| live.set(live.get() + delta));
+    if delta > 0 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+    }
 }
 
 unsafe impl GlobalAlloc for Counting {
@@ -68,6 +73,55 @@ fn a_parent_that_had_a_million_children_holds_no_more_than_one_that_had_none() {
 }
 
 #[test]
+fn children_that_come_and_go_a_few_at_a_time_do_not_reallocate_the_parents_list() {
+    let (parent, _guard) = Context::background().with_cancel();
+    let mut two_at_a_time = || {
+        let first = parent.with_cancel();
+        let second = parent.with_cancel();
+        drop(first);
+        drop(second);
+    };
+    two_at_a_time();
+    let baseline = live();
+    let before = ALLOCATIONS.with(Cell::get);
+    for _ in 0..1000 {
+        two_at_a_time();
+    }
+    // One allocation per child (its node): the parent's list keeps its
+    // slots instead of being made and freed on every second child.
+    assert_eq!(ALLOCATIONS.with(Cell::get) - before, 2 * 1000);
+    assert_eq!(live(), baseline);
+
+    // A burst gives its memory back, down to the few slots kept.
+    let burst: Vec<_> = (0..10_000).map(|_| parent.with_cancel()).collect();
+    assert!(live() > baseline + 10_000 * 64);
+    drop(burst);
+    assert!(
+        live() <= baseline,
+        "the list keeps no more than before the burst: {} > {baseline}",
+        live()
+    );
+}
+
+#[test]
+fn canceling_a_small_subtree_allocates_nothing() {
+    // Up to four nodes in all: the walk's inline storage.
+    for children in [0, 1, 2] {
+        let (root, cancel) = Context::background().with_cancel();
+        let (child, _child_guard) = root.with_cancel();
+        let leaves: Vec<_> = (0..children).map(|_| child.with_cancel()).collect();
+        let before = ALLOCATIONS.with(Cell::get);
+        cancel.cancel();
+        assert_eq!(
+            ALLOCATIONS.with(Cell::get) - before,
+            0,
+            "{children} leaves under a child"
+        );
+        assert!(leaves.iter().all(|(leaf, _)| leaf.is_done()));
+    }
+}
+
+#[test]
 fn a_million_timeouts_created_and_dropped_leave_nothing_behind() {
     let parent = Context::background();
     // Warm up: the timer thread and its bookkeeping exist from here on.
@@ -88,9 +142,16 @@ fn a_million_timeouts_created_and_dropped_leave_nothing_behind() {
 fn a_million_done_futures_polled_and_dropped_add_nothing_after_the_first() {
     use std::future::Future;
     use std::pin::pin;
-    use std::task::{Context as TaskContext, Waker};
+    use std::sync::Arc;
+    use std::task::{Context as TaskContext, Wake, Waker};
+    /// A waker that owns something, as a task's does.
+    struct Ignore;
+    impl Wake for Ignore {
+        fn wake(self: Arc<Self>) {}
+    }
     let (ctx, _guard) = Context::background().with_cancel();
-    let mut cx = TaskContext::from_waker(Waker::noop());
+    let waker = Waker::from(Arc::new(Ignore));
+    let mut cx = TaskContext::from_waker(&waker);
     let mut poll_and_drop = || {
         let mut done = ctx.done();
         assert!(pin!(&mut done).poll(&mut cx).is_pending());
@@ -111,6 +172,8 @@ fn dropping_every_handle_of_a_subtree_frees_it() {
     let (root, _guard) = Context::background().with_cancel();
     // Warm up this thread's timer shard: its map keeps one empty node.
     drop(root.with_timeout(Duration::from_secs(3600)));
+    // And the root's child list, which keeps up to 8 slots once emptied.
+    drop((0..9).map(|_| root.with_cancel()).collect::<Vec<_>>());
     let baseline = live();
     {
         let mut guards = Vec::new();

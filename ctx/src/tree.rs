@@ -28,8 +28,10 @@
 //! contexts needs nothing more) and an optional [`Extra`]. Everything else a
 //! node may never need (more children, waiters, callbacks, a cause, a timer,
 //! a deadline) lives in `Extra`, allocated on first use and freed when it
-//! empties again, so a leaf that nobody waits on costs one allocation, and a
-//! parent whose children have all gone holds nothing.
+//! empties again, so a leaf that nobody waits on costs one allocation.
+//! Lists keep a few slots (8 children, 8 waiters) once emptied, so a parent
+//! whose children or waiters come and go a few at a time does not allocate
+//! on every one; a parent that had a million holds no more than that.
 //!
 //! # State
 //!
@@ -86,6 +88,7 @@ use crate::loom::{lock, Arc, AtomicU32, AtomicU8, Mutex, MutexGuard, Ordering};
 use crate::pool;
 use crate::slab::Slab;
 use crate::unwind;
+use smallvec::SmallVec;
 
 mod callbacks;
 mod deadline;
@@ -246,8 +249,9 @@ struct Extra {
 
 impl Extra {
     fn is_empty(&self) -> bool {
-        self.children.is_empty()
-            // A few waiter slots are kept for reuse (see `slab.rs`).
+        // A few child and waiter slots are kept for reuse (see
+        // `shrink_children` and `slab.rs`).
+        self.children.capacity() == 0
             && !self.waiters.has_storage()
             && self.after_funcs.is_empty()
             && self.cause.is_none()
@@ -255,6 +259,10 @@ impl Extra {
             && self.deadline.is_none()
     }
 }
+
+/// Child slots (positions 1..) an emptied list keeps while its node is
+/// live: 64 bytes, as the waiter slab's `KEEP`.
+const KEEP_CHILDREN: usize = 8;
 
 /// Frees `Extra` once nothing is left in it: a node that had a million
 /// children or waiters come and go holds no more than one that had none.
@@ -382,19 +390,23 @@ impl Inner {
     }
 
     /// Moves every child onto `stack`.
-    fn take_children(&mut self, stack: &mut Vec<Arc<CancelNode>>) {
-        stack.extend(self.first.take());
-        if let Some(extra) = self.extra.as_deref_mut() {
-            stack.append(&mut extra.children);
-            extra.children = Vec::new();
+    fn take_children(&mut self, stack: &mut Nodes) {
+        if let Some(first) = self.first.take() {
+            stack.push(first);
+            if let Some(extra) = self.extra.as_deref_mut() {
+                stack.extend(std::mem::take(&mut extra.children));
+            }
         }
     }
 
-    /// Gives memory back once the list is empty or mostly empty.
+    /// Gives memory back once the list is empty or mostly empty, keeping up
+    /// to [`KEEP_CHILDREN`] slots: a parent whose children come and go two
+    /// or three at a time (requests under one server context) must not
+    /// allocate and free its list under its lock on every derivation.
     fn shrink_children(&mut self) {
         if let Some(extra) = self.extra.as_deref_mut() {
             let (len, cap) = (extra.children.len(), extra.children.capacity());
-            if len == 0 {
+            if len == 0 && cap > KEEP_CHILDREN {
                 extra.children = Vec::new();
             } else if cap > 16 && len * 4 <= cap {
                 extra.children.shrink_to(len * 2);
@@ -556,17 +568,15 @@ fn propagate_cancel(parent: &Arc<CancelNode>, child: &Arc<CancelNode>) {
     child.set_index(position);
 }
 
-/// What a cancel walk must do once no lock is held (invariant 4).
-#[derive(Default)]
-struct Aftermath {
-    settle: Vec<Arc<CancelNode>>,
-    wakers: Few<Waker>,
-    after_funcs: Few<Arc<Callback>>,
-    timers: Few<deadline::Armed>,
-}
+/// Nodes a cancel walk holds: a subtree of up to four nodes (a leaf, a
+/// parent with a child or two) is walked without allocating. Why
+/// `smallvec` rather than a list of our own: it is the standard small
+/// vector, and this is all it is used for.
+type Nodes = SmallVec<[Arc<CancelNode>; 4]>;
 
 /// A list that holds its first item inline: canceling a leaf with one
-/// waiter, one callback or one timer allocates nothing.
+/// waiter, one callback or one timer allocates nothing. (`SmallVec<[T; 1]>`
+/// would do the same with more instructions on every leaf's cancel.)
 struct Few<T> {
     first: Option<T>,
     rest: Vec<T>,
@@ -604,6 +614,14 @@ impl<T> Few<T> {
     }
 }
 
+/// What a cancel walk must do once no lock is held (invariant 4).
+#[derive(Default)]
+struct Aftermath {
+    wakers: Few<Waker>,
+    after_funcs: Few<Arc<Callback>>,
+    timers: Few<deadline::Armed>,
+}
+
 impl Aftermath {
     /// Marks `node` (locked as `inner`) done and moves everything out of it
     /// (invariant 1); its children go onto `stack`.
@@ -613,7 +631,7 @@ impl Aftermath {
         inner: &mut Inner,
         err: Error,
         cause: &Option<Cause>,
-        stack: &mut Vec<Arc<CancelNode>>,
+        stack: &mut Nodes,
     ) {
         inner.take_children(stack);
         if let Some(extra) = inner.extra.as_deref_mut() {
@@ -701,7 +719,7 @@ pub(crate) fn cancel_with(
         return Err(cause);
     }
     let mut aftermath = Aftermath::default();
-    let mut stack = Vec::new();
+    let mut stack = Nodes::new();
     aftermath.transition(node, &mut inner, err, &cause, &mut stack);
     drop(inner);
 
@@ -709,7 +727,8 @@ pub(crate) fn cancel_with(
         // The common case, a leaf: nobody below to wait for.
         node.settle();
     } else {
-        aftermath.settle.push(node.clone());
+        let mut settle = Nodes::new();
+        settle.push(node.clone());
         // Iterative, so that a million-deep chain cannot overflow the stack.
         while let Some(child) = stack.pop() {
             // Invariant 1, as for the target above; no other lock is held.
@@ -723,11 +742,11 @@ pub(crate) fn cancel_with(
             }
             aftermath.transition(&child, &mut inner, err, &cause, &mut stack);
             drop(inner);
-            aftermath.settle.push(child);
+            settle.push(child);
         }
         // Children first, so that nobody sees a settled node above an
         // unsettled one.
-        for done in aftermath.settle.iter().rev() {
+        for done in settle.into_iter().rev() {
             done.settle();
         }
     }
