@@ -52,7 +52,7 @@ for round in $(seq 1 "$rounds"); do
     (cd "$goroot/src/context" && "$go" test -run '^$' -bench . -benchtime "$go_benchtime" .) > "$dir/go.txt"
     echo "compare: round $round of $rounds: Go scale and memory twins (bench/go)" >&2
     (cd "$root/bench/go" && "$go" test -v -run TestMemoryPerChild -bench 'Scale_' -benchtime "$scale_n" . &&
-        "$go" test -run '^$' -bench 'spin_only|spawn_only' -benchtime "$go_benchtime" .) > "$dir/go_scale.txt"
+        "$go" test -run '^$' -bench 'spin_only|spawn_only|WithValue|DeepValueHit' -benchtime "$go_benchtime" .) > "$dir/go_scale.txt"
     echo "compare: round $round of $rounds: criterion benches (ctx, tokio-util)" >&2
     CRITERION_HOME=$dir/criterion cargo bench --quiet -p ctx-tree --bench go_context --bench scale -- "${crit[@]}" > "$dir/criterion.txt" 2>&1
 done

@@ -27,6 +27,8 @@ for r in range(1, rounds + 1):
             name = name.replace("Scale_CancelTree_nodes_1001001", "Scale/CancelTree/nodes=1001001")
             name = name.replace("CommonParentCancel_spin_only", "CommonParentCancel/spin-only")
             name = name.replace("DeepValueNewGoRoutine_spawn_only", "DeepValueNewGoRoutine/spawn-only")
+            name = name.replace("DeepValueHit_depth_100", "DeepValueHit/depth=100")
+            name = name.replace("DeepValueHit_cancel_chain_100", "DeepValueHit/cancel-chain=100")
             go_rounds.setdefault(name, []).append(float(m.group(3)))
     for bench in (d / "criterion").glob("**/new/benchmark.json"):
         full_id = json.loads(bench.read_text())["full_id"]

@@ -224,6 +224,22 @@ fn a_million_deep_chain_cancels_and_drops_without_overflowing_the_stack() {
 }
 
 #[test]
+fn a_million_deep_value_chain_finds_its_root_value_and_drops_without_overflowing() {
+    struct Root(u32);
+    let baseline = live();
+    {
+        let mut current = Context::background().with_value(Root(7));
+        for i in 0..1_000_000u32 {
+            current = current.with_value(i);
+        }
+        // Past a million values of another type, by the jump pointers.
+        assert_eq!(current.value::<Root>().map(|r| r.0), Some(7));
+        assert_eq!(current.value::<u32>(), Some(&999_999));
+    }
+    assert_eq!(live(), baseline);
+}
+
+#[test]
 fn report_bytes_per_live_cancelable_child() {
     let (parent, _guard) = Context::background().with_cancel();
     const N: usize = 100_000;

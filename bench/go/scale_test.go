@@ -119,3 +119,46 @@ func BenchmarkDeepValueNewGoRoutine_spawn_only(b *testing.B) {
 		wg.Wait()
 	}
 }
+
+type rootKey struct{}
+
+// Package level, so that the compiler cannot keep the context on the stack.
+var valueSink context.Context
+
+// One WithValue, the context dropped: ctx's WithValue row is its twin.
+func BenchmarkWithValue(b *testing.B) {
+	parent := context.Background()
+	for i := 0; i < b.N; i++ {
+		valueSink = context.WithValue(parent, rootKey{}, "value")
+	}
+}
+
+// A hit on the value at the root of a 100-deep chain of other values (Go
+// walks all of them): ctx's DeepValueHit/depth=100 row is its twin.
+func BenchmarkDeepValueHit_depth_100(b *testing.B) {
+	ctx := context.WithValue(context.Background(), rootKey{}, "value")
+	for i := 0; i < 99; i++ {
+		ctx = context.WithValue(ctx, i, i)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if ctx.Value(rootKey{}) == nil {
+			b.Fatal("lost the root value")
+		}
+	}
+}
+
+// The same hit under 100 cancelable contexts: ctx's
+// DeepValueHit/cancel-chain=100 row is its twin.
+func BenchmarkDeepValueHit_cancel_chain_100(b *testing.B) {
+	ctx := context.WithValue(context.Background(), rootKey{}, "value")
+	for i := 0; i < 100; i++ {
+		ctx, _ = context.WithCancel(ctx)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if ctx.Value(rootKey{}) == nil {
+			b.Fatal("lost the root value")
+		}
+	}
+}

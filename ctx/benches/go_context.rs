@@ -368,6 +368,39 @@ fn deep_value(c: &mut Criterion) {
         });
     }
     group.finish();
+    value_hits(c);
+}
+
+/// The value at the root of a chain: a request's values, looked up from
+/// under many others (not in Go's file; twins in `bench/go`).
+struct RootValue(&'static str);
+
+fn value_hits(c: &mut Criterion) {
+    c.bench_function("WithValue", |b| {
+        let parent = Context::background();
+        b.iter(|| black_box(parent.with_value(RootValue("value"))))
+    });
+    let mut group = c.benchmark_group("DeepValueHit");
+    // Under 99 values of another type, as Go's chain of int keys.
+    let ctx = (0..99usize).fold(
+        Context::background().with_value(RootValue("value")),
+        |ctx, i| ctx.with_value(i),
+    );
+    group.bench_function("depth=100", |b| {
+        b.iter(|| black_box(&ctx).value::<RootValue>().is_some())
+    });
+    // Under 100 cancelable contexts.
+    let mut ctx = Context::background().with_value(RootValue("value"));
+    let mut guards = Vec::new();
+    for _ in 0..100 {
+        let (child, guard) = ctx.with_cancel();
+        guards.push(guard);
+        ctx = child;
+    }
+    group.bench_function("cancel-chain=100", |b| {
+        b.iter(|| black_box(&ctx).value::<RootValue>().is_some())
+    });
+    group.finish();
 }
 
 fn err(c: &mut Criterion) {

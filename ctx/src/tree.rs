@@ -282,6 +282,15 @@ pub(crate) struct ValueNode {
     /// of reach. A clear bit proves a miss, so a lookup of a type nobody
     /// set costs one hop instead of a walk to the root (Go walks).
     types: u64,
+    /// A value node further up, for lookups that would otherwise walk past
+    /// many values of other types (see `values.rs`): `None` when no value
+    /// node is within reach above.
+    jump: Option<Arc<ValueNode>>,
+    /// The type bits of the value nodes from this one (included) up to
+    /// `jump` (excluded); all bits without a `jump`.
+    jump_types: u64,
+    /// Value nodes above this one, counted up to the first one out of reach.
+    depth: u32,
     /// For the `Debug` chain.
     pub(crate) type_name: &'static str,
     value: Box<dyn Any + Send + Sync>,
@@ -326,6 +335,9 @@ impl Drop for CancelNode {
 
 impl Drop for ValueNode {
     fn drop(&mut self) {
+        // `jump` points at an ancestor, which `parent` still holds: this
+        // only decrements a count, it never frees (so never recurses).
+        drop(self.jump.take());
         drop_chain(std::mem::take(&mut self.parent));
     }
 }

@@ -1,5 +1,19 @@
-//! Request-scoped values: the lookup walk, and a per-node filter of the
-//! value types above that answers a miss in one hop.
+//! Request-scoped values: the lookup, and what lets it skip.
+//!
+//! Two things keep a lookup from walking the whole chain as Go's does:
+//!
+//! - a per-node filter of the value types at or above (`types`, one of 64
+//!   bits per type): a clear bit proves a miss in one hop;
+//! - jump pointers over the value nodes (Myers' applicative random-access
+//!   stack, 1983): each value node points some way up (`jump`) and knows the
+//!   type bits of the nodes it jumps over (`jump_types`), so a hit far above
+//!   values of other types (a request's values under a chain of per-call
+//!   values) takes O(log n) hops instead of n. The jump of a node is either
+//!   its parent or its parent's jump's jump, chosen in O(1) at `with_value`,
+//!   which keeps every jump path O(log n) long.
+//!
+//! Cancel nodes between value nodes are still walked one by one (a cancel
+//! node has no room for a pointer of its own: it stays 64 bytes).
 
 use std::any::TypeId;
 
@@ -11,43 +25,82 @@ impl Repr {
     pub(crate) fn value<T: Send + Sync + 'static>(&self) -> Option<&T> {
         let wanted = TypeId::of::<T>();
         let bit = type_bit(wanted);
-        let mut current = self;
+        let mut node = self.nearest_value()?;
         loop {
-            if let Repr::Value(node) = current {
-                if node.types & bit == 0 {
-                    // No value of this type at or above: a miss in one hop.
-                    return None;
-                }
-                if node.type_id == wanted {
-                    return node.value.downcast_ref::<T>();
-                }
+            if node.types & bit == 0 {
+                // No value of this type at or above: a miss in one hop.
+                return None;
             }
-            current = current.parent()?;
+            if node.type_id == wanted {
+                return node.value.downcast_ref::<T>();
+            }
+            node = match &node.jump {
+                // Nothing of this type from here up to the jump: skip it all.
+                Some(jump) if node.jump_types & bit == 0 => jump,
+                _ => node.parent.nearest_value()?,
+            };
         }
     }
 
-    /// The `types` filter of the nearest value node at or above, looking
-    /// at most `VALUE_FILTER_REACH` nodes up; all bits if it is further.
-    fn value_types(&self) -> u64 {
+    /// The nearest value node at or above, walked to through cancel nodes.
+    fn nearest_value(&self) -> Option<&Arc<ValueNode>> {
+        let mut current = self;
+        loop {
+            match current {
+                Repr::Value(node) => return Some(node),
+                Repr::Background | Repr::Todo => return None,
+                Repr::Cancel(_) | Repr::WithoutCancel(_) => current = current.parent()?,
+            }
+        }
+    }
+
+    /// The nearest value node at or above, looking at most
+    /// `VALUE_FILTER_REACH` nodes up: `Ok(None)` if there is none at all,
+    /// `Err(())` if there may be one further up.
+    fn value_within_reach(&self) -> Result<Option<&Arc<ValueNode>>, ()> {
         let mut current = self;
         for _ in 0..VALUE_FILTER_REACH {
             match current {
-                Repr::Value(node) => return node.types,
-                Repr::Background | Repr::Todo => return 0,
+                Repr::Value(node) => return Ok(Some(node)),
+                Repr::Background | Repr::Todo => return Ok(None),
                 Repr::Cancel(_) | Repr::WithoutCancel(_) => {}
             }
             current = match current.parent() {
                 Some(parent) => parent,
-                None => return 0,
+                None => return Ok(None),
             };
         }
-        u64::MAX
+        Err(())
     }
 
     /// A child carrying `value`.
     pub(crate) fn with_value<T: Send + Sync + 'static>(&self, value: T) -> Repr {
+        let own = type_bit(TypeId::of::<T>());
+        let (types, jump, jump_types, depth) = match self.value_within_reach() {
+            Ok(Some(parent)) => {
+                let (jump, jump_types) = match parent.jump.as_ref().map(|j| (j, j.jump.as_ref())) {
+                    // Myers' rule: two equal jumps in a row make one twice
+                    // as long.
+                    Some((j, Some(jj))) if parent.depth - j.depth == j.depth - jj.depth => {
+                        (jj.clone(), own | parent.jump_types | j.jump_types)
+                    }
+                    _ => (parent.clone(), own),
+                };
+                (
+                    parent.types | own,
+                    Some(jump),
+                    jump_types,
+                    parent.depth.saturating_add(1),
+                )
+            }
+            Ok(None) => (own, None, u64::MAX, 0),
+            Err(()) => (u64::MAX, None, u64::MAX, 0),
+        };
         Repr::Value(Arc::new(ValueNode {
-            types: self.value_types() | type_bit(TypeId::of::<T>()),
+            types,
+            jump,
+            jump_types,
+            depth,
             parent: self.clone(),
             type_id: TypeId::of::<T>(),
             type_name: std::any::type_name::<T>(),
@@ -109,6 +162,96 @@ mod tests {
             assert_eq!(leaf.value::<u64>(), Some(&7));
             assert!(leaf.value::<B>().is_none());
         }
+    }
+
+    /// The lookup Go does: every node, bottom to top.
+    fn walk<T: 'static>(mut repr: &Repr) -> Option<&T> {
+        loop {
+            if let Repr::Value(node) = repr {
+                if let Some(value) = node.value.downcast_ref::<T>() {
+                    return Some(value);
+                }
+            }
+            repr = repr.parent()?;
+        }
+    }
+
+    #[test]
+    fn jumps_find_what_the_plain_walk_finds_on_random_chains() {
+        struct C(u32);
+        struct D(u32);
+        // xorshift: deterministic, no dependency.
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for chain in 0..300 {
+            let mut repr = Repr::Background;
+            let mut guards = Vec::new();
+            let len = next(200) as u32;
+            for i in 0..len {
+                repr = match next(if chain % 3 == 0 { 9 } else { 6 }) {
+                    0 => repr.with_value(A(i)),
+                    1 => repr.with_value(B),
+                    2 => repr.with_value(C(i)),
+                    3 | 4 => repr.with_value(i),
+                    5 => repr.with_value(D(i)),
+                    // Some chains have runs of cancel nodes, some past the
+                    // filter's reach.
+                    6 => below(repr, 1 + next(40) as usize),
+                    7 => repr.without_cancel(),
+                    _ => {
+                        let node = super::super::CancelNode::new(&repr, None, 0);
+                        guards.push(node.clone());
+                        Repr::Cancel(node)
+                    }
+                };
+                // Check from every prefix of every chain.
+                let same = |found: Option<u32>, walked: Option<u32>| assert_eq!(found, walked);
+                same(
+                    repr.value::<A>().map(|a| a.0),
+                    walk::<A>(&repr).map(|a| a.0),
+                );
+                same(
+                    repr.value::<C>().map(|c| c.0),
+                    walk::<C>(&repr).map(|c| c.0),
+                );
+                same(
+                    repr.value::<D>().map(|d| d.0),
+                    walk::<D>(&repr).map(|d| d.0),
+                );
+                same(repr.value::<u32>().copied(), walk::<u32>(&repr).copied());
+                assert_eq!(repr.value::<B>().is_some(), walk::<B>(&repr).is_some());
+                assert!(repr.value::<u8>().is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn a_hit_far_above_other_values_takes_few_hops() {
+        let mut chain = Repr::Background.with_value(A(1));
+        for i in 0..10_000usize {
+            chain = chain.with_value(i);
+        }
+        // Count the hops the lookup makes, following its own rule.
+        let bit = super::type_bit(std::any::TypeId::of::<A>());
+        let Repr::Value(node) = &chain else {
+            unreachable!()
+        };
+        let mut node = node;
+        let mut hops = 0;
+        while node.type_id != std::any::TypeId::of::<A>() {
+            node = match &node.jump {
+                Some(jump) if node.jump_types & bit == 0 => jump,
+                _ => node.parent.nearest_value().unwrap(),
+            };
+            hops += 1;
+        }
+        assert!(hops <= 2 * 14, "{hops} hops for 10 000 values (log2 is 14)");
+        assert_eq!(chain.value::<A>().map(|a| a.0), Some(1));
     }
 
     #[test]
