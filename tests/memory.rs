@@ -75,7 +75,7 @@ fn a_parent_that_had_a_million_children_holds_no_more_than_one_that_had_none() {
 #[test]
 fn children_that_come_and_go_a_few_at_a_time_do_not_reallocate_the_parents_list() {
     let (parent, _guard) = Context::background().with_cancel();
-    let mut two_at_a_time = || {
+    let two_at_a_time = || {
         let first = parent.with_cancel();
         let second = parent.with_cancel();
         drop(first);
