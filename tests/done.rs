@@ -299,3 +299,48 @@ fn deadlines_share_one_timer_thread() {
         );
     }
 }
+
+/// Many threads polling one context: the context's lock is contended, so
+/// its waiters move to the per-thread shards (`ctx/src/tree/shards.rs`)
+/// partway through. Every future still registered at the cancel is woken,
+/// whichever list holds it, and none that was dropped is.
+#[test]
+fn waiters_of_a_context_polled_from_many_threads_are_all_woken() {
+    const THREADS: usize = 8;
+    for round in 0..50 {
+        let (ctx, cancel) = Context::background().with_cancel();
+        let ready = Arc::new(std::sync::Barrier::new(THREADS + 1));
+        let go = Arc::new(std::sync::Barrier::new(THREADS + 1));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (ctx, ready, go) = (ctx.clone(), ready.clone(), go.clone());
+                std::thread::spawn(move || {
+                    let dropped = Arc::new(CountingWaker(AtomicUsize::new(0)));
+                    let kept = Arc::new(CountingWaker(AtomicUsize::new(0)));
+                    // Turns of a select loop: made, polled, dropped.
+                    for _ in 0..200 {
+                        let waker = Waker::from(dropped.clone());
+                        let done = pin!(ctx.done());
+                        assert!(done.poll(&mut TaskContext::from_waker(&waker)).is_pending());
+                    }
+                    let waker = Waker::from(kept.clone());
+                    let mut done = ctx.done_owned();
+                    let first = pin!(&mut done).poll(&mut TaskContext::from_waker(&waker));
+                    assert!(first.is_pending());
+                    ready.wait();
+                    go.wait();
+                    (done, dropped, kept)
+                })
+            })
+            .collect();
+        ready.wait();
+        cancel.cancel();
+        go.wait();
+        for thread in threads {
+            let (done, dropped, kept) = thread.join().unwrap();
+            assert_eq!(kept.0.load(Ordering::SeqCst), 1, "round {round}: lost wake-up");
+            assert_eq!(dropped.0.load(Ordering::SeqCst), 0, "round {round}");
+            drop(done);
+        }
+    }
+}

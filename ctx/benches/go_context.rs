@@ -318,6 +318,52 @@ fn context_cancel_done(c: &mut Criterion) {
     });
 }
 
+/// A task's waker: it owns something (as tokio's owns a task reference),
+/// so cloning and dropping it are real work.
+struct TaskWaker;
+
+impl std::task::Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {}
+}
+
+/// Not in Go's file: one turn of a `select!` loop (make `done()`, poll it
+/// once with the task's waker on a live context, drop it), on every core
+/// at once, all on one context. Issue 15's target: at most 30 ns.
+fn select_turn(c: &mut Criterion) {
+    let (ctx, _cancel) = Context::background().with_cancel();
+    c.bench_function("SelectTurn", |b| {
+        b.iter_custom(|iters| {
+            run_parallel(
+                iters,
+                || (ctx.clone(), Waker::from(Arc::new(TaskWaker))),
+                |(ctx, waker), n| {
+                    let mut cx = TaskContext::from_waker(&waker);
+                    for _ in 0..n {
+                        let done = pin!(black_box(&ctx).done());
+                        black_box(done.poll(&mut cx).is_pending());
+                    }
+                },
+            )
+        })
+    });
+    let token = CancellationToken::new();
+    c.bench_function("tokio_util/SelectTurn", |b| {
+        b.iter_custom(|iters| {
+            run_parallel(
+                iters,
+                || (token.clone(), Waker::from(Arc::new(TaskWaker))),
+                |(token, waker), n| {
+                    let mut cx = TaskContext::from_waker(&waker);
+                    for _ in 0..n {
+                        let cancelled = pin!(black_box(&token).cancelled());
+                        black_box(cancelled.poll(&mut cx).is_pending());
+                    }
+                },
+            )
+        })
+    });
+}
+
 /// A key type no context in these chains carries: Go looks up `-1`.
 struct Missing;
 
@@ -431,6 +477,7 @@ criterion_group!(
     cancel_tree,
     check_canceled,
     context_cancel_done,
+    select_turn,
     deep_value,
     err
 );

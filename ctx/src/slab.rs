@@ -50,8 +50,8 @@ impl<T> Slab<T> {
         self.len == 0
     }
 
-    /// The number of values held (for the census, feature `debug`).
-    #[cfg(feature = "debug")]
+    /// The number of values held (for the census, feature `debug`, and tests).
+    #[cfg(any(test, feature = "debug"))]
     pub(crate) fn len(&self) -> usize {
         self.len
     }

@@ -35,12 +35,13 @@
 //!
 //! # State
 //!
-//! A cancel node's `state` byte holds the error bits (`CANCELED`, `DEADLINE`),
-//! `SETTLED`, `PARKED` (a canceler waits for `SETTLED`: `settle.rs`),
-//! `BORN_DONE` (set with the error bits of a child of a done parent, whose
-//! cause is the parent's), and constant flags set at creation
-//! (`HAS_DEADLINE`, `FROM_DEADLINE`, and `TOKIO_CLOCK` under the
-//! `test-util` feature). `err()` is one `Acquire` load of that byte, with
+//! A cancel node's `state` word (16 bits, in what was padding) holds the
+//! error bits (`CANCELED`, `DEADLINE`), `SETTLED`, `PARKED` (a canceler
+//! waits for `SETTLED`: `settle.rs`), `BORN_DONE` (set with the error bits
+//! of a child of a done parent, whose cause is the parent's), `SHARDED`
+//! (its waiters are in the shards: `shards.rs`), and constant flags set at
+//! creation (`HAS_DEADLINE`, `FROM_DEADLINE`, and `TOKIO_CLOCK` under the
+//! `test-util` feature). `err()` is one `Acquire` load of that word, with
 //! no lock.
 //!
 //! # Invariants
@@ -68,7 +69,9 @@
 //! Registration locks the parent only (the child is not yet shared);
 //! the cancel walk locks one node at a time; unlinking locks the parent after
 //! the child's lock is released. The timer's locks and the settle buckets'
-//! are never held together with a node lock either.
+//! are never held together with a node lock either. The waiter shards'
+//! locks (`shards.rs`) are taken under a node lock by the cancel's drain
+//! only, and no code takes a node lock under a shard lock.
 //!
 //! # Why waiting for `SETTLED` cannot deadlock
 //!
@@ -84,7 +87,7 @@ use std::task::Waker;
 use std::time::Instant;
 
 use crate::error::{Cause, Error};
-use crate::loom::{lock, Arc, AtomicU32, AtomicU8, Mutex, MutexGuard, Ordering};
+use crate::loom::{lock, Arc, AtomicU16, AtomicU32, Mutex, MutexGuard, Ordering};
 use crate::pool;
 use crate::slab::Slab;
 use crate::unwind;
@@ -93,6 +96,7 @@ use smallvec::SmallVec;
 mod callbacks;
 mod deadline;
 mod settle;
+mod shards;
 mod values;
 mod wait;
 
@@ -156,33 +160,36 @@ impl Repr {
     }
 }
 
-const CANCELED: u8 = 0b0000_0001;
-const DEADLINE: u8 = 0b0000_0010;
-const ERR_MASK: u8 = CANCELED | DEADLINE;
-const SETTLED: u8 = 0b0000_0100;
+const CANCELED: u16 = 0b0000_0001;
+const DEADLINE: u16 = 0b0000_0010;
+const ERR_MASK: u16 = CANCELED | DEADLINE;
+const SETTLED: u16 = 0b0000_0100;
 /// Set by a canceler that parks until `SETTLED` (see `settle.rs`).
-const PARKED: u8 = 0b0010_0000;
+const PARKED: u16 = 0b0010_0000;
 /// Set with the error bits of a child made under a parent that was done
 /// already: it records no cause of its own and reports its parent's.
-const BORN_DONE: u8 = 0b1000_0000;
+const BORN_DONE: u16 = 0b1000_0000;
 /// Constant (feature `test-util`): this node or one above it has a deadline
 /// on tokio's paused clock, which no thread watches; `err()` checks it.
 #[cfg(feature = "test-util")]
-const TOKIO_CLOCK: u8 = 0b0100_0000;
+const TOKIO_CLOCK: u16 = 0b0100_0000;
 /// Constant: this node's `Extra` holds a deadline (its own, earlier than any
 /// above it).
-const HAS_DEADLINE: u8 = 0b0000_1000;
+const HAS_DEADLINE: u16 = 0b0000_1000;
 /// Constant: made by `with_deadline`/`with_timeout` (for `Debug`).
-pub(crate) const FROM_DEADLINE: u8 = 0b0001_0000;
+pub(crate) const FROM_DEADLINE: u16 = 0b0001_0000;
+/// Set once, by a `done()` poll that found the node's lock taken: its
+/// waiters go to the process-wide shards from then on (`shards.rs`).
+const SHARDED: u16 = 0b1_0000_0000;
 
-fn err_bits(err: Error) -> u8 {
+fn err_bits(err: Error) -> u16 {
     match err {
         Error::Canceled => CANCELED,
         Error::DeadlineExceeded => DEADLINE,
     }
 }
 
-fn decode(state: u8) -> Option<Error> {
+fn decode(state: u16) -> Option<Error> {
     match state & ERR_MASK {
         0 => None,
         CANCELED => Some(Error::Canceled),
@@ -199,7 +206,7 @@ pub(crate) struct CancelNode {
     /// for a child born done), under the lock (invariant 1). `SETTLED`: set by
     /// the thread that made the node done, once its subtree is done
     /// (invariant 3). `HAS_DEADLINE`, `FROM_DEADLINE`: set at creation.
-    state: AtomicU8,
+    state: AtomicU16,
     /// Our slot in the signal parent's `children`: written under the
     /// parent's lock by [`propagate_cancel`] and by the parent's
     /// `swap_remove_child` when we move into a freed slot (invariant 2).
@@ -329,6 +336,11 @@ fn drop_chain(mut parent: Repr) {
 
 impl Drop for CancelNode {
     fn drop(&mut self) {
+        if self.state.load(Ordering::Relaxed) & (SHARDED | ERR_MASK) == SHARDED {
+            // Dropped live with shard entries (left by forgotten `done()`
+            // futures): no entry may outlive the address it is keyed by.
+            shards::forget(self);
+        }
         drop_chain(std::mem::take(&mut self.parent));
     }
 }
@@ -433,7 +445,7 @@ impl CancelNode {
     /// node above it (or born canceled if that one is done already). With a
     /// `deadline`, the node reports it (the caller arms the timer).
     #[cfg_attr(feature = "debug", track_caller)]
-    pub(crate) fn new(parent: &Repr, deadline: Option<Instant>, flags: u8) -> Arc<CancelNode> {
+    pub(crate) fn new(parent: &Repr, deadline: Option<Instant>, flags: u16) -> Arc<CancelNode> {
         #[cfg(feature = "test-util")]
         let flags = match parent.signal() {
             Some(signal) => flags | (signal.state.load(Ordering::Relaxed) & TOKIO_CLOCK),
@@ -451,7 +463,7 @@ impl CancelNode {
         };
         let node = Arc::new(CancelNode {
             parent: parent.clone(),
-            state: AtomicU8::new(flags),
+            state: AtomicU16::new(flags),
             index: AtomicU32::new(0),
             inner: Mutex::new(Inner { first: None, extra }),
             // Every derivation down to here is `#[track_caller]` under the
@@ -542,7 +554,8 @@ impl crate::debug::registry::Observe for CancelNode {
             .lock()
             .extra
             .as_ref()
-            .map_or(0, |extra| extra.waiters.len());
+            .map_or(0, |extra| extra.waiters.len())
+            + shards::count(self);
         crate::debug::registry::Observed {
             err: self.err(),
             deadline: self.deadline(),
@@ -655,7 +668,12 @@ impl Aftermath {
             inner.extra().cause = cause.clone();
         }
         release_if_empty(&mut inner.extra);
-        node.state.fetch_or(err_bits(err), Ordering::Release);
+        let before = node.state.fetch_or(err_bits(err), Ordering::AcqRel);
+        if before & SHARDED != 0 {
+            // The read-modify-write above is the cancel's half of the
+            // shards' protocol (`shards.rs`).
+            shards::drain(node, &mut self.wakers);
+        }
     }
 }
 

@@ -112,6 +112,36 @@ fn done_registration_races_cancel_without_losing_the_wake_up() {
     });
 }
 
+/// Two pollers of one context and its cancel: a poll that finds the
+/// node's lock taken by the other moves the node's waiters to the shards
+/// (`tree/shards.rs`); whichever list a waker ended up in, it is woken.
+#[test]
+fn sharded_waiters_are_not_lost() {
+    model(|| {
+        let (ctx, cancel) = Context::background().with_cancel();
+        let poller = |ctx: Context| {
+            move || {
+                let flag = std::sync::Arc::new(Flag(AtomicBool::new(false)));
+                let waker = Waker::from(flag.clone());
+                // Owned, so that it stays registered until the cancel.
+                let mut done = ctx.done_owned();
+                let first = Pin::new(&mut done).poll(&mut TaskContext::from_waker(&waker));
+                (first, flag, done)
+            }
+        };
+        let a = thread::spawn(poller(ctx.clone()));
+        let b = thread::spawn(poller(ctx.clone()));
+        cancel.cancel();
+        for t in [a, b] {
+            let (first, flag, _done) = t.join().unwrap();
+            match first {
+                Poll::Ready(err) => assert_eq!(err, Error::Canceled),
+                Poll::Pending => assert!(flag.0.load(Ordering::SeqCst), "lost wake-up"),
+            }
+        }
+    });
+}
+
 #[test]
 fn after_func_stop_races_cancel() {
     model(|| {

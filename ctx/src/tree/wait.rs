@@ -2,9 +2,9 @@
 
 use std::task::{Poll, Waker};
 
-use super::{decode, release_if_empty, CancelNode, ERR_MASK};
+use super::{decode, release_if_empty, shards, CancelNode, ERR_MASK, SHARDED};
 use crate::error::Error;
-use crate::loom::Ordering;
+use crate::loom::{try_lock, Ordering};
 
 /// Polls for done on a cancel node, registering the waker if not done yet.
 ///
@@ -16,12 +16,34 @@ pub(crate) fn poll_done(node: &CancelNode, key: &mut Option<usize>, waker: &Wake
         *key = None;
         return Poll::Ready(err);
     }
+    match *key {
+        Some(k) if shards::is_shard_key(k) => return shards::poll(node, key, waker),
+        Some(_) => {}
+        None if node.state.load(Ordering::Relaxed) & SHARDED != 0 => {
+            return shards::poll(node, key, waker);
+        }
+        None => {}
+    }
     // The clone to store, made before locking: up front when registering for
     // the first time, and on the second pass when a different waker
     // replaces the stored one.
     let mut fresh = key.is_none().then(|| waker.clone());
     loop {
-        let mut inner = node.lock();
+        let mut inner = match (key.is_none(), try_lock(&node.inner)) {
+            (_, Some(inner)) => inner,
+            (true, None) => {
+                // Contended: from now on this node's waiters go to the
+                // shards (`shards.rs`), this one first.
+                if let Some(err) = shards::mark(node) {
+                    *key = None;
+                    drop(fresh);
+                    return Poll::Ready(err);
+                }
+                drop(fresh);
+                return shards::poll(node, key, waker);
+            }
+            (false, None) => node.lock(),
+        };
         // Re-check under the lock: a cancel between the load above and the
         // lock has taken the waiter list already (invariant 1), so
         // registering now would be a lost wake-up.
@@ -32,7 +54,7 @@ pub(crate) fn poll_done(node: &CancelNode, key: &mut Option<usize>, waker: &Wake
             return Poll::Ready(err);
         }
         let waiters = &mut inner.extra().waiters;
-        let stored = key.and_then(|k| waiters.get_mut(k));
+        let stored = key.and_then(|k| waiters.get_mut(shards::list_slab_key(k)));
         match (stored, fresh.take()) {
             (Some(stored), unneeded) if stored.will_wake(waker) => {
                 drop(inner);
@@ -46,7 +68,7 @@ pub(crate) fn poll_done(node: &CancelNode, key: &mut Option<usize>, waker: &Wake
                 return Poll::Pending;
             }
             (None, Some(new)) => {
-                *key = Some(waiters.insert(new));
+                *key = Some(shards::list_key(waiters.insert(new)));
                 return Poll::Pending;
             }
             (_, None) => {
@@ -60,6 +82,10 @@ pub(crate) fn poll_done(node: &CancelNode, key: &mut Option<usize>, waker: &Wake
 
 /// Forgets a waiter registered by [`poll_done`].
 pub(crate) fn remove_waiter(node: &CancelNode, key: usize) {
+    if shards::is_shard_key(key) {
+        return shards::remove(node, key);
+    }
+    let key = shards::list_slab_key(key);
     // Invariant 1: a done node gave its waiters up; only a live one has ours.
     let mut inner = node.lock();
     if node.state.load(Ordering::Relaxed) & ERR_MASK == 0 {
