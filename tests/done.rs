@@ -338,7 +338,11 @@ fn waiters_of_a_context_polled_from_many_threads_are_all_woken() {
         go.wait();
         for thread in threads {
             let (done, dropped, kept) = thread.join().unwrap();
-            assert_eq!(kept.0.load(Ordering::SeqCst), 1, "round {round}: lost wake-up");
+            assert_eq!(
+                kept.0.load(Ordering::SeqCst),
+                1,
+                "round {round}: lost wake-up"
+            );
             assert_eq!(dropped.0.load(Ordering::SeqCst), 0, "round {round}");
             drop(done);
         }

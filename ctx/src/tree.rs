@@ -7,9 +7,10 @@
 //! handles above it: `Context` wraps a [`Repr`], `CancelGuard` and
 //! `CancelHandle` hold a cancel node and call [`cancel`], `Done` calls
 //! [`poll_done`], `AfterFunc` holds a [`Callback`]. This module and its
-//! children (`wait.rs`: waiters; `callbacks.rs`: `after_func` callbacks;
-//! `deadline.rs`: the timer's entries) are the only code that takes the node
-//! locks.
+//! children (`wait.rs`: waiters; `shards.rs`: waiters of contended nodes;
+//! `callbacks.rs`: `after_func` callbacks; `deadline.rs`: the timer's
+//! entries; `values.rs`: value lookups) are the only code that takes the
+//! node locks.
 //!
 //! # Nodes
 //!
@@ -48,7 +49,10 @@
 //!
 //! 1. The error bits go from zero to non-zero once, only while holding the
 //!    node's lock, in the same critical section that records the cause and
-//!    takes children, waiters, callbacks and the timer out of the node.
+//!    takes children, waiters, callbacks and the timer out of the node
+//!    (waiters in the shards, which registrations reach without the node's
+//!    lock, are drained right after the bits: `shards.rs` has their
+//!    protocol).
 //!    Hence: under the lock, a node that is not done still owns all four, and
 //!    a node that is done has given them up for good.
 //! 2. A node is registered in its signal parent's `children` iff, under the
@@ -91,10 +95,12 @@ use crate::loom::{lock, Arc, AtomicU16, AtomicU32, Mutex, MutexGuard, Ordering};
 use crate::pool;
 use crate::slab::Slab;
 use crate::unwind;
+use few::Few;
 use smallvec::SmallVec;
 
 mod callbacks;
 mod deadline;
+mod few;
 mod settle;
 mod shards;
 mod values;
@@ -598,46 +604,6 @@ fn propagate_cancel(parent: &Arc<CancelNode>, child: &Arc<CancelNode>) {
 /// `smallvec` rather than a list of our own: it is the standard small
 /// vector, and this is all it is used for.
 type Nodes = SmallVec<[Arc<CancelNode>; 4]>;
-
-/// A list that holds its first item inline: canceling a leaf with one
-/// waiter, one callback or one timer allocates nothing. (`SmallVec<[T; 1]>`
-/// would do the same with more instructions on every leaf's cancel.)
-struct Few<T> {
-    first: Option<T>,
-    rest: Vec<T>,
-}
-
-impl<T> Default for Few<T> {
-    fn default() -> Self {
-        Few {
-            first: None,
-            rest: Vec::new(),
-        }
-    }
-}
-
-impl<T> Extend<T> for Few<T> {
-    fn extend<I: IntoIterator<Item = T>>(&mut self, items: I) {
-        for item in items {
-            match self.first {
-                None => self.first = Some(item),
-                Some(_) => self.rest.push(item),
-            }
-        }
-    }
-}
-
-impl<T> Few<T> {
-    /// Calls `f` on each item, first to last.
-    fn each(self, mut f: impl FnMut(T)) {
-        if let Some(first) = self.first {
-            f(first);
-        }
-        if !self.rest.is_empty() {
-            self.rest.into_iter().for_each(f);
-        }
-    }
-}
 
 /// What a cancel walk must do once no lock is held (invariant 4).
 #[derive(Default)]
