@@ -26,8 +26,8 @@ use crate::tree::{self, CancelNode};
 /// removes it) under the context's lock. Once that lock is found contended
 /// (many tasks on many cores polling one shared context), the context's
 /// waiters move to per-thread shards, so a `select!` turn on such a
-/// context takes no lock other cores take (about 23 ns a turn on two cores
-/// in BENCHMARKS.md's `SelectTurn`, where tokio-util's token takes 130).
+/// context takes no lock other cores take (about 24 ns a turn on two cores
+/// in BENCHMARKS.md's `SelectTurn`, where tokio-util's token takes 129).
 ///
 /// # Cancel safety
 ///

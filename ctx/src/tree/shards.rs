@@ -44,6 +44,7 @@ const SHARDS: usize = 32;
 /// above it, the slab key above that.
 const SHARD_KEY: usize = 1;
 const SHARD_BITS: u32 = 5;
+const _: () = assert!(SHARDS == 1 << SHARD_BITS);
 
 /// A node's address: its entry's key.
 fn address(node: &CancelNode) -> usize {
@@ -217,7 +218,15 @@ pub(super) fn drain(node: &CancelNode, wakers: &mut impl Extend<Waker>) {
         "ctx: internal error: draining a node that was never sharded"
     );
     for index in 0..SHARDS {
-        let slab = lock(&shard(index).waiters).remove(&address(node));
+        let mut entries = lock(&shard(index).waiters);
+        let slab = entries.remove(&address(node));
+        // Give memory back after a burst of sharded contexts (amortized:
+        // only once the table is less than a quarter full).
+        let (len, capacity) = (entries.len(), entries.capacity());
+        if capacity > 64 && len * 4 < capacity {
+            entries.shrink_to(len * 2);
+        }
+        drop(entries);
         if let Some(mut slab) = slab {
             wakers.extend(slab.take_all());
         }
