@@ -10,6 +10,8 @@
 //! list in O(capacity) on every call, and nothing else in the crate is
 //! needed; this is about a hundred lines with its tests.
 
+use std::task::Waker;
+
 /// Entries an emptied or sparse slab keeps for reuse, so that a `select!`
 /// loop making a fresh `done()` each turn does not allocate each turn.
 const KEEP: usize = 8;
@@ -151,6 +153,40 @@ impl<T> Slab<T> {
             Entry::Occupied(value) => Some(value),
             Entry::Vacant(_) => None,
         })
+    }
+}
+
+/// What one pass of a waker registration did (see [`Slab::register`]).
+pub(crate) enum Step {
+    /// Registered: drop this waker (a spare clone, or the replaced one)
+    /// once the caller's lock is released.
+    Kept(Option<Waker>),
+    /// Inserted `fresh` at this key.
+    Inserted(usize),
+    /// `fresh` is needed and was not made: clone it unlocked, then retry.
+    NeedClone,
+}
+
+impl Slab<Waker> {
+    /// One pass of a registration of `waker` (a context's waiter list or a
+    /// shard's, locked by the caller): keeps the waker stored at `key` if it
+    /// will wake the same task, else replaces it with or inserts `fresh`.
+    /// Never clones or drops a waker itself (those are user code, run by the
+    /// caller once unlocked).
+    #[inline]
+    pub(crate) fn register(
+        &mut self,
+        key: Option<usize>,
+        fresh: &mut Option<Waker>,
+        waker: &Waker,
+    ) -> Step {
+        let stored = key.and_then(|k| self.get_mut(k));
+        match (stored, fresh.take()) {
+            (Some(stored), unneeded) if stored.will_wake(waker) => Step::Kept(unneeded),
+            (Some(stored), Some(new)) => Step::Kept(Some(std::mem::replace(stored, new))),
+            (None, Some(new)) => Step::Inserted(self.insert(new)),
+            (_, None) => Step::NeedClone,
+        }
     }
 }
 

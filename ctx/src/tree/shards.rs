@@ -35,7 +35,7 @@ use std::task::{Poll, Waker};
 use super::{decode, CancelNode, ERR_MASK, SHARDED};
 use crate::error::Error;
 use crate::loom::{lock, Mutex, Ordering};
-use crate::slab::Slab;
+use crate::slab::{Slab, Step};
 
 /// Shards in the table: threads beyond this many share shards (and a lock).
 const SHARDS: usize = 32;
@@ -161,29 +161,19 @@ pub(super) fn poll(node: &CancelNode, key: &mut Option<usize>, waker: &Waker) ->
             return Poll::Ready(err);
         }
         let slab = entries.entry(address(node)).or_default();
-        let stored = slab_key.and_then(|k| slab.get_mut(k));
-        match (stored, fresh.take()) {
-            (Some(stored), unneeded) if stored.will_wake(waker) => {
-                drop(entries);
+        let step = slab.register(slab_key, &mut fresh, waker);
+        drop(entries);
+        match step {
+            Step::Kept(unneeded) => {
                 drop(unneeded);
                 return Poll::Pending;
             }
-            (Some(stored), Some(new)) => {
-                let old = std::mem::replace(stored, new);
-                drop(entries);
-                drop(old);
+            Step::Inserted(inserted) => {
+                *key = Some(shard_key(index, inserted));
                 return Poll::Pending;
             }
-            (None, Some(new)) => {
-                *key = Some(shard_key(index, slab.insert(new)));
-                return Poll::Pending;
-            }
-            (_, None) => {
-                // A different waker, or our slot is gone: clone unlocked,
-                // retry.
-                drop(entries);
-                fresh = Some(waker.clone());
-            }
+            // A different waker, or our slot is gone: clone unlocked, retry.
+            Step::NeedClone => fresh = Some(waker.clone()),
         }
     }
 }

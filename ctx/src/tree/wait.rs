@@ -5,6 +5,7 @@ use std::task::{Poll, Waker};
 use super::{decode, release_if_empty, shards, CancelNode, ERR_MASK, SHARDED};
 use crate::error::Error;
 use crate::loom::{try_lock, Ordering};
+use crate::slab::Step;
 
 /// Polls for done on a cancel node, registering the waker if not done yet.
 ///
@@ -54,28 +55,19 @@ pub(crate) fn poll_done(node: &CancelNode, key: &mut Option<usize>, waker: &Wake
             return Poll::Ready(err);
         }
         let waiters = &mut inner.extra().waiters;
-        let stored = key.and_then(|k| waiters.get_mut(shards::list_slab_key(k)));
-        match (stored, fresh.take()) {
-            (Some(stored), unneeded) if stored.will_wake(waker) => {
-                drop(inner);
+        let step = waiters.register(key.map(shards::list_slab_key), &mut fresh, waker);
+        drop(inner);
+        match step {
+            Step::Kept(unneeded) => {
                 drop(unneeded);
                 return Poll::Pending;
             }
-            (Some(stored), Some(new)) => {
-                let old = std::mem::replace(stored, new);
-                drop(inner);
-                drop(old);
+            Step::Inserted(slab_key) => {
+                *key = Some(shards::list_key(slab_key));
                 return Poll::Pending;
             }
-            (None, Some(new)) => {
-                *key = Some(shards::list_key(waiters.insert(new)));
-                return Poll::Pending;
-            }
-            (_, None) => {
-                // A different waker, or our slot is gone: clone unlocked, retry.
-                drop(inner);
-                fresh = Some(waker.clone());
-            }
+            // A different waker, or our slot is gone: clone unlocked, retry.
+            Step::NeedClone => fresh = Some(waker.clone()),
         }
     }
 }
