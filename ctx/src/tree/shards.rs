@@ -210,10 +210,12 @@ pub(super) fn drain(node: &CancelNode, wakers: &mut impl Extend<Waker>) {
     for index in 0..SHARDS {
         let mut entries = lock(&shard(index).waiters);
         let slab = entries.remove(&address(node));
-        // Give memory back after a burst of sharded contexts (amortized:
-        // only once the table is less than a quarter full).
+        // Give memory back after a burst of sharded contexts: all of it
+        // once no sharded context is left in this shard (the process is
+        // back to its baseline), or the spare part once the table is less
+        // than a quarter full (amortized).
         let (len, capacity) = (entries.len(), entries.capacity());
-        if capacity > 64 && len * 4 < capacity {
+        if len == 0 || (capacity > 64 && len * 4 < capacity) {
             entries.shrink_to(len * 2);
         }
         drop(entries);
