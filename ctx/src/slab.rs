@@ -167,6 +167,30 @@ pub(crate) enum Step {
     NeedClone,
 }
 
+impl Step {
+    /// What the registering poll does with this step once its lock is
+    /// released: `true` when registered (`key` updated through `encode`
+    /// for an insert), `false` when it must retry with a clone in `fresh`.
+    pub(crate) fn finish(
+        self,
+        key: &mut Option<usize>,
+        encode: impl FnOnce(usize) -> usize,
+        fresh: &mut Option<Waker>,
+        waker: &Waker,
+    ) -> bool {
+        match self {
+            Step::Kept(unneeded) => drop(unneeded),
+            Step::Inserted(inserted) => *key = Some(encode(inserted)),
+            // A different waker, or our slot is gone: clone unlocked, retry.
+            Step::NeedClone => {
+                *fresh = Some(waker.clone());
+                return false;
+            }
+        }
+        true
+    }
+}
+
 impl Slab<Waker> {
     /// One pass of a registration of `waker` (a context's waiter list or a
     /// shard's, locked by the caller): keeps the waker stored at `key` if it

@@ -35,7 +35,7 @@ use std::task::{Poll, Waker};
 use super::{decode, CancelNode, ERR_MASK, SHARDED};
 use crate::error::Error;
 use crate::loom::{lock, Mutex, Ordering};
-use crate::slab::{Slab, Step};
+use crate::slab::Slab;
 
 /// Shards in the table: threads beyond this many share shards (and a lock).
 const SHARDS: usize = 32;
@@ -163,17 +163,13 @@ pub(super) fn poll(node: &CancelNode, key: &mut Option<usize>, waker: &Waker) ->
         let slab = entries.entry(address(node)).or_default();
         let step = slab.register(slab_key, &mut fresh, waker);
         drop(entries);
-        match step {
-            Step::Kept(unneeded) => {
-                drop(unneeded);
-                return Poll::Pending;
-            }
-            Step::Inserted(inserted) => {
-                *key = Some(shard_key(index, inserted));
-                return Poll::Pending;
-            }
-            // A different waker, or our slot is gone: clone unlocked, retry.
-            Step::NeedClone => fresh = Some(waker.clone()),
+        if step.finish(
+            key,
+            |inserted| shard_key(index, inserted),
+            &mut fresh,
+            waker,
+        ) {
+            return Poll::Pending;
         }
     }
 }

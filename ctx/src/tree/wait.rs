@@ -5,7 +5,6 @@ use std::task::{Poll, Waker};
 use super::{decode, release_if_empty, shards, CancelNode, ERR_MASK, SHARDED};
 use crate::error::Error;
 use crate::loom::{try_lock, Ordering};
-use crate::slab::Step;
 
 /// Polls for done on a cancel node, registering the waker if not done yet.
 ///
@@ -57,17 +56,8 @@ pub(crate) fn poll_done(node: &CancelNode, key: &mut Option<usize>, waker: &Wake
         let waiters = &mut inner.extra().waiters;
         let step = waiters.register(key.map(shards::list_slab_key), &mut fresh, waker);
         drop(inner);
-        match step {
-            Step::Kept(unneeded) => {
-                drop(unneeded);
-                return Poll::Pending;
-            }
-            Step::Inserted(slab_key) => {
-                *key = Some(shards::list_key(slab_key));
-                return Poll::Pending;
-            }
-            // A different waker, or our slot is gone: clone unlocked, retry.
-            Step::NeedClone => fresh = Some(waker.clone()),
+        if step.finish(key, shards::list_key, &mut fresh, waker) {
+            return Poll::Pending;
         }
     }
 }
