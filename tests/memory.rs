@@ -121,6 +121,34 @@ fn canceling_a_small_subtree_allocates_nothing() {
     }
 }
 
+/// One allocation per `with_value`, as Go's `WithValue`: the value lives
+/// in its node (it once took a second allocation of its own), and a value
+/// with a destructor is dropped once, with its node.
+#[test]
+fn with_value_allocates_once_and_frees_everything() {
+    struct Owns(Vec<u8>);
+    let parent = Context::background().with_value(1u8);
+    let baseline = live();
+    let before = ALLOCATIONS.with(Cell::get);
+    let child = parent.with_value(RootValue("value"));
+    assert_eq!(ALLOCATIONS.with(Cell::get) - before, 1);
+    assert_eq!(child.value::<RootValue>().map(|v| v.0), Some("value"));
+    drop(child);
+    assert_eq!(live(), baseline);
+
+    let owns = parent.with_value(Owns(vec![7; 1000]));
+    let leaf = owns.with_value(2u16).with_value(3u32);
+    assert_eq!(leaf.value::<Owns>().map(|o| o.0.len()), Some(1000));
+    assert!(live() >= baseline + 1000);
+    drop(owns);
+    // The leaf's chain still holds it.
+    assert_eq!(leaf.value::<Owns>().map(|o| o.0[999]), Some(7));
+    drop(leaf);
+    assert_eq!(live(), baseline, "bytes still held after the chain went");
+}
+
+struct RootValue(&'static str);
+
 #[test]
 fn a_million_timeouts_created_and_dropped_leave_nothing_behind() {
     let parent = Context::background();

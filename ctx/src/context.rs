@@ -601,7 +601,7 @@ impl fmt::Debug for Context {
                     None => f.write_str("with_deadline(never)")?,
                 },
                 Repr::Cancel(_) => f.write_str("with_cancel")?,
-                Repr::Value(node) => write!(f, "with_value({})", node.type_name)?,
+                Repr::Value(node) => write!(f, "with_value({})", node.type_name())?,
                 Repr::WithoutCancel(_) => f.write_str("without_cancel")?,
             }
         }

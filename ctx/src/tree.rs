@@ -86,7 +86,6 @@
 //! tree and form no cycle. Nothing waits while holding a lock, and callbacks
 //! and wakers (which could cancel anything) run only after settling.
 
-use std::any::{Any, TypeId};
 use std::task::Waker;
 use std::time::Instant;
 
@@ -103,11 +102,13 @@ mod deadline;
 mod few;
 mod settle;
 mod shards;
+mod value_node;
 mod values;
 mod wait;
 
 pub(crate) use callbacks::{add_after_func, remove_after_func, Callback, CallbackState};
 pub(crate) use deadline::{with_deadline, with_timeout};
+pub(crate) use value_node::{ValueNode, ValueRef};
 pub(crate) use wait::{poll_done, remove_waiter};
 
 /// What a `Context` points at: a root, or a node of the tree.
@@ -120,7 +121,7 @@ pub(crate) enum Repr {
     Background,
     Todo,
     Cancel(Arc<CancelNode>),
-    Value(Arc<ValueNode>),
+    Value(ValueRef),
     WithoutCancel(Arc<WithoutCancelNode>),
 }
 
@@ -285,32 +286,6 @@ fn release_if_empty(inner: &mut Option<Box<Extra>>) {
     }
 }
 
-/// A context carrying one value. Go: `valueCtx`. Every field is set at
-/// creation and never changed.
-pub(crate) struct ValueNode {
-    parent: Repr,
-    type_id: TypeId,
-    /// A filter of the value types at or above this node: the bit of each
-    /// (`type_bit`), or all bits when the nearest value node above is out
-    /// of reach. A clear bit proves a miss, so a lookup of a type nobody
-    /// set costs one hop instead of a walk to the root (Go walks).
-    types: u64,
-    /// A value node further up, for lookups that would otherwise walk past
-    /// many values of other types (see `values.rs`): `None` when no value
-    /// node is within reach above.
-    jump: Option<Arc<ValueNode>>,
-    /// The type bits of the value nodes from this one (included) up to
-    /// `jump` (excluded); all bits without a `jump`.
-    jump_types: u64,
-    /// Value nodes above this one, counted up to the first one out of reach.
-    depth: u32,
-    /// For the `Debug` chain.
-    pub(crate) type_name: &'static str,
-    value: Box<dyn Any + Send + Sync>,
-    /// The nearest cancel node above, cached so `err()` is one hop.
-    signal: Option<Arc<CancelNode>>,
-}
-
 /// A context that keeps its parent's values only. Go: `withoutCancelCtx`.
 pub(crate) struct WithoutCancelNode {
     /// Set at creation, never changed.
@@ -326,9 +301,10 @@ fn drop_chain(mut parent: Repr) {
                 Ok(mut node) => std::mem::take(&mut node.parent),
                 Err(_) => return,
             },
-            Repr::Value(node) => match Arc::try_unwrap(node) {
-                Ok(mut node) => std::mem::take(&mut node.parent),
-                Err(_) => return,
+            Repr::Value(mut node) => match node.get_mut() {
+                // Freed at the end of this arm, with a background parent.
+                Some(node) => std::mem::take(&mut node.parent),
+                None => return,
             },
             Repr::WithoutCancel(node) => match Arc::try_unwrap(node) {
                 Ok(mut node) => std::mem::take(&mut node.parent),

@@ -176,3 +176,50 @@ fn concurrent_cancels_with_causes_agree_on_one() {
         assert_eq!(ctx.err(), Some(Error::Canceled));
     });
 }
+
+/// A value checked by loom: reads and the drop go through a loom
+/// `UnsafeCell`, so a drop that does not happen after every read on another
+/// thread is reported as a data race.
+struct Tracked(loom::cell::UnsafeCell<u32>);
+
+// SAFETY: every access goes through the loom cell, whose checks are the
+// point of the model (a race would fail it, not go unseen).
+unsafe impl Sync for Tracked {}
+
+impl Tracked {
+    fn read(&self) -> u32 {
+        // SAFETY: shared read; loom checks it against the drop's write.
+        self.0.with(|v| unsafe { *v })
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        // SAFETY: exclusive write at the drop; loom checks it against reads.
+        self.0.with_mut(|v| unsafe { *v = 0 });
+    }
+}
+
+/// The value cell's own count (`tree/value_node.rs`, the crate's only
+/// `unsafe`): a value read on one thread while the last handles go on
+/// either; the cell (and the chain it keeps, through parents and jumps) is
+/// freed once, after every read.
+#[test]
+fn value_cells_are_freed_after_every_read_on_any_thread() {
+    model(|| {
+        let root = Context::background().with_value(Tracked(loom::cell::UnsafeCell::new(7)));
+        // Two more values: the leaf's jump and parent both keep cells alive.
+        let leaf = root.with_value(1u8).with_value(2u16);
+        let reader = thread::spawn({
+            let leaf = leaf.clone();
+            move || {
+                assert_eq!(leaf.value::<Tracked>().map(Tracked::read), Some(7));
+                assert_eq!(leaf.value::<u8>(), Some(&1));
+            }
+        });
+        drop(root);
+        assert_eq!(leaf.value::<Tracked>().map(Tracked::read), Some(7));
+        drop(leaf);
+        reader.join().unwrap();
+    });
+}

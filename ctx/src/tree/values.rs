@@ -17,8 +17,7 @@
 
 use std::any::TypeId;
 
-use super::{Repr, ValueNode};
-use crate::loom::Arc;
+use super::{Repr, ValueNode, ValueRef};
 
 impl Repr {
     /// The nearest value of type `T` at or above this node.
@@ -31,8 +30,8 @@ impl Repr {
                 // No value of this type at or above: a miss in one hop.
                 return None;
             }
-            if node.type_id == wanted {
-                return node.value.downcast_ref::<T>();
+            if node.type_id() == wanted {
+                return node.downcast::<T>();
             }
             node = match &node.jump {
                 // Nothing of this type from here up to the jump: skip it all.
@@ -45,7 +44,7 @@ impl Repr {
     /// The nearest value node at or above, walked to through cancel nodes.
     /// (Not `value_within(usize::MAX)`: the lookup's hot loop, where a hop
     /// counter costs a third more instructions through a cancel chain.)
-    fn nearest_value(&self) -> Option<&Arc<ValueNode>> {
+    fn nearest_value(&self) -> Option<&ValueRef> {
         let mut current = self;
         loop {
             match current {
@@ -59,7 +58,7 @@ impl Repr {
     /// The nearest value node at or above, looking at most `reach` nodes
     /// up: `Ok(None)` if there is none at all, `Err(())` if there may be
     /// one further up.
-    fn value_within(&self, reach: usize) -> Result<Option<&Arc<ValueNode>>, ()> {
+    fn value_within(&self, reach: usize) -> Result<Option<&ValueRef>, ()> {
         let mut current = self;
         for _ in 0..reach {
             current = match current {
@@ -97,17 +96,15 @@ impl Repr {
             Ok(None) => (own, None, u64::MAX, 0),
             Err(()) => (u64::MAX, None, u64::MAX, 0),
         };
-        Repr::Value(Arc::new(ValueNode {
+        let node = ValueNode {
             types,
             jump,
             jump_types,
             depth,
             parent: self.clone(),
-            type_id: TypeId::of::<T>(),
-            type_name: std::any::type_name::<T>(),
-            value: Box::new(value),
             signal: self.signal().cloned(),
-        }))
+        };
+        Repr::Value(ValueRef::new(node, value))
     }
 }
 
@@ -169,7 +166,7 @@ mod tests {
     fn walk<T: 'static>(mut repr: &Repr) -> Option<&T> {
         loop {
             if let Repr::Value(node) = repr {
-                if let Some(value) = node.value.downcast_ref::<T>() {
+                if let Some(value) = node.downcast::<T>() {
                     return Some(value);
                 }
             }
@@ -244,7 +241,7 @@ mod tests {
         };
         let mut node = node;
         let mut hops = 0;
-        while node.type_id != std::any::TypeId::of::<A>() {
+        while node.type_id() != std::any::TypeId::of::<A>() {
             node = match &node.jump {
                 Some(jump) if node.jump_types & bit == 0 => jump,
                 _ => node.parent.nearest_value().unwrap(),
