@@ -209,8 +209,9 @@ pub(crate) struct CancelNode {
     /// The node this one was derived from. Set at creation, never changed;
     /// released iteratively when the node drops (`drop_chain`).
     pub(crate) parent: Repr,
-    /// Error bits: set once, by the first [`cancel`] (or [`propagate_cancel`]
-    /// for a child born done), under the lock (invariant 1). `SETTLED`: set by
+    /// Error bits: set once, by the first [`cancel`] under the lock
+    /// (invariant 1), or at birth for a child of a parent done already
+    /// (`CancelNode::new`, [`propagate_cancel`]). `SETTLED`: set by
     /// the thread that made the node done, once its subtree is done
     /// (invariant 3). `HAS_DEADLINE`, `FROM_DEADLINE`: set at creation.
     state: AtomicU16,
@@ -428,11 +429,19 @@ impl CancelNode {
     /// `deadline`, the node reports it (the caller arms the timer).
     #[cfg_attr(feature = "debug", track_caller)]
     pub(crate) fn new(parent: &Repr, deadline: Option<Instant>, flags: u16) -> Arc<CancelNode> {
+        let above = parent
+            .signal()
+            .map(|signal| signal.state.load(Ordering::Acquire));
         #[cfg(feature = "test-util")]
-        let flags = match parent.signal() {
-            Some(signal) => flags | (signal.state.load(Ordering::Relaxed) & TOKIO_CLOCK),
-            None => flags,
-        };
+        let flags = flags | above.map_or(0, |state| state & TOKIO_CLOCK);
+        // A parent done already never changes again (invariant 1): the
+        // child is born done, before anyone else can see it, with no lock
+        // taken and no read-modify-write. Nobody waits on it yet;
+        // `BORN_DONE` makes its `cause()` read the parent's.
+        let born_done = above
+            .and_then(decode)
+            .map(|err| err_bits(err) | SETTLED | BORN_DONE);
+        let flags = flags | born_done.unwrap_or(0);
         let (flags, extra) = match deadline {
             Some(deadline) => (
                 flags | HAS_DEADLINE,
@@ -458,7 +467,7 @@ impl CancelNode {
         });
         #[cfg(feature = "debug")]
         node.census.attach(Arc::downgrade(&node));
-        if let Some(signal) = parent.signal() {
+        if let (Some(signal), None) = (parent.signal(), born_done) {
             propagate_cancel(signal, &node);
         }
         node
@@ -551,19 +560,12 @@ impl crate::debug::registry::Observe for CancelNode {
 /// Go: `propagateCancel`.
 fn propagate_cancel(parent: &Arc<CancelNode>, child: &Arc<CancelNode>) {
     // Invariants 1 and 2: registering and the parent's transition to done
-    // are ordered by the parent's lock.
-    // A parent done already never changes again (invariant 1): the child is
-    // born done, with no lock taken. It is not shared yet, so nobody waits
-    // on it; `BORN_DONE` makes its `cause()` read the parent's.
-    if let Some(err) = decode(parent.state.load(Ordering::Acquire)) {
-        child
-            .state
-            .fetch_or(err_bits(err) | SETTLED | BORN_DONE, Ordering::Release);
-        return;
-    }
+    // are ordered by the parent's lock. (A parent found done before the
+    // child was made gave a child born done: `CancelNode::new`.)
     let mut inner = parent.lock();
     if let Some(err) = decode(parent.state.load(Ordering::Acquire)) {
-        // Invariant 1: the parent gave up its lists meanwhile; as above.
+        // Invariant 1: the parent was done meanwhile and gave up its lists:
+        // the child is born done after all (it is still not shared).
         drop(inner);
         child
             .state
