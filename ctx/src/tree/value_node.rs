@@ -199,3 +199,40 @@ impl Drop for ValueRef {
         unsafe { free(self.0) }
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::super::Repr;
+    use super::ValueRef;
+    use std::mem::size_of;
+
+    /// Why the cell is ours: the pointer stays one word, so a context stays
+    /// two and an optional jump one.
+    #[test]
+    fn a_value_reference_is_one_word() {
+        assert_eq!(size_of::<ValueRef>(), size_of::<usize>());
+        assert_eq!(size_of::<Option<ValueRef>>(), size_of::<usize>());
+        assert_eq!(size_of::<Repr>(), 2 * size_of::<usize>());
+    }
+
+    #[test]
+    fn values_with_destructors_and_zero_sized_values_are_dropped_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static DROPS: AtomicUsize = AtomicUsize::new(0);
+        struct Counted(u64);
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                DROPS.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        struct Unit;
+        let chain = Repr::Background.with_value(Counted(1)).with_value(Unit);
+        let copy = chain.clone();
+        assert!(copy.value::<Unit>().is_some());
+        assert_eq!(copy.value::<Counted>().map(|c| c.0), Some(1));
+        drop(chain);
+        assert_eq!(DROPS.load(Ordering::Relaxed), 0);
+        drop(copy);
+        assert_eq!(DROPS.load(Ordering::Relaxed), 1);
+    }
+}
