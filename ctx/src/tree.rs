@@ -298,10 +298,16 @@ pub(crate) struct WithoutCancelNode {
 fn drop_chain(mut parent: Repr) {
     loop {
         parent = match std::mem::take(&mut parent) {
-            Repr::Cancel(node) => match Arc::try_unwrap(node) {
-                Ok(mut node) => std::mem::take(&mut node.parent),
-                Err(_) => return,
-            },
+            Repr::Cancel(node) => {
+                let at = Arc::as_ptr(&node) as usize;
+                match Arc::try_unwrap(node) {
+                    Ok(mut node) => {
+                        node.leave(at);
+                        std::mem::take(&mut node.parent)
+                    }
+                    Err(_) => return,
+                }
+            }
             Repr::Value(mut node) => match node.get_mut() {
                 // Freed at the end of this arm, with a background parent.
                 Some(node) => std::mem::take(&mut node.parent),
@@ -317,13 +323,24 @@ fn drop_chain(mut parent: Repr) {
     }
 }
 
+impl CancelNode {
+    /// Called on a node moved out of its allocation at `at` (by
+    /// `drop_chain`, which unwraps to free a chain without recursion): what
+    /// is keyed by its address goes now, by that address. Then its `Drop`
+    /// has nothing left to do there.
+    fn leave(&mut self, at: usize) {
+        if self.state.load(Ordering::Relaxed) & (SHARDED | ERR_MASK) == SHARDED {
+            shards::forget(at);
+            self.state.fetch_and(!SHARDED, Ordering::Relaxed);
+        }
+    }
+}
+
 impl Drop for CancelNode {
     fn drop(&mut self) {
-        if self.state.load(Ordering::Relaxed) & (SHARDED | ERR_MASK) == SHARDED {
-            // Dropped live with shard entries (left by forgotten `done()`
-            // futures): no entry may outlive the address it is keyed by.
-            shards::forget(self);
-        }
+        // Dropped live with shard entries (left by forgotten `done()`
+        // futures): no entry may outlive the address it is keyed by.
+        self.leave(self as *const CancelNode as usize);
         drop_chain(std::mem::take(&mut self.parent));
     }
 }

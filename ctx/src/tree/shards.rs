@@ -185,12 +185,13 @@ pub(super) fn remove(node: &CancelNode, key: usize) {
     drop(waker);
 }
 
-/// Removes the entries of a node dropped live, dropping their wakers.
+/// Removes the entries of a node dropped live (the node was at `at`),
+/// dropping their wakers.
 #[cold]
 #[inline(never)]
-pub(super) fn forget(node: &CancelNode) {
+pub(super) fn forget(at: usize) {
     let mut wakers = Vec::new();
-    drain(node, &mut wakers);
+    drain_at(at, &mut wakers);
     drop(wakers);
 }
 
@@ -203,9 +204,15 @@ pub(super) fn drain(node: &CancelNode, wakers: &mut impl Extend<Waker>) {
         node.state.load(Ordering::Relaxed) & (ERR_MASK | SHARDED) != 0,
         "ctx: internal error: draining a node that was never sharded"
     );
+    drain_at(address(node), wakers);
+}
+
+/// [`drain`] by the address the entries are keyed by (a node moved out of
+/// its allocation is no longer at it: `CancelNode::leave`).
+fn drain_at(at: usize, wakers: &mut impl Extend<Waker>) {
     for index in 0..SHARDS {
         let mut entries = lock(&shard(index).waiters);
-        let slab = entries.remove(&address(node));
+        let slab = entries.remove(&at);
         // Give memory back after a burst of sharded contexts: all of it
         // once no sharded context is left in this shard (the process is
         // back to its baseline), or the spare part once the table is less
@@ -324,6 +331,26 @@ mod tests {
         assert_eq!(count(&node), 1);
         let at = address(&node);
         drop(node);
+        assert!(entries(at).is_empty(), "no entry outlives its node");
+        assert_eq!(woken.0.load(Ordering::SeqCst), 0);
+    }
+
+    /// As above, with the node freed by its child's drop (the iterative
+    /// `drop_chain`): the node must be dropped where it lives, or its
+    /// entries are looked for at the wrong address and stay.
+    #[test]
+    fn a_node_freed_as_a_parent_leaves_no_entries() {
+        let node = CancelNode::new(&Repr::Background, None, 0);
+        let (woken, first) = waker();
+        // Registered, and the key forgotten (a `Done` forgotten).
+        let _ = poll_contended(&node, &first).unwrap();
+        let at = address(&node);
+        let child = CancelNode::new(&Repr::Cancel(node.clone()), None, 0);
+        // Its guard's drop: unlinked from the parent, which stays live.
+        crate::tree::release(child.clone());
+        drop(node);
+        // The child's parent link is the last handle on the node.
+        drop(child);
         assert!(entries(at).is_empty(), "no entry outlives its node");
         assert_eq!(woken.0.load(Ordering::SeqCst), 0);
     }
