@@ -298,6 +298,11 @@ pub(crate) struct WithoutCancelNode {
 fn drop_chain(mut parent: Repr) {
     loop {
         parent = match std::mem::take(&mut parent) {
+            // A parent still shared (its context lives on: the common case)
+            // is only released; a failed `try_unwrap` would cost one more
+            // read-modify-write.
+            Repr::Cancel(node) if Arc::strong_count(&node) != 1 => return,
+            Repr::WithoutCancel(node) if Arc::strong_count(&node) != 1 => return,
             Repr::Cancel(node) => {
                 let at = Arc::as_ptr(&node) as usize;
                 match Arc::try_unwrap(node) {
@@ -610,7 +615,10 @@ struct Aftermath {
 
 impl Aftermath {
     /// Marks `node` (locked as `inner`) done and moves everything out of it
-    /// (invariant 1); its children go onto `stack`.
+    /// (invariant 1); its children go onto `stack`. Returns whether it was
+    /// a leaf, which the same read-modify-write settles: nothing below to
+    /// wait for (invariant 3), and nobody can have parked on it (that takes
+    /// seeing it done and unsettled), so `settle` has nothing to do.
     fn transition(
         &mut self,
         node: &CancelNode,
@@ -618,8 +626,10 @@ impl Aftermath {
         err: Error,
         cause: &Option<Cause>,
         stack: &mut Nodes,
-    ) {
+    ) -> bool {
+        let above = stack.len();
         inner.take_children(stack);
+        let leaf = stack.len() == above;
         if let Some(extra) = inner.extra.as_deref_mut() {
             self.wakers.extend(extra.waiters.take_all());
             self.after_funcs.extend(extra.after_funcs.take_all());
@@ -629,12 +639,16 @@ impl Aftermath {
             inner.extra().cause = cause.clone();
         }
         release_if_empty(&mut inner.extra);
-        let before = node.state.fetch_or(err_bits(err), Ordering::AcqRel);
+        let settled = if leaf { SETTLED } else { 0 };
+        let before = node
+            .state
+            .fetch_or(err_bits(err) | settled, Ordering::AcqRel);
         if before & SHARDED != 0 {
             // The read-modify-write above is the cancel's half of the
             // shards' protocol (`shards.rs`).
             shards::drain(node, &mut self.wakers);
         }
+        leaf
     }
 }
 
@@ -711,13 +725,10 @@ pub(crate) fn cancel_with(
     }
     let mut aftermath = Aftermath::default();
     let mut stack = Nodes::new();
-    aftermath.transition(node, &mut inner, err, &cause, &mut stack);
+    let leaf = aftermath.transition(node, &mut inner, err, &cause, &mut stack);
     drop(inner);
-
-    if stack.is_empty() {
-        // The common case, a leaf: nobody below to wait for.
-        node.settle();
-    } else {
+    // The common case, a leaf, is settled by its transition.
+    if !leaf {
         let mut settle = Nodes::new();
         settle.push(node.clone());
         // Iterative, so that a million-deep chain cannot overflow the stack.
@@ -731,9 +742,11 @@ pub(crate) fn cancel_with(
                 child.wait_settled();
                 continue;
             }
-            aftermath.transition(&child, &mut inner, err, &cause, &mut stack);
+            let leaf = aftermath.transition(&child, &mut inner, err, &cause, &mut stack);
             drop(inner);
-            settle.push(child);
+            if !leaf {
+                settle.push(child);
+            }
         }
         // Children first, so that nobody sees a settled node above an
         // unsettled one.

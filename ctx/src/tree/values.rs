@@ -135,7 +135,8 @@ fn type_bit(id: TypeId) -> u64 {
     1 << (keep.0 >> 58)
 }
 
-#[cfg(test)]
+// Plain std types: loom's exist only inside a model.
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::super::Repr;
 
