@@ -182,3 +182,62 @@ fn a_value_whose_drop_panics_on_the_signal_thread_leaves_it_watching() {
         assert!(!ctx.is_done());
     }
 }
+
+/// Drops of the value set above the one whose drop panics.
+static ABOVE: AtomicUsize = AtomicUsize::new(0);
+
+struct Above;
+
+impl Drop for Above {
+    fn drop(&mut self) {
+        ABOVE.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A value, or a cause, whose drop panics (an ordinary payload).
+#[derive(Debug)]
+struct PanicsOnDropToo;
+
+impl Drop for PanicsOnDropToo {
+    fn drop(&mut self) {
+        panic!("a user value's drop panics");
+    }
+}
+
+impl std::fmt::Display for PanicsOnDropToo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("panics on drop")
+    }
+}
+
+impl std::error::Error for PanicsOnDropToo {}
+
+fn drop_panics(ctx: Context) {
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(ctx)));
+    assert!(dropped.is_err(), "the user's drop panic goes on");
+}
+
+/// A chain is freed link by link (`drop_chain`); a user's drop that panics
+/// in the middle (a value's, or a cause's with its node) must not lose the
+/// links above it.
+#[test]
+fn a_drop_that_panics_mid_chain_still_frees_the_chain_above() {
+    quiet_panics();
+    let leaf = Context::background()
+        .with_value(Above)
+        .with_value(PanicsOnDropToo)
+        .with_value(1u8);
+    drop_panics(leaf);
+    assert_eq!(ABOVE.load(Ordering::SeqCst), 1, "the root value was leaked");
+
+    let top = Context::background().with_value(Above);
+    let (middle, cancel) = top.with_cancel();
+    drop(top);
+    cancel.cancel_with_cause(PanicsOnDropToo);
+    let (leaf, leaf_guard) = middle.with_cancel();
+    drop(middle);
+    drop(leaf_guard);
+    // The leaf's link is the last handle on the middle node and its cause.
+    drop_panics(leaf);
+    assert_eq!(ABOVE.load(Ordering::SeqCst), 2, "the root value was leaked");
+}

@@ -567,8 +567,8 @@ impl Hash for Context {
 // A context stays consistent across a panic anywhere: its state changes
 // once, under locks that ignore poison, and no user code runs while a lock
 // is held; values are never changed after `with_value`. What the compiler
-// cannot see is the `dyn Any` of the values, hence the manual impls (as
-// tokio-util's `CancellationToken` has).
+// cannot see through is the type-erased value cell (`tree/value_node.rs`),
+// hence the manual impls (as tokio-util's `CancellationToken` has).
 impl UnwindSafe for Context {}
 impl RefUnwindSafe for Context {}
 

@@ -297,7 +297,10 @@ pub(crate) struct WithoutCancelNode {
 /// goes away must not overflow the stack.
 fn drop_chain(mut parent: Repr) {
     loop {
-        parent = match std::mem::take(&mut parent) {
+        // The next link goes into `parent` before the node is freed (at the
+        // end of its arm): if a value's or a cause's drop panics there,
+        // unwinding still releases the rest of the chain.
+        match std::mem::take(&mut parent) {
             // A parent still shared (its context lives on: the common case)
             // is only released; a failed `try_unwrap` would cost one more
             // read-modify-write.
@@ -308,23 +311,21 @@ fn drop_chain(mut parent: Repr) {
                 match Arc::try_unwrap(node) {
                     Ok(mut node) => {
                         node.leave(at);
-                        std::mem::take(&mut node.parent)
+                        parent = std::mem::take(&mut node.parent);
                     }
                     Err(_) => return,
                 }
             }
             Repr::Value(mut node) => match node.get_mut() {
-                // Freed at the end of this arm, with a background parent.
-                Some(node) => std::mem::take(&mut node.parent),
+                Some(node) => parent = std::mem::take(&mut node.parent),
                 None => return,
             },
             Repr::WithoutCancel(node) => match Arc::try_unwrap(node) {
-                Ok(mut node) => std::mem::take(&mut node.parent),
+                Ok(mut node) => parent = std::mem::take(&mut node.parent),
                 Err(_) => return,
             },
             Repr::Background | Repr::Todo => return,
-        };
-        // The node unwrapped above drops here with a background parent.
+        }
     }
 }
 
