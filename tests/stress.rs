@@ -139,3 +139,76 @@ fn one_cancel_wakes_every_thread_blocked_on_a_deep_descendant() {
         assert_eq!(w.join().unwrap(), Error::Canceled);
     }
 }
+
+/// Value cells (`tree/value_node.rs`, counted by hand) shared by many
+/// threads: every thread derives from a shared chain, looks values up,
+/// hands contexts to other threads and drops them there; at the end each
+/// value has been dropped exactly once and every lookup saw its value.
+#[test]
+fn value_contexts_cloned_and_dropped_across_threads_drop_each_value_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc;
+
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    struct Counted(usize);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            DROPS.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    const THREADS: usize = 4;
+    const ROUNDS: usize = 2_000;
+    let shared = (0..40u64).fold(Context::background().with_value(Counted(7)), |c, i| {
+        if i % 10 == 0 {
+            c.with_cancel().0
+        } else {
+            c.with_value(i)
+        }
+    });
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let (senders, receivers): (Vec<_>, Vec<_>) =
+        (0..THREADS).map(|_| mpsc::channel::<Context>()).unzip();
+    let handles: Vec<_> = receivers
+        .into_iter()
+        .enumerate()
+        .map(|(me, inbox)| {
+            let shared = shared.clone();
+            let next = senders[(me + 1) % THREADS].clone();
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                barrier.wait();
+                for round in 0..ROUNDS {
+                    let mine = shared.with_value(Counted(me * ROUNDS + round));
+                    assert_eq!(
+                        mine.value::<Counted>().map(|c| c.0),
+                        Some(me * ROUNDS + round)
+                    );
+                    // Pass it on; drop what the neighbour passed (its last
+                    // handle, so its value is freed on this thread).
+                    next.send(mine.with_value(round as u32)).unwrap();
+                    if let Ok(theirs) = inbox.recv() {
+                        assert!(theirs.value::<u32>().is_some());
+                        assert!(theirs.value::<Counted>().is_some());
+                        drop(theirs);
+                    }
+                }
+                drop(next);
+                // Whatever is still in flight.
+                inbox.into_iter().for_each(drop);
+            })
+        })
+        .collect();
+    drop(senders);
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    assert_eq!(
+        DROPS.load(Ordering::SeqCst),
+        THREADS * ROUNDS,
+        "each value once"
+    );
+    assert_eq!(shared.value::<Counted>().map(|c| c.0), Some(7));
+    drop(shared);
+    assert_eq!(DROPS.load(Ordering::SeqCst), THREADS * ROUNDS + 1);
+}
