@@ -20,6 +20,10 @@
 //! cannot take the bucket lock before the waiter is waiting, so the
 //! notification is not lost. Nodes sharing a bucket wake each other
 //! spuriously; each waiter re-checks its own node.
+//!
+//! A leaf needs no settling of its own: the read-modify-write that makes it
+//! done sets `SETTLED` too (`Aftermath::transition`), so nobody ever sees
+//! it done and unsettled, and nobody parks on it.
 
 use super::{CancelNode, PARKED, SETTLED};
 use crate::loom::{lock, Condvar, Mutex, Ordering};

@@ -8,13 +8,13 @@
 //! node, which holds its parent, past its 64 bytes. So the cell is ours: a
 //! header (`Header`: a count, a table, the type, the `ValueNode`) at the
 //! front of a typed cell (`Typed<T>`), reached through a thin counted
-//! pointer (`ValueRef`), with a per-type
-//! table that knows how to free the cell. It is the layout of tokio's task
-//! cells (a header with a vtable in front of the typed future), and the
-//! count follows `std::sync::Arc` (relaxed increments, release decrements,
-//! an acquire before the free). Every `unsafe` block of the crate is in
-//! this file; the loom models that derive, share and drop value contexts
-//! across threads run through it (`ctx/tests/loom_*.rs`).
+//! pointer (`ValueRef`), with a per-type table that knows how to free the
+//! cell. It is the layout of tokio's task cells (a header with a vtable in
+//! front of the typed future), and the count follows `std::sync::Arc`
+//! (relaxed increments, release decrements, an acquire before the free).
+//! Every `unsafe` block of the crate is in this file; the loom models that
+//! derive, share and drop value contexts across threads run through it
+//! (`ctx/tests/loom_*.rs`).
 
 use std::any::TypeId;
 use std::ops::Deref;
@@ -37,8 +37,10 @@ struct Header {
 }
 
 /// A value node's place in the tree (see `values.rs`), reached through a
-/// [`ValueRef`]. Every field is set at creation and never changed. Go:
-/// `valueCtx` (whose key is the value's type here).
+/// [`ValueRef`]. Every field is set at creation and never changed while
+/// the node is shared (`drop_chain` takes `parent` out of a node it owns
+/// alone, through `ValueRef::get_mut`). Go: `valueCtx` (whose key is the
+/// value's type here).
 pub(crate) struct ValueNode {
     pub(super) parent: Repr,
     /// A filter of the value types at or above this node: the bit of each
