@@ -307,7 +307,7 @@ fn drop_chain(mut parent: Repr) {
             Repr::Cancel(node) if Arc::strong_count(&node) != 1 => return,
             Repr::WithoutCancel(node) if Arc::strong_count(&node) != 1 => return,
             Repr::Cancel(node) => {
-                let at = Arc::as_ptr(&node) as usize;
+                let at = shards::address(&node);
                 match Arc::try_unwrap(node) {
                     Ok(mut node) => {
                         node.leave(at);
@@ -346,7 +346,7 @@ impl Drop for CancelNode {
     fn drop(&mut self) {
         // Dropped live with shard entries (left by forgotten `done()`
         // futures): no entry may outlive the address it is keyed by.
-        self.leave(self as *const CancelNode as usize);
+        self.leave(shards::address(self));
         drop_chain(std::mem::take(&mut self.parent));
     }
 }

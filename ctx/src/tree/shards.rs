@@ -47,7 +47,7 @@ const SHARD_BITS: u32 = 5;
 const _: () = assert!(SHARDS == 1 << SHARD_BITS);
 
 /// A node's address: its entry's key.
-fn address(node: &CancelNode) -> usize {
+pub(super) fn address(node: &CancelNode) -> usize {
     node as *const CancelNode as usize
 }
 

@@ -22,16 +22,15 @@ use super::{Repr, ValueNode, ValueRef};
 impl Repr {
     /// The nearest value of type `T` at or above this node.
     pub(crate) fn value<T: Send + Sync + 'static>(&self) -> Option<&T> {
-        let wanted = TypeId::of::<T>();
-        let bit = type_bit(wanted);
+        let bit = type_bit(TypeId::of::<T>());
         let mut node = self.nearest_value()?;
         loop {
             if node.types & bit == 0 {
                 // No value of this type at or above: a miss in one hop.
                 return None;
             }
-            if node.type_id() == wanted {
-                return node.downcast::<T>();
+            if let Some(value) = node.downcast::<T>() {
+                return Some(value);
             }
             node = match &node.jump {
                 // Nothing of this type from here up to the jump: skip it all.

@@ -34,12 +34,11 @@ pub(crate) fn poll_done(node: &CancelNode, key: &mut Option<usize>, waker: &Wake
             (true, None) => {
                 // Contended: from now on this node's waiters go to the
                 // shards (`shards.rs`), this one first.
+                drop(fresh);
                 if let Some(err) = shards::mark(node) {
                     *key = None;
-                    drop(fresh);
                     return Poll::Ready(err);
                 }
-                drop(fresh);
                 return shards::poll(node, key, waker);
             }
             (false, None) => node.lock(),
