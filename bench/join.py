@@ -74,7 +74,7 @@ for name in sorted(set(go) | set(ours), key=order):
     g, c, t = go.get(name), ours.get(name), tokio.get(name)
     ratio = f"{g / c:.2f}" if g and c else "n/a"
     verdicts = []
-    if name.endswith(("/serial", "/spin-only", "/spawn-only")):
+    if name.endswith(("/serial", "/spin-only", "/spawn-only", "/spawn-arc")):
         verdicts.append("diagnostic, no target")
     elif name.startswith("Scale/"):
         if g and c:

@@ -315,8 +315,11 @@ async fn exchange(addr: SocketAddr) -> String {
     String::from_utf8_lossy(&response).into_owned()
 }
 
+/// A chunked body cut by its context is aborted, not ended: the chunk
+/// sent, then the connection closed without the last chunk, so that no
+/// client takes the cut body for the whole.
 #[tokio::test]
-async fn a_streaming_body_ends_when_the_context_ends() {
+async fn a_streaming_body_cut_by_the_context_is_aborted() {
     let (addr, mut contexts, dropped) = streaming(None).await;
     let response = exchange(addr).await;
     assert!(
@@ -324,8 +327,8 @@ async fn a_streaming_body_ends_when_the_context_ends() {
         "{response}"
     );
     assert!(
-        response.ends_with("5\r\nfirst\r\n0\r\n\r\n"),
-        "the chunk, then a clean end: {response:?}"
+        response.ends_with("5\r\nfirst\r\n"),
+        "the chunk, then the close, no last chunk: {response:?}"
     );
     assert!(
         dropped.load(Ordering::SeqCst),
@@ -349,6 +352,79 @@ async fn a_body_of_known_length_cut_by_the_context_is_seen_short() {
     let body = response.split_once("\r\n\r\n").unwrap().1;
     assert_eq!(body, "first", "5 of the 100 bytes, then the close");
     assert!(dropped.load(Ordering::SeqCst));
+}
+
+/// Through a real HTTP client, over HTTP/1 (chunked) and HTTP/2 (a reset
+/// stream): the cut body reads as a failure after its first chunk.
+#[tokio::test]
+async fn a_client_reading_a_cut_body_sees_it_fail() {
+    for http2 in [false, true] {
+        let (addr, _contexts, dropped) = streaming(None).await;
+        let client = Client::builder(TokioExecutor::new())
+            .http2_only(http2)
+            .build_http::<Empty<Bytes>>();
+        let resp = within(
+            "the head",
+            client.get(format!("http://{addr}/").parse().unwrap()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "the handler's own head");
+        let mut body = resp.into_body();
+        let first = within("the chunk", body.frame()).await.unwrap().unwrap();
+        assert_eq!(first.into_data().unwrap(), "first");
+        let mut failed = false;
+        while let Some(frame) = within("the cut", body.frame()).await {
+            assert!(
+                frame
+                    .as_ref()
+                    .map_or(true, |frame| frame.data_ref().is_none()),
+                "no data after the cut (HTTP/2: {http2})"
+            );
+            if frame.is_err() {
+                failed = true;
+                break;
+            }
+        }
+        assert!(
+            failed,
+            "the cut body reads as an error, not an end (HTTP/2: {http2})"
+        );
+        assert!(dropped.load(Ordering::SeqCst));
+    }
+}
+
+/// The body itself, polled by hand: the chunk, then the context's error
+/// (the cause, downcast from the boxed error), then the end.
+#[tokio::test]
+async fn a_cut_plain_body_yields_the_context_error_then_ends() {
+    let (flag, dropped) = drop_flag();
+    let mut flag = Some(flag);
+    // The server's root, canceled mid-body (as at shutdown).
+    let (root, cancel) = Context::background().with_cancel();
+    let svc = ContextLayer::new(&root).layer(tower::service_fn(move |_: Request<Body>| {
+        let body = Stuck {
+            chunks: vec!["first"],
+            _flag: flag.take().unwrap(),
+        };
+        async { Ok::<_, Infallible>(Response::new(Body::new(body))) }
+    }));
+    let resp = svc.oneshot(Request::new(Body::empty())).await.unwrap();
+    let mut body = resp.into_body();
+    let first = within("the chunk", body.frame()).await.unwrap().unwrap();
+    assert_eq!(first.into_data().unwrap(), "first");
+    cancel.cancel();
+    let err = within("the cut", body.frame())
+        .await
+        .unwrap()
+        .expect_err("a plain body cut by its context ends in an error");
+    assert_eq!(err.downcast_ref::<Error>(), Some(&Error::Canceled), "{err}");
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the handler's body was dropped"
+    );
+    assert!(body.frame().await.is_none(), "then the end");
+    assert!(body.is_end_stream());
 }
 
 #[tokio::test]

@@ -405,6 +405,22 @@ fn deep_value(c: &mut Criterion) {
             })
         })
     });
+    // Diagnostic (not in Go's file): the task owning a clone of a plain
+    // `Arc`, read once: what any owned, counted handle costs a task here,
+    // for the context rows to be read against.
+    let arc = Arc::new(0usize);
+    group.bench_function("spawn-arc", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let arc = arc.clone();
+                    black_box(tokio::spawn(async move { *arc == 1 }).await.unwrap());
+                }
+                start.elapsed()
+            })
+        })
+    });
     group.finish();
     let mut group = c.benchmark_group("DeepValueSameGoRoutine");
     for depth in [10usize, 20, 30, 50, 100] {

@@ -20,6 +20,10 @@ use super::{Abandoned, ContextLayer, HandlerPanicked, ResponseFuture};
 use crate::http::ending::RequestGuard;
 use crate::Error;
 
+/// The error type of a [`ResponseBody`]: the handler's body's error, or the
+/// context's [`Error`] that cut the body off (see [the race](ContextLayer#the-race)).
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 pin_project! {
     /// A response body that holds its request's context open until the body
     /// has been sent: at its end (or at an error, or when it is dropped) the
@@ -43,13 +47,17 @@ pin_project! {
     /// When the request context ends while the body is still streaming,
     /// the handler's body is dropped and this body ends: for a gRPC
     /// request with trailers carrying `grpc-status` (4 or 1) and
-    /// `grpc-message`, for plain HTTP without more frames (see [the
-    /// race](ContextLayer#the-race)), unless the layer is
-    /// [`cooperative`](ContextLayer::cooperative). The same body carries
-    /// the layer's own answer when the context ended before the head.
+    /// `grpc-message`, for plain HTTP with the context's [`Error`] as the
+    /// body's error, so that the server aborts the response and the client
+    /// sees it fail rather than end (see [the race](ContextLayer#the-race)),
+    /// unless the layer is [`cooperative`](ContextLayer::cooperative). The
+    /// same body carries the layer's own answer when the context ended
+    /// before the head.
     ///
     /// Data, trailers, size hint and end of stream are otherwise the inner
-    /// body's.
+    /// body's; its errors are passed on boxed (`Box<dyn std::error::Error +
+    /// Send + Sync>`, what hyper, axum and tonic take), and a cut's error
+    /// downcasts to [`Error`].
     ///
     /// [`is_end_stream`]: Body::is_end_stream
     ///
@@ -123,11 +131,14 @@ pin_project! {
             inner: B,
         },
         // The layer's own frames: its answer's text (the race was lost
-        // before the head), or the gRPC status that ends a body cut off by
-        // the context. Each is taken by the poll that yields it.
+        // before the head), or what ends a body cut off by the context:
+        // the gRPC status in trailers, or for plain HTTP the context's
+        // error, which makes the server abort the response. Each is taken
+        // by the poll that yields it.
         Own {
             data: Option<B::Data>,
             trailers: Option<HeaderMap>,
+            error: Option<Error>,
         },
     }
 }
@@ -136,13 +147,19 @@ impl<B: Body> Kind<B> {
     fn is_end_stream(&self) -> bool {
         match self {
             Kind::Handler { inner } => inner.is_end_stream(),
-            Kind::Own { data, trailers } => data.is_none() && trailers.is_none(),
+            Kind::Own {
+                data,
+                trailers,
+                error,
+            } => data.is_none() && trailers.is_none() && error.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             Kind::Handler { inner } => inner.size_hint(),
+            // An error to come: nothing is known.
+            Kind::Own { error: Some(_), .. } => SizeHint::default(),
             Kind::Own { data, .. } => {
                 let len = data.as_ref().map_or(0, Buf::remaining);
                 SizeHint::with_exact(u64::try_from(len).unwrap_or(u64::MAX))
@@ -206,14 +223,18 @@ fn digits(bytes: &[u8]) -> Option<u64> {
     })
 }
 
-impl<B: Body> Body for ResponseBody<B> {
+impl<B> Body for ResponseBody<B>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
     type Data = B::Data;
-    type Error = B::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,
-    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+    ) -> Poll<Option<Result<Frame<B::Data>, BoxError>>> {
         let mut this = self.project();
         // The context first, as for the head.
         let guard = this.guard.as_ref();
@@ -247,7 +268,7 @@ impl<B: Body> Body for ResponseBody<B> {
                     drop(this.guard.take());
                 }
             }
-            return Poll::Ready(frame);
+            return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
         }
         Poll::Ready(own_frame(this.kind))
     }
@@ -264,7 +285,9 @@ impl<B: Body> Body for ResponseBody<B> {
 }
 
 /// The request context ended while the handler's body was streaming:
-/// drops that body, and ends with the gRPC status for a gRPC request.
+/// drops that body, and ends with the gRPC status for a gRPC request, with
+/// the context's error otherwise (a clean end would pass a cut-off
+/// chunked or HTTP/2 body off as complete).
 fn cut<B: Body>(this: &mut ResponseBodyProj<'_, B>, err: Error) {
     let grpc = this.race.take().is_some_and(|race| race.grpc);
     let trailers = grpc.then(|| {
@@ -277,21 +300,27 @@ fn cut<B: Body>(this: &mut ResponseBodyProj<'_, B>, err: Error) {
     this.kind.set(Kind::Own {
         data: None,
         trailers,
+        error: (!grpc).then_some(err),
     });
     // The context is over already, with its own cause: the cut is no
     // abandonment.
     drop(this.guard.take());
 }
 
-/// The next of the layer's own frames: its data, then its trailers, then
-/// the end.
-fn own_frame<B: Body>(kind: Pin<&mut Kind<B>>) -> Option<Result<Frame<B::Data>, B::Error>> {
+/// The next of the layer's own frames: its data, then its trailers or its
+/// error, then the end.
+fn own_frame<B: Body>(kind: Pin<&mut Kind<B>>) -> Option<Result<Frame<B::Data>, BoxError>> {
     match kind.project() {
-        KindProj::Own { data, trailers } => data
+        KindProj::Own {
+            data,
+            trailers,
+            error,
+        } => data
             .take()
             .map(Frame::data)
             .or_else(|| trailers.take().map(Frame::trailers))
-            .map(Ok),
+            .map(Ok)
+            .or_else(|| error.take().map(|err| Err(err.into()))),
         KindProj::Handler { .. } => {
             panic!("ctx: internal error: the handler's body taken for the layer's own")
         }

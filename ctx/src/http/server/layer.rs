@@ -69,12 +69,13 @@ use crate::Context;
 /// After the head, a body still streaming when the context ends is cut
 /// there: the handler's body is dropped and the response ends. For gRPC
 /// it ends with trailers carrying `grpc-status` and `grpc-message`, which
-/// is how a gRPC stream reports a deadline; for plain HTTP it ends without
-/// an error (a body type's error cannot be made up). With a known length
-/// (`content-length`) the client then sees a short, failed response, as
-/// hyper closes the connection; a chunked or HTTP/2 body looks complete to
-/// the client, so a stream that must tell a cut from an end should mark
-/// its own end.
+/// is how a gRPC stream reports a deadline. For plain HTTP the body ends
+/// with the context's [`Error`](crate::Error) as its error, and the server aborts the
+/// response, so the client sees it fail, never a complete response: hyper
+/// closes an HTTP/1 connection without the last chunk (or short of its
+/// `content-length`) and resets an HTTP/2 stream. (Go's counterpart is a
+/// handler that panics with `http.ErrAbortHandler`; a Go handler that just
+/// returns when its context ends sends a truncated body as complete.)
 ///
 /// [`cooperative`](ContextLayer::cooperative) turns the race off, for the
 /// head and the body: the handler then runs until it returns and must

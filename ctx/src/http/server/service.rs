@@ -144,6 +144,7 @@ where
         kind: Kind::Own {
             data: data.map(B::Data::from),
             trailers: None,
+            error: None,
         },
         guard: None,
         owed: Some(0),
