@@ -90,3 +90,76 @@ async fn after_the_guard_deadlines_keep_the_real_clock_again() {
     tokio::time::advance(Duration::from_secs(11)).await;
     assert_eq!(ctx.err(), None);
 }
+
+/// A context kept past its test's runtime keeps its deadline: the task
+/// that would fire it on tokio's clock goes with the runtime, and the
+/// process-wide timer takes the deadline over, at the same instant.
+#[test]
+fn a_deadline_outlives_the_runtime_whose_clock_it_was_on() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let (ctx, _cancel) = {
+        let _clock = ctx::test_util::use_tokio_clock();
+        rt.block_on(async { Context::background().with_timeout(Duration::from_millis(10)) })
+    };
+    drop(rt);
+    assert_eq!(
+        ctx.wait_timeout(Duration::from_secs(10)),
+        Some(Error::DeadlineExceeded),
+        "the deadline was lost with the runtime"
+    );
+    // And one far away is still pending, not fired early by the move.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let (far, _cancel) = {
+        let _clock = ctx::test_util::use_tokio_clock();
+        rt.block_on(async { Context::background().with_timeout(Duration::from_secs(3600)) })
+    };
+    drop(rt);
+    assert_eq!(far.wait_timeout(Duration::from_millis(50)), None);
+}
+
+/// A parent's deadline on the real clock and a child's on tokio's cannot be
+/// compared (tokio's clock ran ahead): the child keeps its own, reports it,
+/// and ends when tokio's clock passes it.
+#[tokio::test(start_paused = true)]
+async fn a_child_on_tokios_clock_keeps_its_deadline_under_a_real_clock_parent() {
+    // Derived before the guard: the real clock, an hour.
+    let (parent, _p) = Context::background().with_timeout(Duration::from_secs(3600));
+    let _clock = ctx::test_util::use_tokio_clock();
+    tokio::time::advance(Duration::from_secs(7200)).await;
+    let (child, _c) = parent.with_timeout(Duration::from_secs(1));
+    let remaining = child.remaining().unwrap();
+    assert!(
+        remaining > Duration::from_millis(500) && remaining <= Duration::from_secs(1),
+        "the child's own deadline, on tokio's clock: {remaining:?}"
+    );
+    assert_eq!(child.err(), None);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(child.err(), Some(Error::DeadlineExceeded));
+    assert_eq!(parent.err(), None, "the parent's hour is real time");
+}
+
+/// The other way round: a child on the real clock under a parent on
+/// tokio's keeps its own deadline, and still ends with the parent's when
+/// tokio's clock passes that (read by `err()` on the test's thread).
+#[tokio::test(start_paused = true)]
+async fn a_child_on_the_real_clock_under_a_tokio_clock_parent_ends_with_the_parent() {
+    let clock = ctx::test_util::use_tokio_clock();
+    let (parent, _p) = Context::background().with_timeout(Duration::from_secs(10));
+    drop(clock);
+    let (child, _c) = parent.with_timeout(Duration::from_secs(3600));
+    assert!(
+        child.remaining().unwrap() > Duration::from_secs(3000),
+        "its own, real"
+    );
+    let _clock = ctx::test_util::use_tokio_clock();
+    tokio::time::advance(Duration::from_secs(11)).await;
+    assert_eq!(child.err(), Some(Error::DeadlineExceeded));
+}

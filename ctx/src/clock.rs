@@ -47,18 +47,44 @@ pub(crate) fn tokio_runtime() -> Option<tokio::runtime::Handle> {
     }
 }
 
-/// Runs `fire` at `deadline` on `runtime`'s clock, in a task.
+/// How the task of [`spawn_at`] ended.
 #[cfg(feature = "test-util")]
-pub(crate) fn spawn_at(
+pub(crate) enum Fired {
+    /// Tokio's clock reached the deadline.
+    Due,
+    /// The task was dropped first: aborted, or its runtime shut down (a
+    /// context that outlives its test's runtime).
+    Dropped,
+}
+
+/// Runs `fire` at `deadline` on `runtime`'s clock, in a task; or, if the
+/// task is dropped before that, runs it then with [`Fired::Dropped`].
+#[cfg(feature = "test-util")]
+pub(crate) fn spawn_at<F>(
     runtime: &tokio::runtime::Handle,
     deadline: Instant,
-    fire: impl FnOnce() + Send + 'static,
-) -> TokioTimer {
+    fire: F,
+) -> TokioTimer
+where
+    F: FnOnce(Fired) + Send + 'static,
+{
+    /// Calls its function with `Dropped` unless taken first.
+    struct OnDrop<F: FnOnce(Fired)>(Option<F>);
+    impl<F: FnOnce(Fired)> Drop for OnDrop<F> {
+        fn drop(&mut self) {
+            if let Some(fire) = self.0.take() {
+                fire(Fired::Dropped);
+            }
+        }
+    }
     let at = tokio::time::Instant::from_std(deadline);
+    let mut fire = OnDrop(Some(fire));
     runtime
         .spawn(async move {
             tokio::time::sleep_until(at).await;
-            fire();
+            if let Some(fire) = fire.0.take() {
+                fire(Fired::Due);
+            }
         })
         .abort_handle()
 }

@@ -30,6 +30,16 @@ pub use crate::clock::TokioClock;
 /// deadlines keep the real clock. Deadlines derived on other threads keep
 /// the real clock. The guard is not `Send`: the choice is this thread's.
 ///
+/// Mixing the clocks: a deadline on one clock is never compared with one on
+/// the other (tokio's paused clock runs ahead of the real one by whatever
+/// the test advanced), so a child derived on tokio's clock under a parent
+/// with a real-clock deadline (a server root made outside the test's
+/// runtime) keeps and reports its own deadline, and ends at whichever of
+/// the two fires first, each on its own clock. A context that outlives the
+/// runtime whose clock its deadline was on (kept in a static, or by another
+/// thread) keeps its deadline: the process-wide timer takes it over when
+/// the runtime shuts down, at the same instant on the real clock.
+///
 /// # Examples
 ///
 /// ```

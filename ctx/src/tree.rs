@@ -538,7 +538,7 @@ impl CancelNode {
         loop {
             if node.state.load(Ordering::Relaxed) & HAS_DEADLINE != 0 {
                 // An own deadline is only set when earlier than every one
-                // above. The lock only makes the read of `extra` sound: the
+                // above (on the same clock: `deadline::same_clock`). The lock only makes the read of `extra` sound: the
                 // deadline itself is written once, before the node is shared.
                 return node.lock().extra.as_ref().and_then(|extra| extra.deadline);
             }

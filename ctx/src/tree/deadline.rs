@@ -58,8 +58,9 @@ fn timer() -> &'static Timer<Deadline> {
 ///
 /// A deadline later than the parent's arms nothing: the parent's fires first
 /// and reaches the child anyway, and `deadline()` reports the parent's (Go
-/// does the same). A deadline already passed gives a child that is done at
-/// once.
+/// does the same), unless the two are on different clocks (`same_clock`,
+/// feature `test-util`). A deadline already passed gives a child that is
+/// done at once.
 ///
 /// Go: `WithDeadlineCause`.
 #[cfg_attr(feature = "debug", track_caller)]
@@ -68,10 +69,11 @@ pub(crate) fn with_deadline(
     deadline: Instant,
     cause: Option<Cause>,
 ) -> Arc<CancelNode> {
-    let inherited = parent
-        .signal()
-        .and_then(|signal| signal.deadline())
-        .is_some_and(|earlier| earlier < deadline);
+    let inherited = parent.signal().is_some_and(|signal| {
+        signal
+            .deadline()
+            .is_some_and(|earlier| earlier < deadline && same_clock(signal))
+    });
     if inherited {
         return CancelNode::new(parent, None, FROM_DEADLINE);
     }
@@ -91,6 +93,41 @@ pub(crate) fn with_deadline(
         }
     }
     node
+}
+
+/// Whether the nearest deadline at or above `signal` is measured on the
+/// clock of this thread's new deadlines. Always, without `test-util`. With
+/// it, a deadline on the real clock and one on tokio's paused clock cannot
+/// be compared (tokio's runs ahead by whatever the test advanced it), so a
+/// child on the other clock keeps and arms its own deadline, and reports
+/// it: each fires on its own clock, the first to fire ends the child.
+fn same_clock(signal: &CancelNode) -> bool {
+    #[cfg(feature = "test-util")]
+    {
+        let mut node = signal;
+        loop {
+            let state = node.state.load(Ordering::Acquire);
+            if state & super::HAS_DEADLINE != 0 {
+                let tokio = matches!(
+                    node.lock().extra.as_deref(),
+                    Some(Extra {
+                        timer: Some(Armed::Tokio(..)),
+                        ..
+                    })
+                );
+                return tokio == clock::tokio_runtime().is_some();
+            }
+            match node.parent.signal() {
+                Some(parent) => node = parent,
+                None => return true,
+            }
+        }
+    }
+    #[cfg(not(feature = "test-util"))]
+    {
+        let _ = signal;
+        true
+    }
 }
 
 /// `with_deadline(now + timeout)`; a timeout too large for an `Instant`
@@ -119,16 +156,53 @@ pub(super) enum Armed {
 }
 
 /// A deadline on tokio's clock, taken by whichever fires it first: its task
-/// or a reader that sees the clock past it.
+/// or a reader that sees the clock past it. If the task is dropped with its
+/// runtime (a context kept past its test), the entry moves to the
+/// process-wide timer, at the same instant: a deadline is never lost.
 #[cfg(feature = "test-util")]
-type Pending = std::sync::Arc<std::sync::Mutex<Option<Deadline>>>;
+type Pending = std::sync::Arc<std::sync::Mutex<Slot>>;
 
 #[cfg(feature = "test-util")]
+pub(super) enum Slot {
+    /// On tokio's clock, not fired yet.
+    Waiting(Deadline),
+    /// Moved to the process-wide timer when the runtime went away.
+    OnTimer(TimerKey),
+    /// Fired, or disarmed.
+    Gone,
+}
+
+#[cfg(feature = "test-util")]
+fn take_slot(pending: &Pending) -> Slot {
+    let mut slot = pending.lock().unwrap_or_else(|e| e.into_inner());
+    std::mem::replace(&mut *slot, Slot::Gone)
+}
+
+/// Tokio's clock reached the deadline: fires it, unless already fired.
+#[cfg(feature = "test-util")]
 fn fire_pending(pending: &Pending) {
-    let entry = pending.lock().unwrap_or_else(|e| e.into_inner()).take();
-    if let Some(entry) = entry {
-        entry.expire();
+    let mut slot = pending.lock().unwrap_or_else(|e| e.into_inner());
+    match std::mem::replace(&mut *slot, Slot::Gone) {
+        Slot::Waiting(entry) => {
+            drop(slot);
+            entry.expire();
+        }
+        other => *slot = other,
     }
+}
+
+/// The task of a deadline on tokio's clock was dropped before it fired: if
+/// the deadline is still pending (the runtime shut down, rather than
+/// `disarm` aborting it), the process-wide timer takes it over. (The timer
+/// never expires an entry inside `insert`, so holding the slot's lock
+/// there cannot deadlock with an expiry that disarms.)
+#[cfg(feature = "test-util")]
+fn orphaned(pending: &Pending, deadline: Instant) {
+    let mut slot = pending.lock().unwrap_or_else(|e| e.into_inner());
+    *slot = match std::mem::replace(&mut *slot, Slot::Gone) {
+        Slot::Waiting(entry) => Slot::OnTimer(timer().insert(deadline, entry)),
+        other => other,
+    };
 }
 
 /// `err()` of a node under a deadline on tokio's clock: fires that deadline
@@ -144,8 +218,10 @@ pub(super) fn check_tokio_clock(node: &CancelNode) -> Option<Error> {
                 break;
             }
             if state & super::HAS_DEADLINE != 0 {
-                // The nearest own deadline is the earliest on the path
-                // (`CancelNode::deadline`): if it has not passed, none has.
+                // The nearest own deadline on tokio's clock is the earliest
+                // on the path (`CancelNode::deadline`): if it has not
+                // passed, none has. One on the real clock (`same_clock`)
+                // is the timer thread's: look on above it.
                 // Invariant 1: the armed entry is read under the lock.
                 let due = {
                     let inner = current.lock();
@@ -154,14 +230,18 @@ pub(super) fn check_tokio_clock(node: &CancelNode) -> Option<Error> {
                             deadline: Some(at),
                             timer: Some(Armed::Tokio(_, pending)),
                             ..
-                        }) if *at <= now => Some(pending.clone()),
+                        }) => Some((*at <= now).then(|| pending.clone())),
                         _ => None,
                     }
                 };
-                if let Some(pending) = due {
-                    fire_pending(&pending);
+                match due {
+                    Some(Some(pending)) => {
+                        fire_pending(&pending);
+                        break;
+                    }
+                    Some(None) => break,
+                    None => {}
                 }
-                break;
             }
             match current.parent.signal() {
                 Some(parent) => current = parent,
@@ -182,9 +262,12 @@ fn arm(node: &Arc<CancelNode>, deadline: Instant, cause: Option<Cause>) {
     #[cfg(feature = "test-util")]
     let armed = match clock::tokio_runtime() {
         Some(runtime) => {
-            let pending: Pending = std::sync::Arc::new(std::sync::Mutex::new(Some(entry)));
+            let pending: Pending = std::sync::Arc::new(std::sync::Mutex::new(Slot::Waiting(entry)));
             let fires = pending.clone();
-            let task = clock::spawn_at(&runtime, deadline, move || fire_pending(&fires));
+            let task = clock::spawn_at(&runtime, deadline, move |fired| match fired {
+                clock::Fired::Due => fire_pending(&fires),
+                clock::Fired::Dropped => orphaned(&fires, deadline),
+            });
             Armed::Tokio(task, pending)
         }
         None => Armed::Timer(timer().insert(deadline, entry)),
@@ -210,9 +293,14 @@ pub(crate) fn disarm(armed: Armed) {
         Armed::Timer(key) => drop(timer().remove(key)),
         #[cfg(feature = "test-util")]
         Armed::Tokio(task, pending) => {
+            // The entry first (it holds the node: taking it breaks the
+            // cycle), so the aborted task finds nothing to move to the timer.
+            match take_slot(&pending) {
+                Slot::OnTimer(key) => drop(timer().remove(key)),
+                Slot::Waiting(entry) => drop(entry),
+                Slot::Gone => {}
+            }
             task.abort();
-            // The entry holds the node: taking it breaks the cycle.
-            drop(pending.lock().unwrap_or_else(|e| e.into_inner()).take());
         }
     }
 }
