@@ -144,6 +144,14 @@ async fn a_child_on_tokios_clock_keeps_its_deadline_under_a_real_clock_parent() 
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(child.err(), Some(Error::DeadlineExceeded));
     assert_eq!(parent.err(), None, "the parent's hour is real time");
+    // Read on this thread (tokio's clock, two hours ahead), the parent's
+    // time left is still measured on its own clock: not zero while live.
+    let left = parent.remaining().unwrap();
+    assert!(left > Duration::from_secs(3000), "{left:?}");
+    assert!(
+        format!("{parent:?}").contains("with_deadline(in "),
+        "{parent:?}"
+    );
 }
 
 /// The other way round: a child on the real clock under a parent on
@@ -160,6 +168,17 @@ async fn a_child_on_the_real_clock_under_a_tokio_clock_parent_ends_with_the_pare
         "its own, real"
     );
     let _clock = ctx::test_util::use_tokio_clock();
-    tokio::time::advance(Duration::from_secs(11)).await;
+    tokio::time::advance(Duration::from_secs(5)).await;
+    let left = child.remaining().unwrap();
+    assert!(
+        left > Duration::from_secs(3000),
+        "real time left, read on tokio's thread: {left:?}"
+    );
+    let left = parent.remaining().unwrap();
+    assert!(
+        left <= Duration::from_secs(5),
+        "tokio's time left: {left:?}"
+    );
+    tokio::time::advance(Duration::from_secs(6)).await;
     assert_eq!(child.err(), Some(Error::DeadlineExceeded));
 }

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use crate::after_func::AfterFunc;
 use crate::cancel::CancelGuard;
-use crate::clock;
 use crate::done::{Done, DoneOwned};
 use crate::error::{Cause, Error};
 use crate::loom::Arc;
@@ -124,8 +123,7 @@ impl Context {
     /// assert!(left > Duration::from_secs(50) && left <= Duration::from_secs(60));
     /// ```
     pub fn remaining(&self) -> Option<Duration> {
-        self.deadline()
-            .map(|deadline| deadline.saturating_duration_since(clock::now()))
+        self.signal().and_then(|node| node.remaining())
     }
 
     /// `None` while the context is live; once it is done, why, for good.
@@ -593,11 +591,9 @@ impl fmt::Debug for Context {
             match repr {
                 Repr::Background => f.write_str("background")?,
                 Repr::Todo => f.write_str("todo")?,
-                Repr::Cancel(node) if node.made_by_deadline() => match node.deadline() {
-                    Some(deadline) => match deadline.checked_duration_since(clock::now()) {
-                        Some(left) => write!(f, "with_deadline(in {left:?})")?,
-                        None => f.write_str("with_deadline(passed)")?,
-                    },
+                Repr::Cancel(node) if node.made_by_deadline() => match node.remaining() {
+                    Some(left) if !left.is_zero() => write!(f, "with_deadline(in {left:?})")?,
+                    Some(_) => f.write_str("with_deadline(passed)")?,
                     None => f.write_str("with_deadline(never)")?,
                 },
                 Repr::Cancel(_) => f.write_str("with_cancel")?,

@@ -35,7 +35,9 @@ pub use crate::clock::TokioClock;
 /// the test advanced), so a child derived on tokio's clock under a parent
 /// with a real-clock deadline (a server root made outside the test's
 /// runtime) keeps and reports its own deadline, and ends at whichever of
-/// the two fires first, each on its own clock. A context that outlives the
+/// the two fires first, each on its own clock; `remaining()` (and so an
+/// outgoing `grpc-timeout`) measures a deadline on its own clock, whichever
+/// thread asks. A context that outlives the
 /// runtime whose clock its deadline was on (kept in a static, or by another
 /// thread) keeps its deadline: the process-wide timer takes it over when
 /// the runtime shuts down, at the same instant on the real clock.

@@ -9,9 +9,10 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::{cancel, cancel_with, Callbacks, CancelNode, Repr, ERR_MASK, FROM_DEADLINE};
 #[cfg(feature = "test-util")]
-use super::{decode, Extra};
+use super::decode;
+use super::Extra;
+use super::{cancel, cancel_with, Callbacks, CancelNode, Repr, ERR_MASK, FROM_DEADLINE};
 use crate::clock;
 use crate::error::{Cause, Error};
 use crate::loom::{Arc, Ordering};
@@ -128,6 +129,35 @@ fn same_clock(signal: &CancelNode) -> bool {
         let _ = signal;
         true
     }
+}
+
+impl CancelNode {
+    /// Time left until [`deadline`](Self::deadline), measured on that
+    /// deadline's own clock (`deadline::now_for`).
+    pub(crate) fn remaining(&self) -> Option<Duration> {
+        let mut node = self;
+        loop {
+            if node.state.load(Ordering::Relaxed) & super::HAS_DEADLINE != 0 {
+                let inner = node.lock();
+                let extra = inner.extra.as_deref()?;
+                let left = extra.deadline?.saturating_duration_since(now_for(extra));
+                return Some(left);
+            }
+            node = node.parent.signal()?.as_ref();
+        }
+    }
+}
+
+/// Now, on the clock of the deadline in `extra`: the real clock for one
+/// on the process-wide timer, whatever thread asks (with `test-util`, a
+/// test's thread reads tokio's clock otherwise).
+pub(super) fn now_for(extra: &Extra) -> Instant {
+    #[cfg(feature = "test-util")]
+    if !matches!(extra.timer, Some(Armed::Timer(_))) {
+        return clock::now();
+    }
+    let _ = extra;
+    Instant::now()
 }
 
 /// `with_deadline(now + timeout)`; a timeout too large for an `Instant`
