@@ -38,8 +38,14 @@ pub type Say = Arc<dyn Fn(&str) + Send + Sync>;
 #[derive(Clone)]
 pub struct App {
     say: Say,
-    /// Subtasks still running, for the test to check that none is left.
+    /// Subtasks spawned and not finished, for shutdown to wait for and the
+    /// test to check that none is left.
     pub subtasks: Arc<AtomicUsize>,
+    /// Subtasks that have not said how they ended yet (shutdown waits for
+    /// these: the line is the last thing a subtask does), and the
+    /// notification when none is left.
+    unsaid: Arc<AtomicUsize>,
+    idle: Arc<tokio::sync::Notify>,
 }
 
 impl App {
@@ -47,6 +53,23 @@ impl App {
         App {
             say,
             subtasks: Arc::new(AtomicUsize::new(0)),
+            unsaid: Arc::new(AtomicUsize::new(0)),
+            idle: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// Waits until no subtask is left. At shutdown the layer answers the
+    /// requests in flight itself and drops their handlers; their subtasks,
+    /// detached, still have to see the cancel and stop.
+    pub async fn subtasks_done(&self) {
+        loop {
+            // Made before the check: `notify_waiters` reaches it even if
+            // the last subtask finishes in between.
+            let idle = self.idle.notified();
+            if self.unsaid.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            idle.await;
         }
     }
 }
@@ -64,21 +87,27 @@ async fn handler(State(app): State<App>, ctx: Context) -> Result<&'static str, c
     // When the client goes away, hyper drops this future, so nothing after
     // an `.await` here would run. The request context is canceled then;
     // the work runs in a task that holds it, sees that and stops.
+    // Counted before it is spawned, so shutdown cannot miss it.
+    app.subtasks.fetch_add(1, Ordering::SeqCst);
+    app.unsaid.fetch_add(1, Ordering::SeqCst);
     let work = tokio::spawn(work(ctx.clone(), app));
     work.await.unwrap_or(Err(ctx::Error::Canceled))
 }
 
 async fn work(ctx: Context, app: App) -> Result<&'static str, ctx::Error> {
-    app.subtasks.fetch_add(1, Ordering::SeqCst);
     let outcome = tokio::select! {
         () = tokio::time::sleep(WORK) => Ok("request processed\n"),
         err = ctx.done() => Err(err),
     };
-    // Counted out before it says so: once the line is out, the task is over.
+    // Counted out before it says so: once the line is out, the task is
+    // over. Shutdown is told after the line (`unsaid`), so it is never lost.
     app.subtasks.fetch_sub(1, Ordering::SeqCst);
     match outcome {
         Ok(_) => (app.say)("request processed"),
         Err(_) => (app.say)("request cancelled"),
+    }
+    if app.unsaid.fetch_sub(1, Ordering::SeqCst) == 1 {
+        app.idle.notify_waiters();
     }
     outcome
 }
@@ -109,7 +138,10 @@ pub async fn main() -> io::Result<()> {
     let listener = TcpListener::bind(addr.as_deref().unwrap_or("127.0.0.1:8000")).await?;
     println!("listening on http://{}", listener.local_addr()?);
     let app = App::new(Arc::new(|line| eprintln!("{line}")));
-    serve(ctx, listener, router(ctx, app)).await?;
+    serve(ctx, listener, router(ctx, app.clone())).await?;
+    // The requests are answered; their subtasks stop too, within the grace
+    // period (they watch the same, canceled, contexts).
+    let _ = tokio::time::timeout(GRACE, app.subtasks_done()).await;
     println!(
         "shut down: {}",
         ctx.cause().map_or_else(String::new, |c| c.to_string())
