@@ -20,6 +20,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::http::client as http_client;
+use crate::http::BoxError;
 use crate::http::ClientError;
 
 /// [`crate::http::ClientLayer`] for tonic channels: errors come out as
@@ -117,7 +118,7 @@ pub struct ClientService<S> {
 impl<S, B, ResBody> Service<http::Request<B>> for ClientService<S>
 where
     S: Service<http::Request<B>, Response = http::Response<ResBody>>,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Error: Into<BoxError>,
 {
     type Response = http::Response<ResponseBody<ResBody>>;
     type Error = Status;
@@ -168,7 +169,7 @@ pin_project! {
 impl<F, ResBody, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<http::Response<ResBody>, E>>,
-    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: Into<BoxError>,
 {
     type Output = Result<http::Response<ResponseBody<ResBody>>, Status>;
 
@@ -206,7 +207,7 @@ pin_project! {
 impl<B> Body for ResponseBody<B>
 where
     B: Body,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B::Error: Into<BoxError>,
 {
     type Data = B::Data;
     type Error = Status;

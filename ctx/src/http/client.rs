@@ -29,11 +29,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::propagate::{Propagate, Propagators};
+use super::BoxError;
 use super::{decode_timeout, encode_timeout, RequestId, GRPC_TIMEOUT, X_REQUEST_ID};
 use crate::{Context, DoneOwned, Error};
-
-/// The error type of boxed service errors, as tower and hyper use it.
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A tower layer for outgoing requests (hyper-util's client, a tonic
 /// channel, any `Service<http::Request<B>>`) that makes each call obey the

@@ -138,6 +138,11 @@ use http::header::{HeaderName, HeaderValue};
 
 use crate::Context;
 
+/// A boxed error, as tower, hyper, axum and tonic take them: a service's
+/// error (`ClientLayer`), a response body's (`ContextLayer`).
+#[cfg(feature = "tower")]
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 #[cfg(feature = "axum")]
 mod axum;
 mod baggage;

@@ -18,11 +18,8 @@ use super::race::{grpc_status, Race, GRPC_MESSAGE, GRPC_STATUS};
 #[cfg(doc)]
 use super::{Abandoned, ContextLayer, HandlerPanicked, ResponseFuture};
 use crate::http::ending::RequestGuard;
+use crate::http::BoxError;
 use crate::Error;
-
-/// The error type of a [`ResponseBody`]: the handler's body's error, or the
-/// context's [`Error`] that cut the body off (see [the race](ContextLayer#the-race)).
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pin_project! {
     /// A response body that holds its request's context open until the body
