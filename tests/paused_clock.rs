@@ -91,37 +91,31 @@ async fn after_the_guard_deadlines_keep_the_real_clock_again() {
     assert_eq!(ctx.err(), None);
 }
 
-/// A context kept past its test's runtime keeps its deadline: the task
-/// that would fire it on tokio's clock goes with the runtime, and the
-/// process-wide timer takes the deadline over, at the same instant.
-#[test]
-fn a_deadline_outlives_the_runtime_whose_clock_it_was_on() {
+/// A context with `timeout` on the paused clock of a runtime that is then
+/// shut down.
+fn with_timeout_on_a_gone_runtime(timeout: Duration) -> (Context, ctx::CancelGuard) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
         .build()
         .unwrap();
-    let (ctx, _cancel) = {
-        let _clock = ctx::test_util::use_tokio_clock();
-        rt.block_on(async { Context::background().with_timeout(Duration::from_millis(10)) })
-    };
-    drop(rt);
+    let _clock = ctx::test_util::use_tokio_clock();
+    rt.block_on(async { Context::background().with_timeout(timeout) })
+}
+
+/// A context kept past its test's runtime keeps its deadline: the task
+/// that would fire it on tokio's clock goes with the runtime, and the
+/// process-wide timer takes the deadline over, at the same instant.
+#[test]
+fn a_deadline_outlives_the_runtime_whose_clock_it_was_on() {
+    let (ctx, _cancel) = with_timeout_on_a_gone_runtime(Duration::from_millis(10));
     assert_eq!(
         ctx.wait_timeout(Duration::from_secs(10)),
         Some(Error::DeadlineExceeded),
         "the deadline was lost with the runtime"
     );
     // And one far away is still pending, not fired early by the move.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
-    let (far, _cancel) = {
-        let _clock = ctx::test_util::use_tokio_clock();
-        rt.block_on(async { Context::background().with_timeout(Duration::from_secs(3600)) })
-    };
-    drop(rt);
+    let (far, _cancel) = with_timeout_on_a_gone_runtime(Duration::from_secs(3600));
     assert_eq!(far.wait_timeout(Duration::from_millis(50)), None);
 }
 

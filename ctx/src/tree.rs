@@ -532,18 +532,26 @@ impl CancelNode {
         Some(cause.unwrap_or_else(|| err.into()))
     }
 
-    /// The earliest deadline at or above this node.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
+    /// The node holding the earliest deadline at or above this one: the
+    /// nearest with one of its own, which is only set when earlier than
+    /// every one above (on the same clock: `deadline::same_clock`).
+    fn deadline_holder(&self) -> Option<&CancelNode> {
         let mut node = self;
-        loop {
-            if node.state.load(Ordering::Relaxed) & HAS_DEADLINE != 0 {
-                // An own deadline is only set when earlier than every one
-                // above (on the same clock: `deadline::same_clock`). The lock only makes the read of `extra` sound: the
-                // deadline itself is written once, before the node is shared.
-                return node.lock().extra.as_ref().and_then(|extra| extra.deadline);
-            }
+        while node.state.load(Ordering::Relaxed) & HAS_DEADLINE == 0 {
             node = node.parent.signal()?.as_ref();
         }
+        Some(node)
+    }
+
+    /// The earliest deadline at or above this node.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        // The lock only makes the read of `extra` sound: the deadline
+        // itself is written once, before the node is shared.
+        self.deadline_holder()?
+            .lock()
+            .extra
+            .as_ref()
+            .and_then(|extra| extra.deadline)
     }
 
     pub(crate) fn made_by_deadline(&self) -> bool {

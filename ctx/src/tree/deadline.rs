@@ -70,11 +70,15 @@ pub(crate) fn with_deadline(
     deadline: Instant,
     cause: Option<Cause>,
 ) -> Arc<CancelNode> {
-    let inherited = parent.signal().is_some_and(|signal| {
-        signal
-            .deadline()
-            .is_some_and(|earlier| earlier < deadline && same_clock(signal))
-    });
+    let inherited = parent
+        .signal()
+        .and_then(|signal| signal.deadline_holder())
+        .is_some_and(|holder| {
+            let inner = holder.lock();
+            inner.extra.as_deref().is_some_and(|extra| {
+                extra.deadline.is_some_and(|earlier| earlier < deadline) && same_clock(extra)
+            })
+        });
     if inherited {
         return CancelNode::new(parent, None, FROM_DEADLINE);
     }
@@ -96,68 +100,50 @@ pub(crate) fn with_deadline(
     node
 }
 
-/// Whether the nearest deadline at or above `signal` is measured on the
-/// clock of this thread's new deadlines. Always, without `test-util`. With
-/// it, a deadline on the real clock and one on tokio's paused clock cannot
-/// be compared (tokio's runs ahead by whatever the test advanced it), so a
-/// child on the other clock keeps and arms its own deadline, and reports
-/// it: each fires on its own clock, the first to fire ends the child.
-fn same_clock(signal: &CancelNode) -> bool {
+/// Whether the deadline in `extra` is measured on tokio's clock: one not on
+/// the process-wide timer (never, without `test-util`).
+fn on_tokio_clock(extra: &Extra) -> bool {
     #[cfg(feature = "test-util")]
-    {
-        let mut node = signal;
-        loop {
-            let state = node.state.load(Ordering::Acquire);
-            if state & super::HAS_DEADLINE != 0 {
-                let tokio = matches!(
-                    node.lock().extra.as_deref(),
-                    Some(Extra {
-                        timer: Some(Armed::Tokio(..)),
-                        ..
-                    })
-                );
-                return tokio == clock::tokio_runtime().is_some();
-            }
-            match node.parent.signal() {
-                Some(parent) => node = parent,
-                None => return true,
-            }
-        }
-    }
+    return !matches!(extra.timer, Some(Armed::Timer(_)));
     #[cfg(not(feature = "test-util"))]
     {
-        let _ = signal;
+        let _ = extra;
+        false
+    }
+}
+
+/// Whether the deadline in `extra` is on the clock of this thread's new
+/// deadlines. Always, without `test-util`. With it, a deadline on the real
+/// clock and one on tokio's paused clock cannot be compared (tokio's runs
+/// ahead by whatever the test advanced it), so a child on the other clock
+/// keeps and arms its own deadline, and reports it: each fires on its own
+/// clock, the first to fire ends the child.
+fn same_clock(extra: &Extra) -> bool {
+    #[cfg(feature = "test-util")]
+    return on_tokio_clock(extra) == clock::tokio_runtime().is_some();
+    #[cfg(not(feature = "test-util"))]
+    {
+        let _ = extra;
         true
     }
 }
 
 impl CancelNode {
     /// Time left until [`deadline`](Self::deadline), measured on that
-    /// deadline's own clock (`deadline::now_for`).
+    /// deadline's own clock: the real one for a deadline on the
+    /// process-wide timer, whatever thread asks (a test's thread reads
+    /// tokio's clock otherwise).
     pub(crate) fn remaining(&self) -> Option<Duration> {
-        let mut node = self;
-        loop {
-            if node.state.load(Ordering::Relaxed) & super::HAS_DEADLINE != 0 {
-                let inner = node.lock();
-                let extra = inner.extra.as_deref()?;
-                let left = extra.deadline?.saturating_duration_since(now_for(extra));
-                return Some(left);
-            }
-            node = node.parent.signal()?.as_ref();
-        }
+        let holder = self.deadline_holder()?;
+        let inner = holder.lock();
+        let extra = inner.extra.as_deref()?;
+        let now = if on_tokio_clock(extra) {
+            clock::now()
+        } else {
+            Instant::now()
+        };
+        Some(extra.deadline?.saturating_duration_since(now))
     }
-}
-
-/// Now, on the clock of the deadline in `extra`: the real clock for one
-/// on the process-wide timer, whatever thread asks (with `test-util`, a
-/// test's thread reads tokio's clock otherwise).
-pub(super) fn now_for(extra: &Extra) -> Instant {
-    #[cfg(feature = "test-util")]
-    if !matches!(extra.timer, Some(Armed::Timer(_))) {
-        return clock::now();
-    }
-    let _ = extra;
-    Instant::now()
 }
 
 /// `with_deadline(now + timeout)`; a timeout too large for an `Instant`
@@ -203,21 +189,28 @@ pub(super) enum Slot {
 }
 
 #[cfg(feature = "test-util")]
-fn take_slot(pending: &Pending) -> Slot {
-    let mut slot = pending.lock().unwrap_or_else(|e| e.into_inner());
-    std::mem::replace(&mut *slot, Slot::Gone)
+fn lock_slot(pending: &Pending) -> std::sync::MutexGuard<'_, Slot> {
+    pending.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The entry of a slot still waiting (which is then `Gone`).
+#[cfg(feature = "test-util")]
+fn take_waiting(slot: &mut Slot) -> Option<Deadline> {
+    match std::mem::replace(slot, Slot::Gone) {
+        Slot::Waiting(entry) => Some(entry),
+        other => {
+            *slot = other;
+            None
+        }
+    }
 }
 
 /// Tokio's clock reached the deadline: fires it, unless already fired.
 #[cfg(feature = "test-util")]
 fn fire_pending(pending: &Pending) {
-    let mut slot = pending.lock().unwrap_or_else(|e| e.into_inner());
-    match std::mem::replace(&mut *slot, Slot::Gone) {
-        Slot::Waiting(entry) => {
-            drop(slot);
-            entry.expire();
-        }
-        other => *slot = other,
+    let entry = take_waiting(&mut lock_slot(pending));
+    if let Some(entry) = entry {
+        entry.expire();
     }
 }
 
@@ -228,11 +221,10 @@ fn fire_pending(pending: &Pending) {
 /// there cannot deadlock with an expiry that disarms.)
 #[cfg(feature = "test-util")]
 fn orphaned(pending: &Pending, deadline: Instant) {
-    let mut slot = pending.lock().unwrap_or_else(|e| e.into_inner());
-    *slot = match std::mem::replace(&mut *slot, Slot::Gone) {
-        Slot::Waiting(entry) => Slot::OnTimer(timer().insert(deadline, entry)),
-        other => other,
-    };
+    let mut slot = lock_slot(pending);
+    if let Some(entry) = take_waiting(&mut slot) {
+        *slot = Slot::OnTimer(timer().insert(deadline, entry));
+    }
 }
 
 /// `err()` of a node under a deadline on tokio's clock: fires that deadline
@@ -253,24 +245,22 @@ pub(super) fn check_tokio_clock(node: &CancelNode) -> Option<Error> {
                 // passed, none has. One on the real clock (`same_clock`)
                 // is the timer thread's: look on above it.
                 // Invariant 1: the armed entry is read under the lock.
-                let due = {
+                let on_tokio = {
                     let inner = current.lock();
                     match inner.extra.as_deref() {
                         Some(Extra {
                             deadline: Some(at),
                             timer: Some(Armed::Tokio(_, pending)),
                             ..
-                        }) => Some((*at <= now).then(|| pending.clone())),
+                        }) => Some((*at <= now, pending.clone())),
                         _ => None,
                     }
                 };
-                match due {
-                    Some(Some(pending)) => {
+                if let Some((due, pending)) = on_tokio {
+                    if due {
                         fire_pending(&pending);
-                        break;
                     }
-                    Some(None) => break,
-                    None => {}
+                    break;
                 }
             }
             match current.parent.signal() {
@@ -325,7 +315,8 @@ pub(crate) fn disarm(armed: Armed) {
         Armed::Tokio(task, pending) => {
             // The entry first (it holds the node: taking it breaks the
             // cycle), so the aborted task finds nothing to move to the timer.
-            match take_slot(&pending) {
+            let slot = std::mem::replace(&mut *lock_slot(&pending), Slot::Gone);
+            match slot {
                 Slot::OnTimer(key) => drop(timer().remove(key)),
                 Slot::Waiting(entry) => drop(entry),
                 Slot::Gone => {}
