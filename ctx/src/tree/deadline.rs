@@ -100,32 +100,31 @@ pub(crate) fn with_deadline(
     node
 }
 
-/// Whether the deadline in `extra` is measured on tokio's clock: one not on
-/// the process-wide timer (never, without `test-util`).
-fn on_tokio_clock(extra: &Extra) -> bool {
-    #[cfg(feature = "test-util")]
-    return !matches!(extra.timer, Some(Armed::Timer(_)));
-    #[cfg(not(feature = "test-util"))]
-    {
-        let _ = extra;
-        false
+/// Whether the deadline in `extra` is measured on tokio's clock, known
+/// while it is armed: `None` once it fired or was disarmed (the node is
+/// done), or when it was never armed (it had passed at creation).
+fn armed_on_tokio(extra: &Extra) -> Option<bool> {
+    match extra.timer {
+        Some(Armed::Timer(_)) => Some(false),
+        #[cfg(feature = "test-util")]
+        Some(Armed::Tokio(..)) => Some(true),
+        None => None,
     }
 }
 
 /// Whether the deadline in `extra` is on the clock of this thread's new
-/// deadlines. Always, without `test-util`. With it, a deadline on the real
-/// clock and one on tokio's paused clock cannot be compared (tokio's runs
-/// ahead by whatever the test advanced it), so a child on the other clock
-/// keeps and arms its own deadline, and reports it: each fires on its own
-/// clock, the first to fire ends the child.
+/// deadlines, or is over (its node is done, so a child is born done and
+/// inherits it, as Go's does). Always, without `test-util`. With it, a
+/// deadline on the real clock and one on tokio's paused clock cannot be
+/// compared (tokio's runs ahead by whatever the test advanced it), so a
+/// child on the other clock keeps and arms its own deadline, and reports
+/// it: each fires on its own clock, the first to fire ends the child.
 fn same_clock(extra: &Extra) -> bool {
     #[cfg(feature = "test-util")]
-    return on_tokio_clock(extra) == clock::tokio_runtime().is_some();
+    let here = clock::tokio_runtime().is_some();
     #[cfg(not(feature = "test-util"))]
-    {
-        let _ = extra;
-        true
-    }
+    let here = false;
+    armed_on_tokio(extra).is_none_or(|tokio| tokio == here)
 }
 
 impl CancelNode {
@@ -137,10 +136,11 @@ impl CancelNode {
         let holder = self.deadline_holder()?;
         let inner = holder.lock();
         let extra = inner.extra.as_deref()?;
-        let now = if on_tokio_clock(extra) {
-            clock::now()
-        } else {
-            Instant::now()
+        // A deadline on the process-wide timer is the real clock's; one
+        // on tokio's, or one over, is read on this thread's clock.
+        let now = match armed_on_tokio(extra) {
+            Some(false) => Instant::now(),
+            _ => clock::now(),
         };
         Some(extra.deadline?.saturating_duration_since(now))
     }
