@@ -3,8 +3,8 @@
 //! `cargo run --example signal`, then press Ctrl-C: the work in progress
 //! returns at once with `Err`, and `main` returns `Ok`. With `--stubborn`
 //! it ignores the first signal and keeps running, so a second Ctrl-C ends
-//! the process (exit status 130), as it would for a program that does not
-//! catch signals. `tests/macro_main.rs` runs both.
+//! the process by SIGINT (a shell shows exit status 130), as it would for a
+//! program that does not catch signals. `tests/macro_main.rs` runs both.
 
 use std::time::Duration;
 

@@ -12,9 +12,12 @@
 //! operating system's default action, as Go's `stop` does. So `ctx` does it
 //! by hand: a signal that arrives while no context from `notify` is live
 //! (all were canceled by an earlier signal, or their guards were dropped)
-//! ends the process at once with the exit status a shell shows for it, 130
-//! for SIGINT and 143 for SIGTERM. Pressing Ctrl-C a second time during a
-//! slow shutdown therefore quits, as users expect. A program that handles
+//! ends the process at once by that signal's default action. On Unix the
+//! process is killed by the signal itself (the handler is put back to the
+//! default and the signal raised again, with `signal-hook`), so a shell shows
+//! 130 for SIGINT and 143 for SIGTERM, and a shell script or a supervisor
+//! running the program sees a death by signal, as with Go. Pressing Ctrl-C a
+//! second time during a slow shutdown therefore quits, as users expect. A program that handles
 //! these signals itself as well should keep one `notify` context alive for as
 //! long as it does.
 //!
@@ -94,12 +97,31 @@ pub enum Received {
 }
 
 impl Received {
-    /// The exit status a shell shows for a process this signal ended.
-    fn exit_status(self) -> i32 {
-        match self {
+    /// Ends the process as the signal's default action would, had nothing
+    /// handled it.
+    ///
+    /// On Unix the process dies by the signal itself, not by an exit status
+    /// that imitates it: a shell running a script stops the script when a
+    /// command was killed by SIGINT, and a supervisor reports the signal.
+    /// signal-hook puts the default action back, unblocks the signal and
+    /// raises it (Go: the signal's default behaviour, restored by `stop`).
+    /// Elsewhere, and should that fail, the process exits with the status a
+    /// shell shows for the signal, 128 plus its number.
+    fn default_action(self) -> ! {
+        #[cfg(unix)]
+        {
+            use signal_hook::consts::{SIGINT, SIGTERM};
+            let signal = match self {
+                Received::Interrupt => SIGINT,
+                Received::Terminate => SIGTERM,
+            };
+            // Returns only if the signal is not known to signal-hook's table.
+            let _ = signal_hook::low_level::emulate_default_handler(signal);
+        }
+        std::process::exit(match self {
             Received::Interrupt => 128 + 2,
             Received::Terminate => 128 + 15,
-        }
+        })
     }
 }
 
@@ -197,7 +219,7 @@ async fn watch(mut signals: Signals, mut incoming: UnboundedReceiver<Registratio
                 }
                 prune(&mut live);
                 if live.is_empty() {
-                    std::process::exit(received.exit_status());
+                    received.default_action();
                 }
                 for (_, handle) in live.drain(..) {
                     handle.cancel_with_cause(received);
