@@ -552,3 +552,38 @@ fn the_old_names_are_aliases_of_the_names_by_role() {
         TypeId::of::<ctx::http::client::ResponseBody<String>>()
     );
 }
+
+/// Trailers are a body's last frame: a context that ends after the client
+/// read them does not fail the poll that finds the end, so a response
+/// received in full is not reported as cut off.
+#[tokio::test]
+async fn a_context_ending_after_the_trailers_does_not_fail_the_body() {
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+    let client = ClientLayer::new().layer(tower::service_fn(|_: http::Request<()>| async {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+        let frames: Vec<Result<Frame<Bytes>, Infallible>> = vec![
+            Ok(Frame::data(Bytes::from_static(b"hello"))),
+            Ok(Frame::trailers(trailers)),
+        ];
+        Ok::<_, Infallible>(http::Response::new(StreamBody::new(futures::stream::iter(
+            frames,
+        ))))
+    }));
+    let (ctx, cancel) = Context::background().with_cancel();
+    let resp = client
+        .oneshot(http::Request::new(()).with_context(&ctx))
+        .await
+        .unwrap();
+    let mut body = resp.into_body();
+    let data = body.frame().await.unwrap().unwrap();
+    assert_eq!(data.into_data().unwrap(), "hello");
+    let trailers = body.frame().await.unwrap().unwrap();
+    assert_eq!(trailers.into_trailers().unwrap()["grpc-status"], "0");
+    cancel.cancel();
+    assert!(
+        body.frame().await.is_none(),
+        "the end of a body whose trailers arrived, not the context's error"
+    );
+}

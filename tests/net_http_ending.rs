@@ -451,3 +451,73 @@ fn a_streamed_response_logs_one_end_when_its_body_ends() {
     let (_, fields) = the_one(&seen);
     assert_eq!(field(&fields, "end"), Some(r#""completed""#));
 }
+
+/// A server whose `/trailers` answers "hello" then trailers, of no known
+/// length, as `http_body_util::StreamBody` or a gRPC-style body writes
+/// them: such a body never says `is_end_stream`, and the server drops it
+/// after its trailers without polling it again.
+async fn trailers_server(layer: ContextLayer) -> (SocketAddr, mpsc::UnboundedReceiver<Context>) {
+    use http_body_util::StreamBody;
+    use hyper::body::{Bytes, Frame};
+    let (tx, rx) = mpsc::unbounded_channel();
+    let app = Router::new()
+        .route(
+            "/trailers",
+            get(move |ctx: Context| {
+                tx.send(ctx).unwrap();
+                async {
+                    let mut trailers = http::HeaderMap::new();
+                    trailers.insert("x-checksum", http::HeaderValue::from_static("abc"));
+                    let frames: Vec<Result<Frame<Bytes>, Infallible>> = vec![
+                        Ok(Frame::data(Bytes::from_static(b"hello"))),
+                        Ok(Frame::trailers(trailers)),
+                    ];
+                    let body = StreamBody::new(futures::stream::iter(frames));
+                    Response::new(axum::body::Body::new(body))
+                }
+            }),
+        )
+        .layer(layer);
+    (serve(app).await, rx)
+}
+
+/// The context of a request answered in full ended with a plain cancel.
+fn not_abandoned(ctx: &Context) {
+    let cause = ctx.cause().expect("the request is over");
+    assert!(
+        cause.downcast_ref::<ctx::http::Abandoned>().is_none(),
+        "a response written in full ended as abandoned: {cause}"
+    );
+}
+
+#[tokio::test]
+async fn a_body_ending_in_trailers_is_written_in_full_over_http1_and_http2() {
+    use http_body_util::{BodyExt, Empty};
+    use hyper::body::Bytes;
+    let layer = ContextLayer::new(&Context::background());
+    let (addr, mut contexts) = trailers_server(layer.clone()).await;
+
+    // HTTP/1.1, chunked: hyper drops trailers the response did not
+    // announce in a `trailer` header, then ends the body.
+    let response = exchange(addr, &get_request("/trailers", "te: trailers\r\n")).await;
+    assert!(
+        response.ends_with("5\r\nhello\r\n0\r\n\r\n"),
+        "the whole chunked response, to its last chunk: {response:?}"
+    );
+    counts_become(&layer, [1, 0, 0, 0, 0]).await;
+    not_abandoned(&contexts.recv().await.unwrap());
+
+    // HTTP/2: the trailers end the stream.
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Empty<Bytes>>();
+    let uri = format!("http://{addr}/trailers").parse().unwrap();
+    let resp = within("the head", client.get(uri)).await.unwrap();
+    let collected = within("the body", resp.into_body().collect())
+        .await
+        .unwrap();
+    assert_eq!(collected.trailers().unwrap()["x-checksum"], "abc");
+    assert_eq!(collected.to_bytes(), "hello");
+    counts_become(&layer, [2, 0, 0, 0, 0]).await;
+    not_abandoned(&contexts.recv().await.unwrap());
+}

@@ -394,8 +394,8 @@ pin_project! {
         #[pin]
         inner: B,
         // The end of the request's context, from the response future;
-        // cleared at the end of the body or when the context ends it, so a
-        // finished body holds no context.
+        // cleared at the end of the body (its trailers or its end) or when
+        // the context ends it, so a finished body holds no context.
         done: Option<DoneOwned>,
         // Set once the context ended the body: every later poll reports
         // the end.
@@ -434,6 +434,12 @@ where
                 Poll::Ready(None)
             }
             Poll::Ready(Some(frame)) => {
+                // Trailers are the last frame: the response is in, and a
+                // context that ends after them must not fail the poll that
+                // finds the end (nor hold the context until then).
+                if frame.as_ref().is_ok_and(Frame::is_trailers) {
+                    *this.done = None;
+                }
                 Poll::Ready(Some(frame.map_err(|err| ClientError::Service(err.into()))))
             }
             Poll::Pending => Poll::Pending,

@@ -34,9 +34,10 @@
 //! - when the handler panics (its `call`, its future or its body): the
 //!   cause is [`HandlerPanicked`], and the panic goes on.
 //!
-//! A response counts as written in full once its body has ended, says it
-//! is over (`is_end_stream`) or has yielded exactly its known length (exact
-//! size hint, else `content-length`), and at once when no body goes on the
+//! A response counts as written in full once its body has ended, has
+//! yielded its trailers (the last frame of a body), says it is over
+//! (`is_end_stream`) or has yielded exactly its known length (exact size
+//! hint, else `content-length`), and at once when no body goes on the
 //! wire: the answer to a `HEAD` request, a 1xx status (a 101 upgrade among
 //! them), 204, 304, a 2xx answer to `CONNECT`. hyper and axum drop such a
 //! body without polling it to its end, so its end alone cannot tell.

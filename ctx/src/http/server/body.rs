@@ -31,7 +31,8 @@ pin_project! {
     /// away mid-body), it cancels with the cause [`Abandoned`]. The response
     /// counts as written in full, so that a drop is a plain cancel, once the
     /// body has ended or says it is over ([`is_end_stream`]), once it has
-    /// yielded exactly its known length (its exact size hint, else the
+    /// yielded its trailers (a body's last frame), once it has yielded
+    /// exactly its known length (its exact size hint, else the
     /// `content-length` header, as hyper frames it), and from the start
     /// when no body goes on the wire: the answer to a `HEAD` request, a
     /// 1xx (a 101 upgrade among them), 204 or 304 status, a 2xx answer to
@@ -252,14 +253,16 @@ where
                 Err(payload) => panicked(this.guard.take(), payload),
             };
             match &frame {
-                Some(Ok(frame)) => {
+                Some(Ok(frame)) if !frame.is_trailers() => {
                     if let Some(data) = frame.data_ref() {
                         let len = u64::try_from(data.remaining()).unwrap_or(u64::MAX);
                         *this.owed = this.owed.and_then(|owed| owed.checked_sub(len));
                     }
                 }
-                // The end, or an error that ends the body: the request is
-                // over.
+                // Trailers (the last frame of a body: hyper sends them, or
+                // drops them on HTTP/1, and polls no further), the end, or
+                // an error that ends the body: the request is over. A body
+                // that ends in trailers may never say `is_end_stream`.
                 _ => {
                     *this.race = None;
                     drop(this.guard.take());
