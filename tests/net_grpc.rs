@@ -268,3 +268,116 @@ fn the_old_names_are_aliases_of_the_names_by_role() {
         TypeId::of::<ctx::grpc::client::ResponseBody<String>>()
     );
 }
+
+/// Calls `demo.Worker/Work` at `addr` `n` times at once over one HTTP/2
+/// connection, each with `grpc-timeout: {timeout}`, from a bare client that
+/// keeps no timer of its own (a tonic client's own timeout would reset the
+/// stream at its deadline, before the server's); the `grpc-status` and
+/// `grpc-message` of each answer.
+async fn raw_calls(addr: std::net::SocketAddr, n: usize, timeout: &str) -> Vec<(String, String)> {
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    let calls = (0..n).map(|_| {
+        let client = client.clone();
+        async move {
+            let req = http::Request::post(format!("http://{addr}/demo.Worker/Work"))
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .header("grpc-timeout", timeout)
+                // One empty message: a `WorkRequest` with its defaults.
+                .body(Full::new(Bytes::from_static(&[0, 0, 0, 0, 0])))
+                .unwrap();
+            let resp = client.request(req).await.unwrap();
+            let (head, body) = resp.into_parts();
+            // Trailers-only answers carry the status in the head.
+            let fields = match head.headers.get("grpc-status") {
+                Some(_) => head.headers,
+                None => body
+                    .collect()
+                    .await
+                    .unwrap()
+                    .trailers()
+                    .cloned()
+                    .unwrap_or_default(),
+            };
+            let field = |name: &str| {
+                fields
+                    .get(name)
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .unwrap_or_default()
+            };
+            (field("grpc-status"), field("grpc-message"))
+        }
+    });
+    tokio::time::timeout(PATIENCE, futures::future::join_all(calls))
+        .await
+        .expect("every call ends")
+}
+
+/// Waits until `layer` has counted `n` ended request contexts.
+async fn ended(layer: &ctx::http::ContextLayer, n: u64) -> ctx::http::Stats {
+    tokio::time::timeout(PATIENCE, async {
+        while layer.stats().ended() < n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("every request context ends");
+    layer.stats()
+}
+
+/// On tonic's `Server`, tonic's own timeout reads the caller's
+/// `grpc-timeout` outside every layer and may answer first (`CANCELLED`,
+/// "Timeout expired"), dropping the layer's future at the deadline; either
+/// way each request context ends by its deadline, and the layer counts it
+/// so, not as abandoned by its client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_tonics_server_a_callers_deadline_is_counted_as_a_deadline() {
+    let layer = ctx::http::ContextLayer::new(&Context::background());
+    let incoming = tonic::transport::server::TcpIncoming::bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let addr = incoming.local_addr().unwrap();
+    let router = tonic::transport::Server::builder()
+        .layer(layer.clone())
+        .add_service(Ignoring {
+            dropped: Arc::new(AtomicBool::new(false)),
+        });
+    tokio::spawn(router.serve_with_incoming(incoming));
+    let n = 100;
+    for (status, message) in raw_calls(addr, n, "20m").await {
+        assert!(
+            (status == "1" && message == "Timeout%20expired")
+                || (status == "4" && message == "context deadline exceeded"),
+            "{status} {message}"
+        );
+    }
+    let stats = ended(&layer, n as u64).await;
+    assert_eq!(stats.abandoned(), 0, "{stats:?}");
+    assert_eq!(stats.deadline_exceeded(), n as u64, "{stats:?}");
+}
+
+/// Served without tonic's `Server` (its routes as an axum router, the layer
+/// around them), nothing else reads `grpc-timeout`: the layer answers a
+/// caller's passed deadline with `DEADLINE_EXCEEDED`.
+#[tokio::test]
+async fn routes_served_by_axum_answer_a_callers_deadline_with_deadline_exceeded() {
+    let layer = ctx::http::ContextLayer::new(&Context::background());
+    let dropped = Arc::new(AtomicBool::new(false));
+    let app = tonic::service::Routes::new(Ignoring {
+        dropped: dropped.clone(),
+    })
+    .into_axum_router()
+    .layer(layer.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let answers = raw_calls(addr, 1, "50m").await;
+    assert_eq!(
+        answers[0],
+        ("4".to_owned(), "context deadline exceeded".to_owned())
+    );
+    assert!(dropped.load(Ordering::SeqCst), "the handler was dropped");
+    assert_eq!(ended(&layer, 1).await.deadline_exceeded(), 1);
+}

@@ -587,3 +587,68 @@ async fn a_context_ending_after_the_trailers_does_not_fail_the_body() {
         "the end of a body whose trailers arrived, not the context's error"
     );
 }
+
+/// A body that sleeps past `until` in its first poll, then fails.
+struct FailsLate {
+    until: Instant,
+}
+
+impl hyper::body::Body for FailsLate {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        std::thread::sleep(self.until.saturating_duration_since(Instant::now()));
+        std::task::Poll::Ready(Some(Err(std::io::Error::other("reset below the layer"))))
+    }
+}
+
+/// A call or a body that fails once its deadline has passed failed by the
+/// deadline, even when ctx's timer has not fired it yet: a timeout below
+/// the layer reading the `grpc-timeout` it sent (tonic's channel has one)
+/// fires at the same deadline.
+#[tokio::test]
+async fn a_failure_after_the_deadline_passed_is_the_deadlines() {
+    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(30));
+    let until = Instant::now() + Duration::from_millis(60);
+    // The call: the service's future blocks its poll past the deadline, so
+    // the layer's look at the context came before the deadline.
+    let failing =
+        ClientLayer::new().layer(tower::service_fn(move |_: http::Request<()>| async move {
+            std::thread::sleep(until.saturating_duration_since(Instant::now()));
+            Err::<http::Response<String>, _>(std::io::Error::other("timeout expired below"))
+        }));
+    let err = failing
+        .oneshot(http::Request::new(()).with_context(&ctx))
+        .await
+        .unwrap_err();
+    assert_eq!(err.context_error(), Some(Error::DeadlineExceeded), "{err}");
+
+    // The body.
+    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(30));
+    let until = Instant::now() + Duration::from_millis(60);
+    let answering =
+        ClientLayer::new().layer(tower::service_fn(move |_: http::Request<()>| async move {
+            Ok::<_, Infallible>(http::Response::new(FailsLate { until }))
+        }));
+    let resp = answering
+        .oneshot(http::Request::new(()).with_context(&ctx))
+        .await
+        .unwrap();
+    let err = resp.into_body().frame().await.unwrap().unwrap_err();
+    assert_eq!(err.context_error(), Some(Error::DeadlineExceeded), "{err}");
+
+    // Before the deadline, the service's own error is passed on.
+    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(60));
+    let early = ClientLayer::new().layer(tower::service_fn(|_: http::Request<()>| async {
+        Err::<http::Response<String>, _>(std::io::Error::other("refused"))
+    }));
+    let err = early
+        .oneshot(http::Request::new(()).with_context(&ctx))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Service(_)), "{err}");
+}

@@ -521,3 +521,98 @@ async fn a_body_ending_in_trailers_is_written_in_full_over_http1_and_http2() {
     counts_become(&layer, [2, 0, 0, 0, 0]).await;
     not_abandoned(&contexts.recv().await.unwrap());
 }
+
+/// Holds `ctx`'s timer thread inside a wake until dropped: the timer runs
+/// the wakers of the deadlines it fires, and this waker blocks there.
+struct TimerStall {
+    release: std::sync::mpsc::Sender<()>,
+    /// Keeps the stalling context's `done()` registered.
+    _done: std::pin::Pin<Box<ctx::DoneOwned>>,
+}
+
+impl TimerStall {
+    /// Returns once the timer thread is stalled.
+    fn new() -> TimerStall {
+        use std::sync::mpsc::{channel, Receiver, Sender};
+        use std::task::{Context as TaskContext, Wake, Waker};
+        struct Blocking {
+            stalled: Mutex<Sender<()>>,
+            release: Mutex<Receiver<()>>,
+        }
+        impl Wake for Blocking {
+            fn wake(self: Arc<Self>) {
+                self.wake_by_ref();
+            }
+            fn wake_by_ref(self: &Arc<Self>) {
+                let _ = self.stalled.lock().unwrap().send(());
+                // Until the stall is dropped (or, should the test hang, for
+                // a bounded time).
+                let _ = self.release.lock().unwrap().recv_timeout(PATIENCE * 4);
+            }
+        }
+        let (stalled_tx, stalled) = channel();
+        let (release, release_rx) = channel();
+        let waker = Waker::from(Arc::new(Blocking {
+            stalled: Mutex::new(stalled_tx),
+            release: Mutex::new(release_rx),
+        }));
+        let (ctx, guard) = Context::background().with_timeout(Duration::from_millis(1));
+        let mut done = Box::pin(ctx.done_owned());
+        assert!(
+            std::future::Future::poll(done.as_mut(), &mut TaskContext::from_waker(&waker))
+                .is_pending()
+        );
+        std::mem::forget(guard); // the deadline, not the guard, ends it
+        stalled
+            .recv_timeout(PATIENCE)
+            .expect("the timer fires the stalling deadline");
+        TimerStall {
+            release,
+            _done: done,
+        }
+    }
+}
+
+impl Drop for TimerStall {
+    fn drop(&mut self) {
+        let _ = self.release.send(());
+    }
+}
+
+/// A timeout above the layer that fires at the request's own deadline
+/// (tonic's `grpc-timeout`, outside every layer) drops the request before
+/// ctx's timer thread has fired that deadline: the request ran out of
+/// time, it was not abandoned by its client.
+#[test]
+fn a_request_dropped_after_its_deadline_passed_counts_as_deadline_exceeded() {
+    let layer = ContextLayer::new(&Context::background());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let svc = layer.layer(tower::service_fn(move |req: Request<()>| {
+        tx.send(req.context().clone()).unwrap();
+        pending::<Result<Response<String>, Infallible>>()
+    }));
+    let stall = TimerStall::new();
+    let req = Request::builder()
+        .header("grpc-timeout", "30m")
+        .body(())
+        .unwrap();
+    let mut call = Box::pin(svc.oneshot(req));
+    assert!(
+        (&mut call).now_or_never().is_none(),
+        "the handler never answers"
+    );
+    let ctx = rx.recv().unwrap();
+    while ctx.remaining() != Some(Duration::ZERO) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(ctx.err(), None, "the stalled timer has not fired it yet");
+    drop(call);
+    assert_eq!(counts(layer.stats()), [0, 0, 1, 0, 0]);
+    assert_eq!(ctx.err(), Some(ctx::Error::DeadlineExceeded));
+    assert!(ctx
+        .cause()
+        .unwrap()
+        .downcast_ref::<ctx::http::Abandoned>()
+        .is_none());
+    drop(stall);
+}

@@ -77,6 +77,15 @@ impl CancelGuard {
         }
     }
 
+    /// Ends the context with [`Error::DeadlineExceeded`], for a caller that
+    /// knows its deadline has passed before the timer got to it.
+    #[cfg(feature = "tower")]
+    pub(crate) fn expire(mut self) {
+        if let Some(node) = self.node.take() {
+            tree::cancel(&node, Error::DeadlineExceeded, None);
+        }
+    }
+
     /// A handle that can cancel the same context from elsewhere (another
     /// task, a callback). Dropping a handle cancels nothing.
     ///

@@ -127,6 +127,16 @@ impl DoneOwned {
     pub(crate) fn new(node: Option<Arc<CancelNode>>) -> DoneOwned {
         DoneOwned { node, key: None }
     }
+
+    /// Whether the context's deadline has passed, fired yet or not: a
+    /// failure seen at that point is the deadline's (Go's clients report
+    /// `ctx.Err()` over the transport's error once the context is done).
+    #[cfg(feature = "tower")]
+    pub(crate) fn deadline_passed(&self) -> bool {
+        self.node
+            .as_ref()
+            .is_some_and(|node| node.remaining() == Some(std::time::Duration::ZERO))
+    }
 }
 
 impl Future for DoneOwned {

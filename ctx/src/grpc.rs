@@ -15,12 +15,29 @@
 //!   caller gets `DEADLINE_EXCEEDED` or `CANCELLED` from the layer; a
 //!   response stream still open then ends with that status in its
 //!   trailers (see [the race](crate::http::ContextLayer#the-race)).
+//!
+//!   **tonic's own timeout.** tonic's `Server` reads the caller's
+//!   `grpc-timeout` too, in a timeout of its own outside every layer, and
+//!   at the caller's deadline the two race: when tonic's fires first, the
+//!   caller gets `CANCELLED` with the message "Timeout expired" (tonic's
+//!   mapping of its timeout). The request context ends by its deadline
+//!   either way, and the layer's [`stats`](crate::http::ContextLayer::stats)
+//!   count it as such. For `DEADLINE_EXCEEDED` from the layer every time,
+//!   serve the routes without tonic's `Server`:
+//!   `Routes::into_axum_router().layer(ContextLayer::new(&root))` with
+//!   `axum::serve`. A deadline the layer sets itself
+//!   ([`max_timeout`](crate::http::ContextLayer::max_timeout),
+//!   [`default_timeout`](crate::http::ContextLayer::default_timeout)) is
+//!   the layer's alone, on either server.
 //! - **Client**: wrap the channel in [`ClientLayer`] (its service, response
 //!   future and body in [`client`]) and make each request with
 //!   [`request(&ctx, message)`](request). The call sends the time left
 //!   as `grpc-timeout` and the request id, fails locally with
 //!   `DEADLINE_EXCEEDED` or `CANCELLED` when the context is done before it is
 //!   sent, and is aborted (stream reset) when the context ends during it.
+//!   A call that fails once its deadline has passed fails with
+//!   `DEADLINE_EXCEEDED` too: tonic's channel arms a timeout from the
+//!   `grpc-timeout` it sends, and it may fire first.
 //!   [`interceptor`] does the first two for clients built with
 //!   `with_interceptor`, without the abort. Both write the headers by the
 //!   HTTP client's rule: a shorter `grpc-timeout` or an `x-request-id` the

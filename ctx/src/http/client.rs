@@ -339,6 +339,15 @@ where
                 }
                 match inner.poll(cx) {
                     Poll::Pending => Poll::Pending,
+                    // A failure once the deadline has passed, before ctx's
+                    // timer fired it: most likely a timeout below that read
+                    // the `grpc-timeout` sent (tonic's channel does), so the
+                    // call failed by its deadline.
+                    Poll::Ready(Err(_))
+                        if done.as_ref().is_some_and(DoneOwned::deadline_passed) =>
+                    {
+                        Poll::Ready(Err(ClientError::Context(Error::DeadlineExceeded)))
+                    }
                     Poll::Ready(Err(err)) => Poll::Ready(Err(ClientError::Service(err.into()))),
                     Poll::Ready(Ok(resp)) => {
                         let done = done.take();
@@ -433,6 +442,13 @@ where
                 *this.done = None;
                 Poll::Ready(None)
             }
+            Poll::Ready(Some(Err(_)))
+                if this.done.as_ref().is_some_and(DoneOwned::deadline_passed) =>
+            {
+                *this.aborted = true;
+                *this.done = None;
+                Poll::Ready(Some(Err(ClientError::Context(Error::DeadlineExceeded))))
+            }
             Poll::Ready(Some(frame)) => {
                 // Trailers are the last frame: the response is in, and a
                 // context that ends after them must not fail the poll that
@@ -477,7 +493,11 @@ impl<B> fmt::Debug for ResponseBody<B> {
 #[derive(Debug)]
 pub enum ClientError {
     /// The request's context was done before the call, or became done during
-    /// it: the call was not sent, or was aborted.
+    /// it: the call was not sent, or was aborted. Also a failure of the
+    /// service once the context's deadline had passed (as Go's clients
+    /// report the context's error then): a timeout below the layer that
+    /// reads the `grpc-timeout` it sent, such as tonic's channel, fires at
+    /// the same deadline and may come first.
     Context(Error),
     /// The wrapped service failed (connecting, sending, reading).
     Service(BoxError),

@@ -15,6 +15,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::server::{Abandoned, HandlerPanicked};
 #[cfg(doc)]
@@ -310,6 +311,13 @@ impl RequestGuard {
             (Some(Error::DeadlineExceeded), _) => End::DeadlineExceeded,
             (Some(Error::Canceled), _) => End::Canceled,
             (None, How::Plain) => End::Completed,
+            // Dropped with its deadline passed, before the timer thread got
+            // to it: a timeout above that fired at the same deadline (tonic
+            // reads `grpc-timeout` too, outside every layer), not a client
+            // that went away.
+            (None, How::Abandoned) if self.ctx.remaining() == Some(Duration::ZERO) => {
+                End::DeadlineExceeded
+            }
             (None, How::Abandoned) => End::Abandoned,
             (None, How::Panicked(_)) => End::HandlerPanicked,
         };
@@ -318,6 +326,7 @@ impl RequestGuard {
         self.counters.count(end);
         match how {
             How::Plain => guard.cancel(),
+            How::Abandoned if end == End::DeadlineExceeded => guard.expire(),
             How::Abandoned => guard.cancel_with_cause(Abandoned),
             How::Panicked(cause) => guard.cancel_with_cause(cause),
         }
