@@ -275,6 +275,51 @@ fn debug_shows_the_chain_from_the_root() {
     );
 }
 
+/// Each link of the chain says the time left of the deadline it is under:
+/// its own, the nearest above it, none below `without_cancel`, never for a
+/// timeout too large to have an instant.
+#[test]
+fn debug_gives_each_link_the_deadline_it_is_under() {
+    let (a, _a) = Context::background().with_timeout(Duration::from_secs(100));
+    let (b, _b) = a.with_timeout(Duration::from_secs(1000)); // a's is earlier
+    let c = b.with_value(7u8).without_cancel();
+    let (d, _d) = c.with_timeout(Duration::from_secs(5000));
+    let (e, _e) = d.with_timeout(Duration::MAX); // no instant: d's
+    let (f, _f) = c.with_timeout(Duration::MAX); // no deadline at all
+    let chain = format!("{e:?}");
+    // Split at the dots between links, not those in "99.9s".
+    let mut links: Vec<String> = Vec::new();
+    for piece in chain.split('.') {
+        match links.last_mut() {
+            Some(last) if piece.starts_with(|c: char| c.is_ascii_digit()) => {
+                last.push('.');
+                last.push_str(piece);
+            }
+            _ => links.push(piece.to_owned()),
+        }
+    }
+    let left = |link: &str| -> u64 {
+        let secs = link
+            .strip_prefix("with_deadline(in ")
+            .and_then(|rest| rest.split_once('s'))
+            .unwrap_or_else(|| panic!("{link}"))
+            .0;
+        secs.parse::<f64>().unwrap() as u64
+    };
+    assert_eq!(links[0], "background");
+    assert!((90..=100).contains(&left(&links[1])), "{links:?}");
+    assert!((90..=100).contains(&left(&links[2])), "{links:?}");
+    assert_eq!(links[3], "with_value(u8)");
+    assert_eq!(links[4], "without_cancel");
+    assert!((4990..=5000).contains(&left(&links[5])), "{links:?}");
+    assert!((4990..=5000).contains(&left(&links[6])), "{links:?}");
+    assert_eq!(links.len(), 7, "{links:?}");
+    assert!(
+        format!("{f:?}").ends_with(".without_cancel.with_deadline(never)"),
+        "{f:?}"
+    );
+}
+
 #[test]
 fn deadlines_share_one_timer_thread() {
     fn threads() -> usize {

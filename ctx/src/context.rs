@@ -584,6 +584,10 @@ impl fmt::Debug for Context {
         while let Some(parent) = chain[chain.len() - 1].parent() {
             chain.push(parent);
         }
+        // The time left of the nearest deadline so far, read once at each
+        // node that holds one: a node below that inherits it reports it
+        // without a walk of its own (linear in the chain, not quadratic).
+        let mut left: Option<Duration> = None;
         for (i, repr) in chain.iter().rev().enumerate() {
             if i > 0 {
                 f.write_str(".")?;
@@ -591,14 +595,24 @@ impl fmt::Debug for Context {
             match repr {
                 Repr::Background => f.write_str("background")?,
                 Repr::Todo => f.write_str("todo")?,
-                Repr::Cancel(node) if node.made_by_deadline() => match node.remaining() {
-                    Some(left) if !left.is_zero() => write!(f, "with_deadline(in {left:?})")?,
-                    Some(_) => f.write_str("with_deadline(passed)")?,
-                    None => f.write_str("with_deadline(never)")?,
-                },
-                Repr::Cancel(_) => f.write_str("with_cancel")?,
+                Repr::Cancel(node) => {
+                    if node.holds_deadline() {
+                        left = node.remaining();
+                    }
+                    match (node.made_by_deadline(), left) {
+                        (false, _) => f.write_str("with_cancel")?,
+                        (true, Some(left)) if !left.is_zero() => {
+                            write!(f, "with_deadline(in {left:?})")?
+                        }
+                        (true, Some(_)) => f.write_str("with_deadline(passed)")?,
+                        (true, None) => f.write_str("with_deadline(never)")?,
+                    }
+                }
                 Repr::Value(node) => write!(f, "with_value({})", node.type_name())?,
-                Repr::WithoutCancel(_) => f.write_str("without_cancel")?,
+                Repr::WithoutCancel(_) => {
+                    left = None;
+                    f.write_str("without_cancel")?;
+                }
             }
         }
         Ok(())

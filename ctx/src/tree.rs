@@ -537,7 +537,7 @@ impl CancelNode {
     /// every one above (on the same clock: `deadline::same_clock`).
     fn deadline_holder(&self) -> Option<&CancelNode> {
         let mut node = self;
-        while node.state.load(Ordering::Relaxed) & HAS_DEADLINE == 0 {
+        while !node.holds_deadline() {
             node = node.parent.signal()?.as_ref();
         }
         Some(node)
@@ -552,6 +552,12 @@ impl CancelNode {
             .extra
             .as_ref()
             .and_then(|extra| extra.deadline)
+    }
+
+    /// Whether this node holds a deadline of its own (earlier than every
+    /// one above it): its [`remaining`](Self::remaining) walks no further.
+    pub(crate) fn holds_deadline(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & HAS_DEADLINE != 0
     }
 
     pub(crate) fn made_by_deadline(&self) -> bool {
