@@ -652,3 +652,15 @@ async fn a_failure_after_the_deadline_passed_is_the_deadlines() {
         .unwrap_err();
     assert!(matches!(err, ClientError::Service(_)), "{err}");
 }
+
+/// A handler returning a failed call's error answers 502 without the
+/// error's text (upstream addresses, OS errors stay on the server).
+#[tokio::test]
+async fn a_failed_call_answers_502_without_its_error_text() {
+    use axum::response::IntoResponse;
+    let err = ClientError::Service(std::io::Error::other("connect 10.0.0.7:5432: refused").into());
+    let resp = err.into_response();
+    assert_eq!(resp.status(), 502);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "bad gateway");
+}

@@ -137,14 +137,21 @@ impl IntoResponse for Error {
 /// A handler may return the error of a call it made through
 /// [`ClientLayer`](super::ClientLayer): a context error answers as
 /// [`Error`] does (503 or 504), a failure of the service called answers 502
-/// Bad Gateway.
+/// Bad Gateway with the body `bad gateway`.
+///
+/// The service's error stays on the server: its text names upstream
+/// addresses, host names and operating-system errors, which are not the
+/// client's to see (Go's `httputil.ReverseProxy` answers 502 the same way
+/// and logs the error). With the feature `tracing` it is logged, a `warn`
+/// event with target `ctx::http::client` and the error in field `error`.
 ///
 /// ```
 /// use axum_core::response::IntoResponse;
 /// use ctx::http::ClientError;
 /// assert_eq!(ClientError::Context(ctx::Error::DeadlineExceeded).into_response().status(), 504);
-/// let refused = ClientError::Service(std::io::Error::other("connection refused").into());
-/// assert_eq!(refused.into_response().status(), 502);
+/// let refused = ClientError::Service(std::io::Error::other("connect 10.0.0.7:5432: refused").into());
+/// let resp = refused.into_response();
+/// assert_eq!(resp.status(), 502);
 /// ```
 #[cfg(feature = "tower")]
 impl IntoResponse for super::ClientError {
@@ -152,7 +159,15 @@ impl IntoResponse for super::ClientError {
         match self {
             super::ClientError::Context(err) => err.into_response(),
             super::ClientError::Service(err) => {
-                (StatusCode::BAD_GATEWAY, err.to_string()).into_response()
+                #[cfg(feature = "tracing")]
+                tracing::warn!(
+                    target: "ctx::http::client",
+                    error = %err,
+                    "a call failed; answered 502 Bad Gateway"
+                );
+                #[cfg(not(feature = "tracing"))]
+                drop(err);
+                (StatusCode::BAD_GATEWAY, "bad gateway").into_response()
             }
         }
     }
