@@ -638,8 +638,12 @@ async fn a_failure_after_the_deadline_passed_is_the_deadlines() {
         .oneshot(http::Request::new(()).with_context(&ctx))
         .await
         .unwrap();
-    let err = resp.into_body().frame().await.unwrap().unwrap_err();
+    let mut body = resp.into_body();
+    let err = body.frame().await.unwrap().unwrap_err();
     assert_eq!(err.context_error(), Some(Error::DeadlineExceeded), "{err}");
+    // Over: it says so, and announces nothing more.
+    assert!(hyper::body::Body::is_end_stream(&body));
+    assert_eq!(hyper::body::Body::size_hint(&body).exact(), Some(0));
 
     // Before the deadline, the service's own error is passed on.
     let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(60));

@@ -469,6 +469,11 @@ where
 
     #[inline]
     fn size_hint(&self) -> SizeHint {
+        // Nothing more comes from an aborted body, whatever the inner one
+        // announced.
+        if self.aborted {
+            return SizeHint::with_exact(0);
+        }
         self.inner.size_hint()
     }
 }
