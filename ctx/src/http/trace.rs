@@ -38,8 +38,14 @@ const MAX_TRACESTATE_LEN: usize = 512;
 /// The most `tracestate` entries kept: the specification's 32.
 const MAX_TRACESTATE_MEMBERS: usize = 32;
 
-/// The longest key, and the longest value, of a `tracestate` entry.
-const MAX_TRACESTATE_KEY: usize = 256;
+/// The longest simple key of a `tracestate` entry; and the longest
+/// tenant id and system id of a multi-tenant key (`tenant@system`, at most
+/// 256 characters too).
+const MAX_SIMPLE_KEY: usize = 256;
+const MAX_TENANT_ID: usize = 241;
+const MAX_SYSTEM_ID: usize = 14;
+
+/// The longest value of a `tracestate` entry.
 const MAX_TRACESTATE_VALUE: usize = 256;
 
 /// The caller's W3C Trace Context: its `traceparent` and `tracestate`,
@@ -60,8 +66,8 @@ const MAX_TRACESTATE_VALUE: usize = 256;
 ///
 /// # What is accepted
 ///
-/// As the [W3C Trace Context](https://www.w3.org/TR/trace-context/)
-/// specification defines it, everything else dropped as if absent:
+/// As [W3C Trace Context Level 1](https://www.w3.org/TR/trace-context-1/)
+/// (the Recommendation) defines it, everything else dropped as if absent:
 ///
 /// - `traceparent`: exactly one header, `00-<trace-id>-<parent-id>-<flags>`
 ///   with a 32-digit trace id and a 16-digit parent id in lowercase hex,
@@ -73,11 +79,21 @@ const MAX_TRACESTATE_VALUE: usize = 256;
 /// - `tracestate`: read only with a valid `traceparent`, and dropped alone
 ///   when it is invalid (the `traceparent` is kept): at most 32 entries
 ///   `key=value` and 512 characters, all its headers combined with `,`;
-///   keys of 1 to 256 characters (`a-z`, `0-9`, `_ - * / @`, starting
-///   with a letter or digit), each key once; values of 1 to 256 printable
-///   ASCII characters except `,` and `=`, not ending in a space. Empty
-///   entries are allowed; a `tracestate` of only those is none.
-///   Nothing is truncated: a longer one is dropped whole.
+///   each key once; values of 1 to 256 printable ASCII characters
+///   (`0x20..=0x7E`) except `,` and `=`, not ending in a space. A key is
+///   either simple or multi-tenant:
+///   - a simple key: 1 to 256 characters among `a-z 0-9 _ - * /`, the
+///     first a lowercase letter (`rojo`);
+///   - a multi-tenant key `tenant-id@system-id`, with exactly one `@`: a
+///     tenant id of 1 to 241 characters among `a-z 0-9 _ - * /`, the first
+///     a lowercase letter or a digit, and a system id of 1 to 14 of them,
+///     the first a lowercase letter (`1tenant@congo`).
+///
+///   (Level 2, still a draft, allows more keys, `1abc` or `a@b@c`: a
+///   `tracestate` with one is dropped here.) Empty entries are allowed
+///   and not counted; a `tracestate` of only those is none. Nothing is
+///   truncated: one invalid entry, or one over the limits, drops the
+///   whole `tracestate`.
 ///
 /// # Examples
 ///
@@ -372,15 +388,42 @@ fn tracestate_members(bytes: &[u8]) -> Option<usize> {
     Some(keys.len())
 }
 
+/// Whether `key` is a `tracestate` key of Trace Context Level 1, the W3C
+/// Recommendation:
+///
+/// ```text
+/// key              = simple-key / multi-tenant-key
+/// simple-key       = lcalpha 0*255( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
+/// multi-tenant-key = tenant-id "@" system-id
+/// tenant-id        = ( lcalpha / DIGIT ) 0*240( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
+/// system-id        = lcalpha 0*13( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
+/// ```
+///
+/// The Level 2 drafts (not a Recommendation) relax this to
+/// `(lcalpha / DIGIT) 0*255(keychar)` with `@` among the `keychar`s,
+/// anywhere and any number of times; ctx follows the Recommendation, so a
+/// key only Level 2 allows (`1abc`, `a@b@c`, `a@`) is invalid here.
 fn tracestate_key(key: &[u8]) -> bool {
-    let Some((&first, _)) = key.split_first() else {
-        return false;
-    };
-    key.len() <= MAX_TRACESTATE_KEY
-        && matches!(first, b'a'..=b'z' | b'0'..=b'9')
-        && key
+    match key.iter().position(|&b| b == b'@') {
+        None => key_id(key, MAX_SIMPLE_KEY, |b| b.is_ascii_lowercase()),
+        Some(at) => {
+            let (tenant, system) = (&key[..at], &key[at + 1..]);
+            key_id(tenant, MAX_TENANT_ID, |b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit()
+            }) && key_id(system, MAX_SYSTEM_ID, |b| b.is_ascii_lowercase())
+        }
+    }
+}
+
+/// A simple key, a tenant id or a system id: 1 to `max` characters among
+/// `a-z 0-9 _ - * /`, the first passing `first` (so a second `@` is
+/// refused here).
+fn key_id(id: &[u8], max: usize, first: fn(u8) -> bool) -> bool {
+    id.first().is_some_and(|&b| first(b))
+        && id.len() <= max
+        && id
             .iter()
-            .all(|&b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/' | b'@'))
+            .all(|&b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/'))
 }
 
 fn tracestate_value(value: &[u8]) -> bool {
@@ -547,6 +590,70 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(tracestate_members(text.as_bytes()), *want, "{text:?}");
         }
+    }
+
+    /// The key grammar of Trace Context Level 1 (the Recommendation), and
+    /// the cases of the W3C test suite's `test_tracestate_key_*`.
+    #[test]
+    fn tracestate_keys_are_simple_or_multi_tenant() {
+        let simple_256 = "k".repeat(256);
+        let simple_257 = "k".repeat(257);
+        let tenant_241 = format!("{}@s", "t".repeat(241));
+        let tenant_242 = format!("{}@s", "t".repeat(242));
+        let system_14 = format!("t@{}", "s".repeat(14));
+        let system_15 = format!("t@{}", "s".repeat(15));
+        let longest = format!("{}@{}", "t".repeat(241), "s".repeat(14));
+        let valid = [
+            "rojo",
+            "a",
+            "a0_-*/",
+            "abcdefghijklmnopqrstuvwxyz0123456789_-*/",
+            &simple_256,
+            "t@s",
+            "1tenant@congo",
+            "0@a",
+            "t_-*/0@s0_-*/",
+            "abcdefghijklmnopqrstuvwxyz0123456789_-*/@a-z0-9_-*/",
+            &tenant_241,
+            &system_14,
+            &longest,
+        ];
+        let invalid = [
+            "",
+            "1abc", // a simple key starts with a letter
+            "_rojo",
+            "-rojo",
+            "*rojo",
+            "/rojo",
+            "Rojo",
+            "ro.jo",
+            "ro jo",
+            &simple_257,
+            "a@b@c", // one `@` at most
+            "a@@b",
+            "a@b/c@d",
+            "@",
+            "@b", // an empty tenant id
+            "a@", // an empty system id
+            "_t@s",
+            "T@s",
+            "a@1b", // a system id starts with a letter
+            "a@_b",
+            "a@B",
+            "a@b.c",
+            &tenant_242,
+            &system_15,
+        ];
+        for key in valid {
+            assert!(tracestate_key(key.as_bytes()), "{key:?} refused");
+        }
+        for key in invalid {
+            assert!(!tracestate_key(key.as_bytes()), "{key:?} accepted");
+        }
+        // An invalid key drops the whole `tracestate`, as any invalid entry.
+        assert_eq!(tracestate_members(b"rojo=1,t@s=2"), Some(2));
+        assert_eq!(tracestate_members(b"rojo=1,1abc=2"), None);
+        assert_eq!(tracestate_members(b"rojo=1,a@b@c=2"), None);
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
