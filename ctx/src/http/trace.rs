@@ -74,8 +74,9 @@ const MAX_TRACESTATE_VALUE: usize = 256;
 ///   neither all zeros, and two hex digits of flags: 55 characters. A
 ///   later version (`01` to `fe`; `ff` is invalid) is read as the
 ///   specification says (its first 55 characters in that form, then the
-///   end or a `-`, here at most 512 characters) and sent on as version
-///   `00`, dropping the fields this version does not know.
+///   end or a `-`, here at most 512 characters, what follows the `-`
+///   unread) and sent on as version `00`, dropping the fields this
+///   version does not know.
 /// - `tracestate`: read only with a valid `traceparent`, and dropped alone
 ///   when it is invalid (the `traceparent` is kept): at most 32 entries
 ///   `key=value` and 512 characters, all its headers combined with `,`;
@@ -311,9 +312,11 @@ fn parse_traceparent(bytes: &[u8]) -> Option<HeaderValue> {
         if bytes.len() != TRACEPARENT_LEN {
             return None;
         }
-    } else if bytes.len() > TRACEPARENT_LEN
-        && (bytes[TRACEPARENT_LEN] != b'-' || !bytes.iter().all(|b| (b'!'..=b'~').contains(b)))
-    {
+    } else if bytes.len() > TRACEPARENT_LEN && bytes[TRACEPARENT_LEN] != b'-' {
+        // A later version: the flags are followed by the end or a `-`.
+        // What comes after is fields this version does not know; the
+        // specification forbids assuming anything about them, and they
+        // are not sent on, so any bytes pass.
         return None;
     }
     let mut version_00 = [0u8; TRACEPARENT_LEN];
@@ -473,8 +476,43 @@ mod tests {
                 b"cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-comes-next",
                 Some(VALID),
             ),
+            // Fields unknown to version 00 are not checked (a space, a
+            // byte past ASCII, as a header value may hold), only dropped.
+            (
+                b"cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-a b\tc\x80",
+                Some(VALID),
+            ),
+            (
+                b"cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-",
+                Some(VALID),
+            ),
             (
                 b"cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01.what",
+                None,
+            ),
+            (
+                b"cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0",
+                None,
+            ),
+            // A later version is checked as version 00 for what it shares.
+            (
+                b"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what",
+                None,
+            ),
+            (
+                b"CC-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                None,
+            ),
+            (
+                b"cc-00000000000000000000000000000000-00f067aa0ba902b7-01-what",
+                None,
+            ),
+            (
+                b"cc-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01-what",
+                None,
+            ),
+            (
+                b"cc-4bf92f3577b34da6a3ce929d0e0e4736-00F067AA0BA902B7-01-what",
                 None,
             ),
             (long.as_bytes(), None), // over 512
