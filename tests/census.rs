@@ -252,6 +252,50 @@ fn the_display_is_an_indented_tree_oldest_first() {
     drop((first, second, grandchild));
 }
 
+/// Indentation stops at 32 levels; deeper lines number their depth. Before,
+/// a line 32,768 levels down asked for a width past `u16` and `Display`
+/// panicked, and the spaces alone grew with the square of the depth.
+#[test]
+fn a_chain_deeper_than_the_indentation_prints_in_linear_space() {
+    let _serial = serial();
+    const DEPTH: usize = 40_000;
+    let mut chain: Vec<(Context, CancelGuard)> = Vec::with_capacity(DEPTH);
+    let mut ctx = Context::background();
+    let line = line!() + 2;
+    for _ in 0..DEPTH {
+        let (child, guard) = ctx.with_cancel();
+        chain.push((std::mem::replace(&mut ctx, child), guard));
+    }
+
+    let census = ctx::debug::live();
+    let tree = census.to_string();
+    let needle = format!("census.rs:{line}  ");
+    let ours: Vec<&str> = tree.lines().filter(|l| l.contains(&needle)).collect();
+    assert_eq!(ours.len(), DEPTH);
+    for (depth, shown) in ours.iter().enumerate() {
+        if depth <= 32 {
+            assert_eq!(indent(shown), 2 * depth, "{shown}");
+            assert!(!shown.contains("[depth"), "{shown}");
+        } else {
+            assert_eq!(indent(shown), 64, "{shown}");
+            let prefix = format!("… [depth {depth}] ");
+            assert!(shown.trim_start().starts_with(&prefix), "{shown}");
+        }
+    }
+    // Linear: a line is at most its 64 spaces, its depth and its text (the
+    // squared indentation would be 1.6 GB here).
+    assert!(
+        tree.len() <= 256 * census.len(),
+        "{} bytes for {} contexts",
+        tree.len(),
+        census.len()
+    );
+    drop((census, ctx));
+    while let Some(link) = chain.pop() {
+        drop(link);
+    }
+}
+
 #[test]
 fn pending_done_futures_count_as_waiters() {
     block_on(async {

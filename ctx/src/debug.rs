@@ -132,6 +132,17 @@ pub fn live() -> Census {
 ///   src/cache.rs:88  done (context canceled), age 3.1s
 /// ```
 ///
+/// Indentation stops at 32 levels: a context deeper down is indented as at
+/// 32, and its line starts with `… [depth N]` (a root is at depth 0), so a
+/// census prints in space linear in the number of contexts, however deep a
+/// chain of them is:
+///
+/// ```text
+/// <64 spaces>src/deep.rs:9  not done, age 1.0s
+/// <64 spaces>… [depth 33] src/deep.rs:9  not done, age 1.0s
+/// <64 spaces>… [depth 34] src/deep.rs:9  not done, age 1.0s
+/// ```
+///
 /// # Examples
 ///
 /// ```
@@ -248,16 +259,25 @@ impl fmt::Display for Census {
     }
 }
 
-/// One line of the tree: `file:line[ label]  state, age[, deadline][, waiters]`.
+/// How many levels the tree indents (two spaces each); a line deeper down
+/// is indented as at this depth and numbers its own.
+const MAX_INDENT_DEPTH: usize = 32;
+
+/// The indentation of a line [`MAX_INDENT_DEPTH`] deep.
+const INDENT: &str = "                                                                ";
+const _: () = assert!(INDENT.len() == 2 * MAX_INDENT_DEPTH);
+
+/// One line of the tree: `file:line[ label]  state, age[, deadline][, waiters]`,
+/// after two spaces a level, or after [`INDENT`] and `… [depth N] ` below
+/// [`MAX_INDENT_DEPTH`]: the text stays linear in the number of contexts,
+/// however deep the chain.
 fn write_line(f: &mut fmt::Formatter<'_>, entry: &LiveContext, depth: usize) -> fmt::Result {
-    write!(
-        f,
-        "{:indent$}{}:{}",
-        "",
-        entry.location.file(),
-        entry.location.line(),
-        indent = depth * 2
-    )?;
+    if depth <= MAX_INDENT_DEPTH {
+        f.write_str(&INDENT[..2 * depth])?;
+    } else {
+        write!(f, "{INDENT}… [depth {depth}] ")?;
+    }
+    write!(f, "{}:{}", entry.location.file(), entry.location.line())?;
     if let Some(label) = &entry.label {
         write!(f, " {label}")?;
     }
