@@ -296,6 +296,30 @@ fn a_chain_deeper_than_the_indentation_prints_in_linear_space() {
     }
 }
 
+/// The census resolves each deadline from the parent's entry: it must say
+/// what `Context::deadline` says, at every link of a chain.
+#[test]
+fn every_entry_of_a_chain_reports_its_contexts_deadline() {
+    let _serial = serial();
+    let (a, _a) = Context::background().with_timeout(Duration::from_secs(60));
+    let (b, _b) = a.with_cancel();
+    let (c, _c) = b.with_timeout(Duration::from_secs(30)); // earlier: its own
+    let (d, _d) = c.with_value(7u8).with_cancel();
+    let (e, _e) = d.with_timeout(Duration::from_secs(120)); // later: c's
+    let (f, _f) = e.with_cancel();
+    let (g, _g) = f.without_cancel().with_cancel(); // no deadline above
+    let first = line!() - 7;
+    let chain = [&a, &b, &c, &d, &e, &f, &g];
+    assert!(a.deadline().is_some() && c.deadline() < a.deadline());
+    assert_eq!(f.deadline(), c.deadline());
+    assert_eq!(g.deadline(), None);
+
+    for (line, ctx) in (first..).zip(chain) {
+        let entry = entry_at(line).unwrap();
+        assert_eq!(entry.deadline(), ctx.deadline(), "line {line}");
+    }
+}
+
 #[test]
 fn pending_done_futures_count_as_waiters() {
     block_on(async {

@@ -58,6 +58,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock;
 use crate::error::Error;
+use registry::{Observed, Seen};
 
 pub(crate) mod registry;
 
@@ -71,6 +72,7 @@ compile_error!("the `debug` feature is not available in loom builds (`--cfg loom
 /// when it was read. Taking a census keeps no context alive afterwards, but
 /// holds each for the instant it reads it: a context whose last handle is
 /// dropped meanwhile is freed (on this thread) once `live` is done with it.
+/// Its cost is linear in the number of entries, however deep the tree.
 ///
 /// # Examples
 ///
@@ -89,31 +91,74 @@ pub fn live() -> Census {
     // One instant for every age, so that siblings compare.
     let taken = Instant::now();
     let now = clock::now();
+    // Read (taking each node's lock) after the registry's locks are
+    // released; the strong references drop once every deadline is known.
+    let observed: Vec<Observed> = seen.iter().map(|seen| seen.node.observe()).collect();
+    let deadlines = deadlines(&seen, &observed);
     let mut entries: Vec<LiveContext> = seen
         .into_iter()
-        .map(|seen| {
-            // Read (taking the node's lock) after the registry's is released;
-            // the strong reference drops right after.
-            let observed = seen.node.observe();
-            LiveContext {
-                id: seen.id,
-                parent_id: seen.parent.map(|(id, _)| id),
-                location: seen.origin.location,
-                label: seen.origin.label,
-                created: seen.created,
-                age: taken.saturating_duration_since(seen.created),
-                deadline: observed.deadline,
-                remaining: observed
-                    .deadline
-                    .map(|deadline| deadline.saturating_duration_since(now)),
-                err: observed.err,
-                waiters: observed.waiters,
-                parent_location: seen.parent.map(|(_, location)| location),
-            }
+        .zip(observed)
+        .zip(deadlines)
+        .map(|((seen, observed), deadline)| LiveContext {
+            id: seen.id,
+            parent_id: seen.parent.map(|(id, _)| id),
+            location: seen.origin.location,
+            label: seen.origin.label,
+            created: seen.created,
+            age: taken.saturating_duration_since(seen.created),
+            deadline,
+            remaining: deadline.map(|deadline| deadline.saturating_duration_since(now)),
+            err: observed.err,
+            waiters: observed.waiters,
+            parent_location: seen.parent.map(|(_, location)| location),
         })
         .collect();
     entries.sort_by_key(|entry| (entry.created, entry.id));
     Census { entries }
+}
+
+/// The deadline of each entry: its own if it has one (then the earliest on
+/// its path), else its parent's. Each entry is resolved once, from its
+/// parent's entry found by id, so a census of a chain `n` deep costs O(n);
+/// asking each node, which walks up the tree to the nearest deadline, cost
+/// O(n²). Only an entry whose parent the census did not see (registered in
+/// a shard already read) asks its node.
+fn deadlines(seen: &[Seen], observed: &[Observed]) -> Vec<Option<Instant>> {
+    let at: HashMap<u64, usize> = seen
+        .iter()
+        .enumerate()
+        .map(|(i, seen)| (seen.id, i))
+        .collect();
+    let mut resolved: Vec<Option<Option<Instant>>> = vec![None; seen.len()];
+    // The entries on the way up from one entry to the first that knows its
+    // deadline, which is theirs too. A loop, not recursion: chains are
+    // deep. Parents are registered before their children, so the way up
+    // ends.
+    let mut path = Vec::new();
+    for start in 0..seen.len() {
+        let mut i = start;
+        let deadline = loop {
+            if let Some(deadline) = resolved[i] {
+                break deadline;
+            }
+            if let Some(own) = observed[i].own_deadline {
+                break Some(own);
+            }
+            path.push(i);
+            match seen[i].parent.and_then(|(id, _)| at.get(&id)) {
+                Some(&parent) => i = parent,
+                None => break seen[i].node.deadline(),
+            }
+        };
+        resolved[i] = Some(deadline);
+        for j in path.drain(..) {
+            resolved[j] = Some(deadline);
+        }
+    }
+    resolved
+        .into_iter()
+        .map(|deadline| deadline.expect("ctx: internal error: a census deadline left unresolved"))
+        .collect()
 }
 
 /// The cancelable contexts alive at one instant, oldest first: what
@@ -454,5 +499,73 @@ impl LiveContext {
     /// ```
     pub fn parent_location(&self) -> Option<&'static Location<'static>> {
         self.parent_location
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use registry::{Observe, Origin};
+
+    /// A node whose walk up the tree would find `walked`.
+    struct Walked(Option<Instant>);
+
+    impl Observe for Walked {
+        fn observe(&self) -> Observed {
+            unreachable!("deadlines() reads only what it is given")
+        }
+
+        fn deadline(&self) -> Option<Instant> {
+            self.0
+        }
+    }
+
+    #[track_caller]
+    fn seen(id: u64, parent: Option<u64>, walked: Option<Instant>) -> Seen {
+        Seen {
+            id,
+            node: Arc::new(Walked(walked)),
+            origin: Origin::caller(),
+            created: Instant::now(),
+            parent: parent.map(|id| (id, Location::caller())),
+        }
+    }
+
+    fn own(deadline: Option<Instant>) -> Observed {
+        Observed {
+            err: None,
+            own_deadline: deadline,
+            waiters: 0,
+        }
+    }
+
+    #[test]
+    fn a_deadline_comes_from_the_parents_entry_or_a_walk_when_it_is_missing() {
+        let now = Instant::now();
+        let (early, late, walked) = (
+            now + Duration::from_secs(1),
+            now + Duration::from_secs(2),
+            now + Duration::from_secs(3),
+        );
+        // Children before parents, as shards read in turn may give them.
+        // 1 (late) <- 2 <- 3 (early) <- 4; 6 below 5, which the census did
+        // not see; 7, a root, <- 8.
+        let entries = [
+            (seen(4, Some(3), None), own(None), Some(early)),
+            (seen(2, Some(1), None), own(None), Some(late)),
+            (seen(3, Some(2), None), own(Some(early)), Some(early)),
+            (seen(1, None, None), own(Some(late)), Some(late)),
+            (seen(6, Some(5), Some(walked)), own(None), Some(walked)),
+            (seen(8, Some(7), Some(walked)), own(None), None),
+            (seen(7, None, None), own(None), None),
+        ];
+        let want: Vec<_> = entries.iter().map(|(_, _, want)| *want).collect();
+        let (seen, observed): (Vec<_>, Vec<_>) = entries
+            .into_iter()
+            .map(|(seen, observed, _)| (seen, observed))
+            .unzip();
+        assert_eq!(deadlines(&seen, &observed), want);
     }
 }

@@ -577,18 +577,27 @@ impl CancelNode {
 impl crate::debug::registry::Observe for CancelNode {
     fn observe(&self) -> crate::debug::registry::Observed {
         // Waiters are added and taken under the lock (invariant 1); a count
-        // read under it is exact at that instant.
-        let waiters = self
-            .lock()
-            .extra
-            .as_ref()
-            .map_or(0, |extra| extra.waiters.len())
-            + shards::count(self);
+        // read under it is exact at that instant. The deadline is this
+        // node's own (set at creation on `HAS_DEADLINE` nodes only), not a
+        // walk up the tree: the census takes an inherited one from the
+        // parent's entry.
+        let (waiters, own_deadline) = {
+            let inner = self.lock();
+            let extra = inner.extra.as_deref();
+            (
+                extra.map_or(0, |extra| extra.waiters.len()),
+                extra.and_then(|extra| extra.deadline),
+            )
+        };
         crate::debug::registry::Observed {
             err: self.err(),
-            deadline: self.deadline(),
-            waiters,
+            own_deadline,
+            waiters: waiters + shards::count(self),
         }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        CancelNode::deadline(self)
     }
 }
 

@@ -50,16 +50,23 @@ const MAX_LABEL: usize = 128;
 
 /// What a registered node reports of itself, read by the census.
 pub(crate) trait Observe: Send + Sync {
-    /// The node's state now.
+    /// The node's state now, without looking above it.
     fn observe(&self) -> Observed;
+
+    /// The earliest deadline at or above the node: a walk up the tree, for
+    /// a node whose parent's entry the census did not see (a node with a
+    /// parent in the census takes its deadline from there).
+    fn deadline(&self) -> Option<Instant>;
 }
 
 /// A node's state as the census reports it.
 pub(crate) struct Observed {
     /// `None` while the node is not done.
     pub(crate) err: Option<Error>,
-    /// The earliest deadline at or above the node.
-    pub(crate) deadline: Option<Instant>,
+    /// The node's own deadline, if it has one: then it is the earliest at
+    /// or above the node. `None`: its deadline is its parent's (and `None`
+    /// at a root). Never changes.
+    pub(crate) own_deadline: Option<Instant>,
     /// Pending `done()` futures and blocking waits.
     pub(crate) waiters: usize,
 }
@@ -213,6 +220,10 @@ impl Observe for Unattached {
     fn observe(&self) -> Observed {
         unreachable!("ctx: internal error: an unattached census entry was read")
     }
+
+    fn deadline(&self) -> Option<Instant> {
+        unreachable!("ctx: internal error: an unattached census entry was read")
+    }
 }
 
 fn this_threads_shard() -> usize {
@@ -351,9 +362,13 @@ mod tests {
         fn observe(&self) -> Observed {
             Observed {
                 err: None,
-                deadline: None,
+                own_deadline: None,
                 waiters: 7,
             }
+        }
+
+        fn deadline(&self) -> Option<Instant> {
+            None
         }
     }
 
