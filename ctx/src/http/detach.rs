@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::server::{grpc_status_headers, is_grpc, panicked, ServerRoot};
+use super::server::{grpc_status_headers, panicked, Protocol, ServerRoot};
 use super::RequestExt;
 use crate::{AfterFunc, CancelGuard, Context, Error};
 
@@ -50,8 +50,9 @@ use crate::{AfterFunc, CancelGuard, Context, Error};
 /// that need it (axum's `route_layer`). Without one outside it, it refuses
 /// the request without calling the handler: a 500 Internal Server Error,
 /// or for a gRPC request HTTP 200 with `grpc-status` 13 (`INTERNAL`) and
-/// the reason in `grpc-message`; with the `tracing` feature it also logs
-/// the reason as an error event. The body of that answer is the handler
+/// the reason in `grpc-message` (for gRPC-Web with the request's gRPC-Web
+/// `content-type`); with the `tracing` feature it also logs the reason as
+/// an error event. The body of that answer is the handler
 /// body type's `Default` (empty, for the common body types), since the
 /// layer cannot write into a body type it does not know. It refuses the
 /// same way outside a tokio runtime, which it needs for the task.
@@ -148,12 +149,12 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let grpc = is_grpc(req.headers());
+        let protocol = Protocol::of(req.headers());
         let Some(ServerRoot(root)) = req.extensions().get::<ServerRoot>().cloned() else {
-            return ResponseFuture::refused(Refusal::NoContextLayer, grpc);
+            return ResponseFuture::refused(Refusal::NoContextLayer, &protocol);
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return ResponseFuture::refused(Refusal::NoRuntime, grpc);
+            return ResponseFuture::refused(Refusal::NoRuntime, &protocol);
         };
         let (detached, guard) = detach(&req.context());
         let watch = RootWatch::new(&root, &guard);
@@ -164,7 +165,7 @@ where
         };
         let task = runtime.spawn(span::in_current(run_detached(handler, guard, watch)));
         ResponseFuture {
-            state: State::Running { task, grpc },
+            state: State::Running { task, protocol },
         }
     }
 }
@@ -271,7 +272,7 @@ impl fmt::Display for Refusal {
 impl Refusal {
     /// The answer: a 500 or 503, or the matching gRPC status, with an empty
     /// body of the handler's type.
-    fn answer<B: Default>(self, grpc: bool) -> Response<B> {
+    fn answer<B: Default>(self, protocol: &Protocol) -> Response<B> {
         let mut resp = Response::new(B::default());
         let (status, grpc_code) = match self {
             Refusal::NoContextLayer | Refusal::NoRuntime => (
@@ -283,10 +284,10 @@ impl Refusal {
                 HeaderValue::from_static("1"),
             ),
         };
-        if grpc {
+        if let Some(content_type) = protocol.grpc_content_type() {
             let message = HeaderValue::from_str(&self.to_string())
                 .expect("ctx: internal error: the refusals are plain ASCII");
-            grpc_status_headers(resp.headers_mut(), grpc_code, message);
+            grpc_status_headers(resp.headers_mut(), content_type, grpc_code, message);
         } else {
             *resp.status_mut() = status;
         }
@@ -325,8 +326,9 @@ enum State<B, E> {
     Running {
         /// The detached task; its output is the handler's.
         task: JoinHandle<Result<Response<B>, E>>,
-        /// The request is gRPC: how to answer if the task is canceled.
-        grpc: bool,
+        /// The request's protocol (gRPC, gRPC-Web or plain HTTP): how to
+        /// answer if the task is canceled.
+        protocol: Protocol,
     },
     Refused {
         /// Taken by the one poll that reports it.
@@ -335,11 +337,11 @@ enum State<B, E> {
 }
 
 impl<B: Default, E> ResponseFuture<B, E> {
-    fn refused(refusal: Refusal, grpc: bool) -> ResponseFuture<B, E> {
+    fn refused(refusal: Refusal, protocol: &Protocol) -> ResponseFuture<B, E> {
         span::refused(refusal);
         ResponseFuture {
             state: State::Refused {
-                answer: Some(refusal.answer(grpc)),
+                answer: Some(refusal.answer(protocol)),
             },
         }
     }
@@ -357,14 +359,14 @@ impl<B: Default, E> Future for ResponseFuture<B, E> {
             State::Refused { answer } => Poll::Ready(Ok(answer
                 .take()
                 .expect("ctx: internal error: detach ResponseFuture polled after it finished"))),
-            State::Running { task, grpc } => match ready!(Pin::new(task).poll(cx)) {
+            State::Running { task, protocol } => match ready!(Pin::new(task).poll(cx)) {
                 Ok(output) => Poll::Ready(output),
                 // The handler's own panic, payload and all.
                 Err(err) if err.is_panic() => resume_unwind(err.into_panic()),
                 Err(_) => {
                     let refusal = Refusal::RuntimeShutDown;
                     span::refused(refusal);
-                    Poll::Ready(Ok(refusal.answer(*grpc)))
+                    Poll::Ready(Ok(refusal.answer(protocol)))
                 }
             },
         }

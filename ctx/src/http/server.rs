@@ -20,7 +20,7 @@ pub use layer::ContextLayer;
 pub use service::{ContextService, ResponseFuture};
 
 pub(super) use cause::panicked;
-pub(super) use race::{grpc_status_headers, is_grpc};
+pub(super) use race::{grpc_status_headers, Protocol};
 pub(super) use service::ServerRoot;
 
 use super::RequestId;

@@ -14,7 +14,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use super::cause::panicked;
-use super::race::{grpc_status, Race, GRPC_MESSAGE, GRPC_STATUS};
+use super::race::{grpc_status, grpc_web_trailers, Protocol, Race, GRPC_MESSAGE, GRPC_STATUS};
 #[cfg(doc)]
 use super::{Abandoned, ContextLayer, HandlerPanicked, ResponseFuture};
 use crate::http::ending::RequestGuard;
@@ -45,17 +45,21 @@ pin_project! {
     /// When the request context ends while the body is still streaming,
     /// the handler's body is dropped and this body ends: for a gRPC
     /// request with trailers carrying `grpc-status` (4 or 1) and
-    /// `grpc-message`, for plain HTTP with the context's [`Error`] as the
-    /// body's error, so that the server aborts the response and the client
-    /// sees it fail rather than end (see [the race](ContextLayer#the-race)),
-    /// unless the layer is [`cooperative`](ContextLayer::cooperative). The
-    /// same body carries the layer's own answer when the context ended
-    /// before the head.
+    /// `grpc-message`, for gRPC-Web with the same status in a gRPC-Web
+    /// trailer frame, its last data (base64 for `grpc-web-text`), for
+    /// plain HTTP with the context's [`Error`] as the body's error, so
+    /// that the server aborts the response and the client sees it fail
+    /// rather than end (see [the race](ContextLayer#the-race)), unless the
+    /// layer is [`cooperative`](ContextLayer::cooperative). The same body
+    /// carries the layer's own answer when the context ended before the
+    /// head.
     ///
     /// Data, trailers, size hint and end of stream are otherwise the inner
     /// body's; its errors are passed on boxed (`Box<dyn std::error::Error +
     /// Send + Sync>`, what hyper, axum and tonic take), and a cut's error
-    /// downcasts to [`Error`].
+    /// downcasts to [`Error`]. Its data type must convert from `&'static
+    /// [u8]` (`Bytes` does), as for the layer's service: the layer's own
+    /// frames are static bytes.
     ///
     /// [`is_end_stream`]: Body::is_end_stream
     ///
@@ -130,9 +134,10 @@ pin_project! {
         },
         // The layer's own frames: its answer's text (the race was lost
         // before the head), or what ends a body cut off by the context:
-        // the gRPC status in trailers, or for plain HTTP the context's
-        // error, which makes the server abort the response. Each is taken
-        // by the poll that yields it.
+        // the gRPC status in trailers, the gRPC-Web trailer frame as
+        // data, or for plain HTTP the context's error, which makes the
+        // server abort the response. Each is taken by the poll that
+        // yields it.
         Own {
             data: Option<B::Data>,
             trailers: Option<HeaderMap>,
@@ -224,6 +229,7 @@ fn digits(bytes: &[u8]) -> Option<u64> {
 impl<B> Body for ResponseBody<B>
 where
     B: Body,
+    B::Data: From<&'static [u8]>,
     B::Error: Into<BoxError>,
 {
     type Data = B::Data;
@@ -285,23 +291,44 @@ where
 }
 
 /// The request context ended while the handler's body was streaming:
-/// drops that body, and ends with the gRPC status for a gRPC request, with
-/// the context's error otherwise (a clean end would pass a cut-off
-/// chunked or HTTP/2 body off as complete).
-fn cut<B: Body>(this: &mut ResponseBodyProj<'_, B>, err: Error) {
-    let grpc = this.race.take().is_some_and(|race| race.grpc);
-    let trailers = grpc.then(|| {
-        let (code, message) = grpc_status(err);
-        let mut trailers = HeaderMap::with_capacity(2);
-        trailers.insert(GRPC_STATUS, code);
-        trailers.insert(GRPC_MESSAGE, message);
-        trailers
-    });
-    this.kind.set(Kind::Own {
-        data: None,
-        trailers,
-        error: (!grpc).then_some(err),
-    });
+/// drops that body, and ends with the gRPC status for a gRPC request (in
+/// trailers), with a gRPC-Web trailer frame for a gRPC-Web one (in the
+/// data: HTTP/1.1 carries no trailers to a browser, and a gRPC-Web client
+/// reads its status from the body), with the context's error otherwise (a
+/// clean end would pass a cut-off chunked or HTTP/2 body off as complete).
+fn cut<B>(this: &mut ResponseBodyProj<'_, B>, err: Error)
+where
+    B: Body,
+    B::Data: From<&'static [u8]>,
+{
+    let protocol = this
+        .race
+        .take()
+        .map_or(Protocol::Http, |race| race.protocol);
+    let own = match protocol {
+        Protocol::Http => Kind::Own {
+            data: None,
+            trailers: None,
+            error: Some(err),
+        },
+        Protocol::Grpc => {
+            let (code, message) = grpc_status(err);
+            let mut trailers = HeaderMap::with_capacity(2);
+            trailers.insert(GRPC_STATUS, code);
+            trailers.insert(GRPC_MESSAGE, message);
+            Kind::Own {
+                data: None,
+                trailers: Some(trailers),
+                error: None,
+            }
+        }
+        Protocol::GrpcWeb { text, .. } => Kind::Own {
+            data: Some(B::Data::from(grpc_web_trailers(err, text))),
+            trailers: None,
+            error: None,
+        },
+    };
+    this.kind.set(own);
     // The context is over already, with its own cause: the cut is no
     // abandonment.
     drop(this.guard.take());

@@ -56,7 +56,12 @@ use crate::Context;
 ///   (`DEADLINE_EXCEEDED`) or 1 (`CANCELLED`) and the text as
 ///   `grpc-message`, in the headers and with no body: the trailers-only
 ///   response tonic itself sends for a [`Status`](https://docs.rs/tonic/latest/tonic/struct.Status.html),
-///   with the codes of `From<ctx::Error> for tonic::Status`;
+///   with the codes of `From<ctx::Error> for tonic::Status`. Its
+///   `content-type` is `application/grpc`, or for gRPC-Web (a request of
+///   `application/grpc-web`, `application/grpc-web+proto` or any other
+///   `+` suffix, `application/grpc-web-text`) the request's own, as
+///   gRPC-Web keeps trailers-only responses as they are
+///   (`application/grpc-web+proto` if the request's is not well formed);
 /// - either way with the request id as `x-request-id`.
 ///
 /// A context already done when the request arrives (`grpc-timeout: 0n`, a
@@ -69,7 +74,17 @@ use crate::Context;
 /// After the head, a body still streaming when the context ends is cut
 /// there: the handler's body is dropped and the response ends. For gRPC
 /// it ends with trailers carrying `grpc-status` and `grpc-message`, which
-/// is how a gRPC stream reports a deadline. For plain HTTP the body ends
+/// is how a gRPC stream reports a deadline. For gRPC-Web, whose clients
+/// read the status from the body (over HTTP/1.1 no trailers reach them),
+/// it ends with the same two in a gRPC-Web trailer frame (flag byte 0x80,
+/// the length, `grpc-status:4\r\ngrpc-message:...\r\n`) as its last
+/// data, base64 for `application/grpc-web-text`, then a clean end. The
+/// response's own `content-type` says how its body is framed (tonic-web
+/// answers base64 when the request's `accept` asks for it; a gRPC server
+/// without gRPC-Web answers plain gRPC, and gets trailers), else the
+/// request's. The frame follows the handler's last data frame, so a body
+/// that stopped inside a message leaves the client a malformed stream,
+/// not a complete one. For plain HTTP the body ends
 /// with the context's [`Error`](crate::Error) as its error, and the server aborts the
 /// response, so the client sees it fail, never a complete response: hyper
 /// closes an HTTP/1 connection without the last chunk (or short of its

@@ -17,7 +17,7 @@ use tower_service::Service;
 
 use super::body::{owed_on_the_wire, Kind, ResponseBody};
 use super::cause::panicked;
-use super::race::{error_text, grpc_status, grpc_status_headers, is_grpc, Race};
+use super::race::{error_text, grpc_status, grpc_status_headers, Protocol, Race};
 use super::{span, ContextLayer};
 #[cfg(doc)]
 use super::{Abandoned, HandlerPanicked};
@@ -100,7 +100,7 @@ where
             }
         };
         let guard = RequestGuard::new(guard, &ctx, &self.layer.counters, &span);
-        let race = (!self.layer.cooperative).then(|| Race::new(&ctx, is_grpc(req.headers())));
+        let race = (!self.layer.cooperative).then(|| Race::new(&ctx, Protocol::of(req.headers())));
         req.extensions_mut().insert(ctx);
         // For a `DetachLayer` inside: the root its detached contexts obey.
         req.extensions_mut()
@@ -133,13 +133,17 @@ where
 pub(in crate::http) struct ServerRoot(pub(in crate::http) Context);
 
 /// The layer's answer when the request context ended before the handler
-/// answered: a trailers-only gRPC status, or 503/504 with the error's text.
-fn answer<B>(err: Error, grpc: bool, id: Option<RequestId>) -> Response<ResponseBody<B>>
+/// answered: a trailers-only gRPC (or gRPC-Web) status, or 503/504 with
+/// the error's text.
+fn answer<B>(err: Error, protocol: &Protocol, id: Option<RequestId>) -> Response<ResponseBody<B>>
 where
     B: Body,
     B::Data: From<&'static [u8]>,
 {
-    let data = (!grpc).then(|| error_text(err).as_bytes());
+    let grpc_content_type = protocol.grpc_content_type();
+    let data = grpc_content_type
+        .is_none()
+        .then(|| error_text(err).as_bytes());
     let mut resp = Response::new(ResponseBody {
         kind: Kind::Own {
             data: data.map(B::Data::from),
@@ -151,10 +155,10 @@ where
         race: None,
     });
     let headers = resp.headers_mut();
-    if grpc {
+    if let Some(content_type) = grpc_content_type {
         // HTTP 200: gRPC says it in `grpc-status`.
         let (code, message) = grpc_status(err);
-        grpc_status_headers(headers, code, message);
+        grpc_status_headers(headers, content_type, code, message);
     } else {
         headers.insert(
             CONTENT_TYPE,
@@ -284,8 +288,12 @@ where
         };
         // An error ends the request here: the guard drops (plain cancel).
         let guard = this.guard.take();
-        let race = this.race.take();
+        let mut race = this.race.take();
         Poll::Ready(result.map(|mut resp| {
+            // The body is framed as the head says: what a cut ends it with.
+            if let Some(race) = &mut race {
+                race.answered(resp.headers());
+            }
             if let Some(id) = this.id.take() {
                 resp.headers_mut()
                     .entry(X_REQUEST_ID)
@@ -312,7 +320,10 @@ where
     ResBody: Body,
     ResBody::Data: From<&'static [u8]>,
 {
-    let grpc = this.race.take().is_some_and(|race| race.grpc);
+    let protocol = this
+        .race
+        .take()
+        .map_or(Protocol::Http, |race| race.protocol);
     {
         // Dropping the handler runs its code (its drops): in its span.
         let _entered = span::enter(this.span);
@@ -323,5 +334,5 @@ where
     // changes nothing, and the answer below is the response, written in
     // full when the server is done with it.
     drop(this.guard.take());
-    answer(err, grpc, this.id.take())
+    answer(err, &protocol, this.id.take())
 }
