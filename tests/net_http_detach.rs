@@ -280,3 +280,74 @@ async fn a_detached_response_nobody_waits_for_is_discarded() {
     go.send(()).unwrap();
     within("the handler's end", done).await.unwrap();
 }
+
+/// `DetachLayer::wait` waits for the handlers still running after their
+/// clients went away, so a server can let them finish before its runtime
+/// ends; `in_flight` counts them.
+#[tokio::test]
+async fn wait_returns_once_the_detached_handlers_have_finished() {
+    use futures::FutureExt;
+    let detach = DetachLayer::new();
+    let (go, gate) = tokio::sync::watch::channel(false);
+    let (finished_tx, mut finished) = mpsc::unbounded_channel();
+    let handler = tower::service_fn(move |_: Request<()>| {
+        let mut gate = gate.clone();
+        let finished = finished_tx.clone();
+        async move {
+            gate.wait_for(|go| *go).await.unwrap();
+            finished.send(()).unwrap();
+            Ok::<_, Infallible>(Response::new(String::new()))
+        }
+    });
+    let svc = ContextLayer::new(&Context::background()).layer(detach.clone().layer(handler));
+    for _ in 0..3 {
+        // Each client goes away before the answer.
+        let mut call = Box::pin(svc.clone().oneshot(Request::new(())));
+        assert!((&mut call).now_or_never().is_none());
+    }
+    within("the handlers' start", async {
+        while detach.in_flight() < 3 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert_eq!(detach.in_flight(), 3);
+    let mut waiting = Box::pin(detach.wait());
+    assert!((&mut waiting).now_or_never().is_none(), "three still run");
+
+    go.send(true).unwrap();
+    within("the wait", waiting).await;
+    assert_eq!(detach.in_flight(), 0);
+    for _ in 0..3 {
+        assert_eq!(
+            finished.try_recv(),
+            Ok(()),
+            "each finished before the wait ended"
+        );
+    }
+    // Nothing runs: at once.
+    assert_eq!(detach.wait().now_or_never(), Some(()));
+}
+
+/// A detached handler dropped by its runtime's shutdown stops counting.
+#[test]
+fn a_handler_dropped_by_its_runtimes_shutdown_is_no_longer_in_flight() {
+    use futures::FutureExt;
+    let detach = DetachLayer::new();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let handler = tower::service_fn(|_: Request<()>| async {
+            std::future::pending::<()>().await;
+            Ok::<_, Infallible>(Response::new(String::new()))
+        });
+        let svc = ContextLayer::new(&Context::background()).layer(detach.clone().layer(handler));
+        let mut call = Box::pin(svc.oneshot(Request::new(())));
+        assert!((&mut call).now_or_never().is_none());
+    });
+    assert_eq!(detach.in_flight(), 1);
+    drop(runtime);
+    assert_eq!(detach.in_flight(), 0);
+    assert_eq!(detach.wait().now_or_never(), Some(()));
+}

@@ -10,10 +10,13 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{ready, Context as TaskContext, Poll};
 
 use http::header::HeaderValue;
 use http::{Request, Response, StatusCode};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -86,11 +89,44 @@ use crate::{AfterFunc, CancelGuard, Context, Error};
 /// Go: `context.WithoutCancel(r.Context())` handed to a goroutine, merged
 /// with the server's base context as `context.AfterFunc`'s documentation
 /// shows.
+///
+/// # Shutdown
+///
+/// A detached handler is a task of the runtime: when the runtime shuts down
+/// it is dropped wherever it is. A server that must let that work finish
+/// waits for it with [`wait`](DetachLayer::wait) before its runtime ends,
+/// on a clone of the layer it gave the router (clones share the count).
 #[derive(Clone, Debug, Default)]
 pub struct DetachLayer {
-    /// Keeps the struct literal private, so settings can come later without
-    /// breaking anyone.
-    _private: (),
+    /// The handlers running, shared by the layer's clones and services.
+    running: Arc<Running>,
+}
+
+/// How many detached handlers run, and who waits for none.
+#[derive(Debug, Default)]
+struct Running {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+/// One running handler: counted from its spawn to the end (or drop) of
+/// its task.
+struct Counted(Arc<Running>);
+
+impl Counted {
+    fn new(running: &Arc<Running>) -> Counted {
+        running.count.fetch_add(1, Ordering::Relaxed);
+        Counted(running.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        // Release: what the handler did happens before `wait` returns.
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 impl DetachLayer {
@@ -103,7 +139,64 @@ impl DetachLayer {
     /// # let _ = layer;
     /// ```
     pub fn new() -> DetachLayer {
-        DetachLayer { _private: () }
+        DetachLayer::default()
+    }
+
+    /// How many handlers this layer, its clones and their services run
+    /// now, in tasks of their own.
+    ///
+    /// ```
+    /// let layer = ctx::http::DetachLayer::new();
+    /// assert_eq!(layer.in_flight(), 0);
+    /// ```
+    pub fn in_flight(&self) -> usize {
+        self.running.count.load(Ordering::Acquire)
+    }
+
+    /// Waits until this layer (its clones and their services) runs no
+    /// handler: for a graceful shutdown, once the server takes no more
+    /// requests, so that detached work finishes before the runtime ends.
+    /// Returns at once when none runs; a handler started while it waits is
+    /// waited for too. To stop the work sooner, cancel the server's root
+    /// first: detached contexts end with it.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping it waits no more and changes nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use axum::{routing::post, Router};
+    /// use ctx::http::{ContextLayer, DetachLayer};
+    ///
+    /// let detach = DetachLayer::new();
+    /// let root = ctx::Context::background();
+    /// let app: Router = Router::new()
+    ///     .route("/charge", post(|| async { "charged" }))
+    ///     .route_layer(detach.clone())
+    ///     .layer(ContextLayer::new(&root));
+    /// // ... serve `app` with a graceful shutdown, then:
+    /// detach.wait().await;
+    /// # drop(app);
+    /// # }
+    /// ```
+    ///
+    /// Go: `sync.WaitGroup.Wait` over the goroutines a handler started;
+    /// tokio-util: `TaskTracker::wait`.
+    pub async fn wait(&self) {
+        loop {
+            let idle = self.running.idle.notified();
+            let mut idle = std::pin::pin!(idle);
+            // Listening before the count is read: a last handler that ends
+            // in between still reaches this waiter.
+            idle.as_mut().enable();
+            if self.in_flight() == 0 {
+                return;
+            }
+            idle.await;
+        }
     }
 }
 
@@ -111,7 +204,10 @@ impl<S> Layer<S> for DetachLayer {
     type Service = DetachService<S>;
 
     fn layer(&self, inner: S) -> DetachService<S> {
-        DetachService { inner }
+        DetachService {
+            inner,
+            running: self.running.clone(),
+        }
     }
 }
 
@@ -128,6 +224,8 @@ impl<S> Layer<S> for DetachLayer {
 pub struct DetachService<S> {
     /// The handler; set by [`DetachLayer::layer`].
     inner: S,
+    /// The layer's count of running handlers.
+    running: Arc<Running>,
 }
 
 impl<S, B, ResBody> Service<Request<B>> for DetachService<S>
@@ -163,7 +261,10 @@ where
             Ok(handler) => handler,
             Err(payload) => panicked(Some(guard), payload),
         };
-        let task = runtime.spawn(span::in_current(run_detached(handler, guard, watch)));
+        let counted = Counted::new(&self.running);
+        let task = runtime.spawn(span::in_current(run_detached(
+            handler, guard, watch, counted,
+        )));
         ResponseFuture {
             state: State::Running { task, protocol },
         }
@@ -212,7 +313,15 @@ impl Drop for RootWatch {
 
 /// The detached task: the handler to its end, then the detached context's
 /// end (a plain cancel, or [`HandlerPanicked`](super::HandlerPanicked)).
-async fn run_detached<F: Future>(handler: F, guard: CancelGuard, watch: RootWatch) -> F::Output {
+/// `counted` goes last, with the task, so that `wait` returns after all of
+/// it.
+async fn run_detached<F: Future>(
+    handler: F,
+    guard: CancelGuard,
+    watch: RootWatch,
+    counted: Counted,
+) -> F::Output {
+    let _counted = counted;
     let output = CatchUnwind { inner: handler }.await;
     drop(watch);
     match output {
