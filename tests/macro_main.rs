@@ -158,3 +158,64 @@ fn killed_by(status: ExitStatus) -> Option<i32> {
     use std::os::unix::process::ExitStatusExt;
     status.signal()
 }
+
+/// Whether this machine lets an unprivileged process be PID 1 of a new PID
+/// namespace (`unshare -Urpf`): containers' entry points run so.
+fn pid_namespaces_work() -> bool {
+    Command::new("unshare")
+        .args(["-Urpf", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// As PID 1 (a container without an init) a default action cannot kill the
+/// process: the kernel ignores the signal, and re-raising it would end in
+/// `abort`, then a crash. The second SIGINT exits with status 130 instead.
+#[test]
+fn a_second_sigint_to_process_1_exits_130() {
+    if !pid_namespaces_work() {
+        eprintln!("skipped: no user and PID namespaces on this machine");
+        return;
+    }
+    let mut child = Command::new("unshare")
+        .arg("-Urpf") // -f: the example is PID 1 of the new namespace
+        .arg(example())
+        .arg("--stubborn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("unshare starts");
+    let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let mut running = Running { child, stdout };
+    assert_eq!(running.line(), "ready: press Ctrl-C to stop");
+    // The example's pid outside its namespace: unshare's one child.
+    let unshare = running.child.id();
+    let children = std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children"))
+        .expect("unshare's children are listed");
+    let example: u32 = children.trim().parse().expect("one child");
+    let kill = |signal: &str| {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(example.to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    };
+    kill("INT");
+    assert_eq!(
+        running.line(),
+        "canceled: context canceled (received SIGINT)"
+    );
+    assert_eq!(running.line(), "ignoring it");
+    kill("INT");
+    let (status, out) = running.wait();
+    // unshare exits with its child's status.
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "{status} (signal {:?})",
+        killed_by(status)
+    );
+    assert_eq!(out, "");
+}

@@ -16,7 +16,11 @@
 //! process is killed by the signal itself (the handler is put back to the
 //! default and the signal raised again, with `signal-hook`), so a shell shows
 //! 130 for SIGINT and 143 for SIGTERM, and a shell script or a supervisor
-//! running the program sees a death by signal, as with Go. Pressing Ctrl-C a
+//! running the program sees a death by signal, as with Go. Text printed
+//! without a final newline and not flushed is lost then, as for any program
+//! the signal kills. As process 1 (a container's entry point, which the
+//! kernel does not let a default action kill) the process exits with status
+//! 130 or 143 instead, flushing standard output. Pressing Ctrl-C a
 //! second time during a slow shutdown therefore quits, as users expect. A program that handles
 //! these signals itself as well should keep one `notify` context alive for as
 //! long as it does.
@@ -105,11 +109,15 @@ impl Received {
     /// command was killed by SIGINT, and a supervisor reports the signal.
     /// signal-hook puts the default action back, unblocks the signal and
     /// raises it (Go: the signal's default behaviour, restored by `stop`).
-    /// Elsewhere, and should that fail, the process exits with the status a
+    ///
+    /// Process 1 (a container's entry point without an init) cannot die by
+    /// a signal whose action is the default: the kernel ignores it, and
+    /// signal-hook's fallback, `abort`, would crash the process instead. So
+    /// there, as on other systems, the process exits with the status a
     /// shell shows for the signal, 128 plus its number.
     fn default_action(self) -> ! {
         #[cfg(unix)]
-        {
+        if std::process::id() != 1 {
             use signal_hook::consts::{SIGINT, SIGTERM};
             let signal = match self {
                 Received::Interrupt => SIGINT,
