@@ -415,3 +415,74 @@ async fn a_detach_refusal_keeps_the_grpc_web_content_type() {
     assert_eq!(resp.headers()["content-type"], "application/grpc-web-text");
     assert_eq!(resp.headers()["grpc-status"], "13", "INTERNAL");
 }
+
+/// Yields its chunks, then stays pending for good (a producer not done).
+struct ChunksThenPending(Vec<Bytes>);
+
+impl HttpBody for ChunksThenPending {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.0.is_empty() {
+            return Poll::Pending;
+        }
+        Poll::Ready(Some(Ok(Frame::data(self.0.remove(0)))))
+    }
+}
+
+/// A handler's own gRPC-Web trailer frame ends the response, as HTTP
+/// trailers do for gRPC: a deadline that passes after it, while the body
+/// has not said it is over, appends no second status, and the request
+/// counts as completed.
+#[tokio::test]
+async fn a_grpc_web_trailer_frame_from_the_handler_ends_the_race() {
+    let layer =
+        ContextLayer::new(&Context::background()).default_timeout(Duration::from_millis(100));
+    let mut ok = vec![0x80];
+    ok.extend_from_slice(
+        &u32::try_from(b"grpc-status:0\r\n".len())
+            .unwrap()
+            .to_be_bytes(),
+    );
+    ok.extend_from_slice(b"grpc-status:0\r\n");
+    let message = message_frame(b"hi");
+    // The trailer frame split over two chunks, as a body may write it.
+    let chunks = vec![
+        Bytes::from(message.clone()),
+        Bytes::copy_from_slice(&ok[..3]),
+        Bytes::copy_from_slice(&ok[3..]),
+    ];
+    let svc = layer
+        .clone()
+        .layer(tower::service_fn(move |_: Request<()>| {
+            let chunks = chunks.clone();
+            async move {
+                let mut resp = Response::new(ChunksThenPending(chunks));
+                resp.headers_mut().insert(
+                    "content-type",
+                    HeaderValue::from_static("application/grpc-web+proto"),
+                );
+                Ok::<_, Infallible>(resp)
+            }
+        }));
+    let req = Request::post("/demo.Worker/Watch")
+        .header("content-type", "application/grpc-web+proto")
+        .body(())
+        .unwrap();
+    let mut body = svc.oneshot(req).await.unwrap().into_body();
+    let mut data = Vec::new();
+    // What the server would write, until well past the deadline.
+    while let Ok(Some(frame)) = tokio::time::timeout(Duration::from_millis(500), body.frame()).await
+    {
+        data.extend_from_slice(&frame.unwrap().into_data().unwrap());
+    }
+    let mut want = message;
+    want.extend_from_slice(&ok);
+    assert_eq!(data, want, "the handler's frames alone, no second status");
+    assert_eq!(layer.stats().completed(), 1, "{:?}", layer.stats());
+    assert_eq!(layer.stats().deadline_exceeded(), 0);
+}

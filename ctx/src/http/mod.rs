@@ -35,7 +35,8 @@
 //!   cause is [`HandlerPanicked`], and the panic goes on.
 //!
 //! A response counts as written in full once its body has ended, has
-//! yielded its trailers (the last frame of a body), says it is over
+//! yielded its trailers (the last frame of a body; for binary gRPC-Web, its
+//! in-body trailer frame), says it is over
 //! (`is_end_stream`) or has yielded exactly its known length (exact size
 //! hint, else `content-length`), and at once when no body goes on the
 //! wire: the answer to a `HEAD` request, a 1xx status (a 101 upgrade among

@@ -31,7 +31,8 @@ pin_project! {
     /// away mid-body), it cancels with the cause [`Abandoned`]. The response
     /// counts as written in full, so that a drop is a plain cancel, once the
     /// body has ended or says it is over ([`is_end_stream`]), once it has
-    /// yielded its trailers (a body's last frame), once it has yielded
+    /// yielded its trailers (a body's last frame; for binary gRPC-Web, its
+    /// in-body trailer frame, read across data frames), once it has yielded
     /// exactly its known length (its exact size hint, else the
     /// `content-length` header, as hyper frames it), and from the start
     /// when no body goes on the wire: the answer to a `HEAD` request, a
@@ -263,6 +264,16 @@ where
                     if let Some(data) = frame.data_ref() {
                         let len = u64::try_from(data.remaining()).unwrap_or(u64::MAX);
                         *this.owed = this.owed.and_then(|owed| owed.checked_sub(len));
+                        // A gRPC-Web trailer frame is the end of the
+                        // response, as HTTP trailers are.
+                        if this
+                            .race
+                            .as_mut()
+                            .is_some_and(|race| race.completed_by(data))
+                        {
+                            *this.race = None;
+                            drop(this.guard.take());
+                        }
                     }
                 }
                 // Trailers (the last frame of a body: hyper sends them, or

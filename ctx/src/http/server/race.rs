@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
+use bytes::Buf;
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::HeaderMap;
 
@@ -127,14 +128,25 @@ pub(super) struct Race {
     /// a `grpc-status`, and where a cut stream's status goes; set from the
     /// request, then from the response head ([`Race::answered`]).
     pub(super) protocol: Protocol,
+    /// For a binary gRPC-Web body, where its data is in its framing: its
+    /// trailer frame ends the response as HTTP trailers do.
+    web: Option<WebFrames>,
 }
 
 impl Race {
     pub(super) fn new(ctx: &Context, protocol: Protocol) -> Race {
         Race {
             done: ctx.done_owned(),
+            web: WebFrames::of(&protocol),
             protocol,
         }
+    }
+
+    /// Reads the next `data` of the handler's body; true once it has
+    /// carried a whole gRPC-Web trailer frame: the response is complete,
+    /// whether or not the body says it is over.
+    pub(super) fn completed_by(&mut self, data: &impl Buf) -> bool {
+        self.web.as_mut().is_some_and(|web| web.read(data))
     }
 
     /// The handler answered a gRPC or gRPC-Web request with a head of
@@ -150,6 +162,7 @@ impl Race {
             Protocol::Http => {}
             said => self.protocol = said,
         }
+        self.web = WebFrames::of(&self.protocol);
     }
 
     /// The error of the request context `guard` holds, if it has ended:
@@ -169,6 +182,69 @@ impl Race {
             Poll::Ready(err) => Some(err),
             Poll::Pending => None,
         }
+    }
+}
+
+/// Where a binary gRPC-Web body is in its framing: each message, and the
+/// trailer block that ends the response, is a flag byte (0x80 for
+/// trailers), a 4-byte big-endian length and that many bytes.
+///
+/// Base64 bodies (`grpc-web-text`) are not followed: the end of their
+/// trailer frame is left to the body's own end.
+#[derive(Debug, Default)]
+struct WebFrames {
+    /// The current frame's header, as far as read.
+    header: [u8; 5],
+    /// How much of `header` is read.
+    have: usize,
+    /// The current frame's bytes not yet read, once its header is.
+    left: u64,
+    /// Set when a buffer could not be read whole: nothing is followed after.
+    lost: bool,
+}
+
+impl WebFrames {
+    fn of(protocol: &Protocol) -> Option<WebFrames> {
+        matches!(protocol, Protocol::GrpcWeb { text: false, .. }).then(WebFrames::default)
+    }
+
+    /// Reads `data`; true once a trailer frame has been read whole.
+    fn read(&mut self, data: &impl Buf) -> bool {
+        // A `Bytes` is one chunk; a buffer of more than this many is not
+        // followed (no end is found early, which is what was before).
+        let mut chunks = [std::io::IoSlice::new(&[]); 16];
+        let n = data.chunks_vectored(&mut chunks);
+        let seen: usize = chunks[..n].iter().map(|chunk| chunk.len()).sum();
+        self.lost |= seen != data.remaining();
+        !self.lost && chunks[..n].iter().any(|chunk| self.read_chunk(chunk))
+    }
+
+    fn read_chunk(&mut self, mut bytes: &[u8]) -> bool {
+        while !bytes.is_empty() {
+            if self.have < self.header.len() {
+                let n = (self.header.len() - self.have).min(bytes.len());
+                self.header[self.have..self.have + n].copy_from_slice(&bytes[..n]);
+                self.have += n;
+                bytes = &bytes[n..];
+                if self.have < self.header.len() {
+                    return false;
+                }
+                let [_, a, b, c, d] = self.header;
+                self.left = u64::from(u32::from_be_bytes([a, b, c, d]));
+            } else {
+                let n =
+                    usize::try_from(self.left).map_or(bytes.len(), |left| left.min(bytes.len()));
+                self.left -= n as u64;
+                bytes = &bytes[n..];
+            }
+            if self.have == self.header.len() && self.left == 0 {
+                if self.header[0] & 0x80 != 0 {
+                    return true;
+                }
+                self.have = 0;
+            }
+        }
+        false
     }
 }
 
@@ -337,6 +413,52 @@ pub(super) const GRPC_MESSAGE: http::HeaderName = http::HeaderName::from_static(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A gRPC-Web frame: `flag`, the length, `payload`.
+    fn web_frame(flag: u8, payload: &[u8]) -> Vec<u8> {
+        let mut frame = vec![flag];
+        frame.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_be_bytes());
+        frame.extend_from_slice(payload);
+        frame
+    }
+
+    #[test]
+    fn a_grpc_web_trailer_frame_is_found_however_the_data_is_split() {
+        // A message whose bytes look like a trailer flag, an empty
+        // message, then the trailers.
+        let mut body = web_frame(0, &[0x80, 0x80, 0, 0, 0, 1]);
+        body.extend(web_frame(0, &[]));
+        let trailers = web_frame(0x80, b"grpc-status:0\r\n");
+        body.extend(&trailers);
+        let end = body.len();
+        for split in 1..=end {
+            let mut web = WebFrames::default();
+            let mut ended_at = None;
+            for (i, piece) in body.chunks(split).enumerate() {
+                if web.read(&bytes::Bytes::copy_from_slice(piece)) {
+                    ended_at = Some((i + 1) * split);
+                    break;
+                }
+            }
+            // Found with the piece holding the frame's last byte, not before.
+            assert_eq!(
+                ended_at.map(|at| at.min(end)),
+                Some(end),
+                "pieces of {split}"
+            );
+        }
+        // An empty trailer block ends it too; messages alone do not.
+        assert!(WebFrames::default().read(&bytes::Bytes::from(web_frame(0x80, b""))));
+        assert!(!WebFrames::default().read(&bytes::Bytes::from(web_frame(0, b"\x80\x80"))));
+    }
+
+    #[test]
+    fn only_binary_grpc_web_bodies_are_followed() {
+        assert!(WebFrames::of(&protocol(b"application/grpc-web+proto")).is_some());
+        assert!(WebFrames::of(&protocol(b"application/grpc-web-text")).is_none());
+        assert!(WebFrames::of(&protocol(b"application/grpc")).is_none());
+        assert!(WebFrames::of(&Protocol::Http).is_none());
+    }
 
     #[test]
     fn the_answers_text_is_the_errors_own() {
