@@ -416,24 +416,6 @@ async fn a_detach_refusal_keeps_the_grpc_web_content_type() {
     assert_eq!(resp.headers()["grpc-status"], "13", "INTERNAL");
 }
 
-/// Yields its chunks, then stays pending for good (a producer not done).
-struct ChunksThenPending(Vec<Bytes>);
-
-impl HttpBody for ChunksThenPending {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut TaskContext<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        if self.0.is_empty() {
-            return Poll::Pending;
-        }
-        Poll::Ready(Some(Ok(Frame::data(self.0.remove(0)))))
-    }
-}
-
 /// A handler's own gRPC-Web trailer frame ends the response, as HTTP
 /// trailers do for gRPC: a deadline that passes after it, while the body
 /// has not said it is over, appends no second status, and the request
@@ -461,7 +443,11 @@ async fn a_grpc_web_trailer_frame_from_the_handler_ends_the_race() {
         .layer(tower::service_fn(move |_: Request<()>| {
             let chunks = chunks.clone();
             async move {
-                let mut resp = Response::new(ChunksThenPending(chunks));
+                let body = Stuck {
+                    chunks,
+                    _flag: DropFlag(Arc::new(AtomicBool::new(false))),
+                };
+                let mut resp = Response::new(body);
                 resp.headers_mut().insert(
                     "content-type",
                     HeaderValue::from_static("application/grpc-web+proto"),
