@@ -88,6 +88,12 @@ impl Context {
     /// The nearest cancel node at or above this context: where its done
     /// state lives. `None` for contexts that can never be done.
     #[inline]
+    /// [`CancelNode::deadline_passed`] of this context's node.
+    #[cfg(feature = "tower")]
+    pub(crate) fn deadline_passed(&self) -> bool {
+        self.signal().is_some_and(|node| node.deadline_passed())
+    }
+
     fn signal(&self) -> Option<&Arc<CancelNode>> {
         self.repr.signal()
     }

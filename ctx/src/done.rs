@@ -128,14 +128,12 @@ impl DoneOwned {
         DoneOwned { node, key: None }
     }
 
-    /// Whether the context's deadline has passed, fired yet or not: a
-    /// failure seen at that point is the deadline's (Go's clients report
-    /// `ctx.Err()` over the transport's error once the context is done).
+    /// [`CancelNode::deadline_passed`] of the context's node.
     #[cfg(feature = "tower")]
     pub(crate) fn deadline_passed(&self) -> bool {
         self.node
             .as_ref()
-            .is_some_and(|node| node.remaining() == Some(std::time::Duration::ZERO))
+            .is_some_and(|node| node.deadline_passed())
     }
 }
 

@@ -15,7 +15,6 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::server::{Abandoned, HandlerPanicked};
 #[cfg(doc)]
@@ -315,9 +314,7 @@ impl RequestGuard {
             // to it: a timeout above that fired at the same deadline (tonic
             // reads `grpc-timeout` too, outside every layer), not a client
             // that went away.
-            (None, How::Abandoned) if self.ctx.remaining() == Some(Duration::ZERO) => {
-                End::DeadlineExceeded
-            }
+            (None, How::Abandoned) if self.ctx.deadline_passed() => End::DeadlineExceeded,
             (None, How::Abandoned) => End::Abandoned,
             (None, How::Panicked(_)) => End::HandlerPanicked,
         };

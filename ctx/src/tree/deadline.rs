@@ -144,6 +144,14 @@ impl CancelNode {
         };
         Some(extra.deadline?.saturating_duration_since(now))
     }
+
+    /// Whether the deadline has passed, fired yet or not: a failure seen at
+    /// that point is the deadline's (Go's clients report `ctx.Err()` over
+    /// the transport's error once the context is done).
+    #[cfg(feature = "tower")]
+    pub(crate) fn deadline_passed(&self) -> bool {
+        self.remaining() == Some(Duration::ZERO)
+    }
 }
 
 /// `with_deadline(now + timeout)`; a timeout too large for an `Instant`

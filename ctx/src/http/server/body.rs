@@ -259,31 +259,25 @@ where
                 }
                 Err(payload) => panicked(this.guard.take(), payload),
             };
-            match &frame {
-                Some(Ok(frame)) if !frame.is_trailers() => {
-                    if let Some(data) = frame.data_ref() {
-                        let len = u64::try_from(data.remaining()).unwrap_or(u64::MAX);
-                        *this.owed = this.owed.and_then(|owed| owed.checked_sub(len));
-                        // A gRPC-Web trailer frame is the end of the
-                        // response, as HTTP trailers are.
-                        if this
-                            .race
-                            .as_mut()
-                            .is_some_and(|race| race.completed_by(data))
-                        {
-                            *this.race = None;
-                            drop(this.guard.take());
-                        }
-                    }
-                }
+            let over = match &frame {
+                Some(Ok(frame)) if !frame.is_trailers() => frame.data_ref().is_some_and(|data| {
+                    let len = u64::try_from(data.remaining()).unwrap_or(u64::MAX);
+                    *this.owed = this.owed.and_then(|owed| owed.checked_sub(len));
+                    // A gRPC-Web trailer frame is the end of the response,
+                    // as HTTP trailers are.
+                    this.race
+                        .as_mut()
+                        .is_some_and(|race| race.completed_by(data))
+                }),
                 // Trailers (the last frame of a body: hyper sends them, or
                 // drops them on HTTP/1, and polls no further), the end, or
-                // an error that ends the body: the request is over. A body
-                // that ends in trailers may never say `is_end_stream`.
-                _ => {
-                    *this.race = None;
-                    drop(this.guard.take());
-                }
+                // an error that ends the body. A body that ends in trailers
+                // may never say `is_end_stream`.
+                _ => true,
+            };
+            if over {
+                *this.race = None;
+                drop(this.guard.take());
             }
             return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
         }
@@ -312,10 +306,7 @@ where
     B: Body,
     B::Data: From<&'static [u8]>,
 {
-    let protocol = this
-        .race
-        .take()
-        .map_or(Protocol::Http, |race| race.protocol);
+    let protocol = Race::take_protocol(this.race);
     let own = match protocol {
         Protocol::Http => Kind::Own {
             data: None,

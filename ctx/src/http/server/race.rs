@@ -142,6 +142,12 @@ impl Race {
         }
     }
 
+    /// Ends the race in `race`: the protocol it found, plain HTTP when
+    /// there was none (cooperative, or over).
+    pub(super) fn take_protocol(race: &mut Option<Race>) -> Protocol {
+        race.take().map_or(Protocol::Http, |race| race.protocol)
+    }
+
     /// Reads the next `data` of the handler's body; true once it has
     /// carried a whole gRPC-Web trailer frame: the response is complete,
     /// whether or not the body says it is over.

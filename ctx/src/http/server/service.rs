@@ -320,10 +320,7 @@ where
     ResBody: Body,
     ResBody::Data: From<&'static [u8]>,
 {
-    let protocol = this
-        .race
-        .take()
-        .map_or(Protocol::Http, |race| race.protocol);
+    let protocol = Race::take_protocol(this.race);
     {
         // Dropping the handler runs its code (its drops): in its span.
         let _entered = span::enter(this.span);
