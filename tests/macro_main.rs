@@ -73,12 +73,7 @@ impl Running {
     }
 
     fn kill(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
+        kill(self.child.id(), signal);
     }
 
     /// Waits for the exit, killing the child if it takes too long.
@@ -153,6 +148,16 @@ fn a_second_sigterm_kills_the_program_by_sigterm() {
 const SIGINT: i32 = 2;
 const SIGTERM: i32 = 15;
 
+/// Sends `signal` (`INT`, `TERM`) to process `pid` with `kill`.
+fn kill(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
 /// The signal that ended the process, if one did.
 fn killed_by(status: ExitStatus) -> Option<i32> {
     use std::os::unix::process::ExitStatusExt;
@@ -194,21 +199,13 @@ fn a_second_sigint_to_process_1_exits_130() {
     let children = std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children"))
         .expect("unshare's children are listed");
     let example: u32 = children.trim().parse().expect("one child");
-    let kill = |signal: &str| {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(example.to_string())
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-    };
-    kill("INT");
+    kill(example, "INT");
     assert_eq!(
         running.line(),
         "canceled: context canceled (received SIGINT)"
     );
     assert_eq!(running.line(), "ignoring it");
-    kill("INT");
+    kill(example, "INT");
     let (status, out) = running.wait();
     // unshare exits with its child's status.
     assert_eq!(

@@ -377,7 +377,9 @@ const fn base64_len(len: usize) -> usize {
 }
 
 /// `bytes` in padded standard base64 (RFC 4648, section 4); `N` is
-/// [`base64_len`]`(bytes.len())`.
+/// [`base64_len`]`(bytes.len())`. Our own, not the `base64` crate's: this
+/// one is a `const fn`, so the two frames are built at compile time and
+/// the layer needs no dependency for them.
 const fn base64<const N: usize>(bytes: &[u8]) -> [u8; N] {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = [b'='; N];
@@ -420,8 +422,9 @@ pub(super) const GRPC_MESSAGE: http::HeaderName = http::HeaderName::from_static(
 mod tests {
     use super::*;
 
-    /// A gRPC-Web frame: `flag`, the length, `payload`.
-    fn web_frame(flag: u8, payload: &[u8]) -> Vec<u8> {
+    /// A gRPC-Web frame: `flag`, the length, `payload` (the module's
+    /// `web_frame` builds only the layer's own trailer frames).
+    fn any_frame(flag: u8, payload: &[u8]) -> Vec<u8> {
         let mut frame = vec![flag];
         frame.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_be_bytes());
         frame.extend_from_slice(payload);
@@ -432,9 +435,9 @@ mod tests {
     fn a_grpc_web_trailer_frame_is_found_however_the_data_is_split() {
         // A message whose bytes look like a trailer flag, an empty
         // message, then the trailers.
-        let mut body = web_frame(0, &[0x80, 0x80, 0, 0, 0, 1]);
-        body.extend(web_frame(0, &[]));
-        let trailers = web_frame(0x80, b"grpc-status:0\r\n");
+        let mut body = any_frame(0, &[0x80, 0x80, 0, 0, 0, 1]);
+        body.extend(any_frame(0, &[]));
+        let trailers = any_frame(0x80, b"grpc-status:0\r\n");
         body.extend(&trailers);
         let end = body.len();
         for split in 1..=end {
@@ -454,8 +457,8 @@ mod tests {
             );
         }
         // An empty trailer block ends it too; messages alone do not.
-        assert!(WebFrames::default().read(&bytes::Bytes::from(web_frame(0x80, b""))));
-        assert!(!WebFrames::default().read(&bytes::Bytes::from(web_frame(0, b"\x80\x80"))));
+        assert!(WebFrames::default().read(&bytes::Bytes::from(any_frame(0x80, b""))));
+        assert!(!WebFrames::default().read(&bytes::Bytes::from(any_frame(0, b"\x80\x80"))));
     }
 
     #[test]
