@@ -393,3 +393,94 @@ fn waiters_of_a_context_polled_from_many_threads_are_all_woken() {
         }
     }
 }
+
+/// `select!` turns on every core racing the cancel of their shared
+/// context, with futures kept, re-polled by another task, and dropped on
+/// another thread than the one they registered on (the thread slots of
+/// `ctx/src/tree/hot.rs`, and the shards behind them): every future pending
+/// at the cancel is woken, and once all are dropped no waker clone is left.
+#[test]
+fn select_turns_racing_the_cancel_on_every_core_lose_no_wake_up_and_keep_no_waker() {
+    const THREADS: usize = 4;
+    type Kept = Vec<(ctx::DoneOwned, Arc<CountingWaker>)>;
+    for round in 0..100 {
+        let (ctx, cancel) = Context::background().with_cancel();
+        let (moved_tx, moved_rx) = std::sync::mpsc::channel::<ctx::DoneOwned>();
+        let start = Arc::new(std::sync::Barrier::new(THREADS + 1));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|i| {
+                let (ctx, start, moved_tx) = (ctx.clone(), start.clone(), moved_tx.clone());
+                std::thread::spawn(move || {
+                    let turns = Arc::new(CountingWaker(AtomicUsize::new(0)));
+                    let other = Arc::new(CountingWaker(AtomicUsize::new(0)));
+                    let poll = |done: &mut ctx::DoneOwned, waker: &Arc<CountingWaker>| {
+                        let waker = Waker::from(waker.clone());
+                        pin!(done).poll(&mut TaskContext::from_waker(&waker))
+                    };
+                    // Enough turns on every core that the context's lock is
+                    // found contended and its waiters move out of the node.
+                    for _ in 0..500 {
+                        assert!(poll(&mut ctx.done_owned(), &turns).is_pending());
+                    }
+                    start.wait();
+                    let mut kept: Kept = Vec::new();
+                    for n in i.. {
+                        let mut done = ctx.done_owned();
+                        if poll(&mut done, &turns).is_ready() {
+                            break;
+                        }
+                        match n % 8 {
+                            // Re-polled by another task: only that one stays.
+                            0 => {
+                                let _ = poll(&mut done, &other);
+                            }
+                            // Dropped on another thread.
+                            1 => moved_tx.send(done).unwrap(),
+                            // Kept, with a waker of its own, until the end.
+                            2 if kept.len() < 64 => {
+                                let own = Arc::new(CountingWaker(AtomicUsize::new(0)));
+                                if poll(&mut done, &own).is_pending() {
+                                    kept.push((done, own));
+                                }
+                            }
+                            _ => drop(done),
+                        }
+                    }
+                    (kept, turns, other)
+                })
+            })
+            .collect();
+        drop(moved_tx);
+        let dropper = std::thread::spawn(move || moved_rx.into_iter().count());
+        start.wait();
+        // Let the turns run a little (the rounds spread the moment).
+        for _ in 0..round * 50 {
+            std::hint::spin_loop();
+        }
+        cancel.cancel();
+        let mut wakers = Vec::new();
+        for thread in threads {
+            let (kept, turns, other) = thread.join().unwrap();
+            for (done, own) in kept {
+                assert_eq!(
+                    own.0.load(Ordering::SeqCst),
+                    1,
+                    "round {round}: lost wake-up"
+                );
+                drop(done);
+                wakers.push(own);
+            }
+            wakers.extend([turns, other]);
+        }
+        dropper.join().unwrap();
+        // Every future is gone: woken and dropped by the cancel, or removed
+        // by its drop, wherever it was registered. No clone is left.
+        for waker in &wakers {
+            assert_eq!(
+                Arc::strong_count(waker),
+                1,
+                "round {round}: a waker was kept"
+            );
+        }
+    }
+}

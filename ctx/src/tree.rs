@@ -100,6 +100,7 @@ use smallvec::SmallVec;
 mod callbacks;
 mod deadline;
 mod few;
+mod hot;
 mod settle;
 mod shards;
 mod value_node;

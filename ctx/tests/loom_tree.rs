@@ -142,6 +142,97 @@ fn sharded_waiters_are_not_lost() {
     });
 }
 
+/// A poller of a contended context (its waiters in thread slots and
+/// shards) re-polls with another task's waker and drops its future, while
+/// a second poller waits and the context is canceled: whatever was pending
+/// is woken, and every stored waker is dropped once its future or the
+/// cancel is done with it (`tree/hot.rs`).
+#[test]
+fn hot_slot_repoll_and_removal_race_the_cancel() {
+    model(|| {
+        let (ctx, cancel) = Context::background().with_cancel();
+        let switcher = thread::spawn({
+            let ctx = ctx.clone();
+            move || {
+                let first = std::sync::Arc::new(Flag(AtomicBool::new(false)));
+                let second = std::sync::Arc::new(Flag(AtomicBool::new(false)));
+                let (one, two) = (Waker::from(first.clone()), Waker::from(second.clone()));
+                let mut done = ctx.done_owned();
+                let _ = Pin::new(&mut done).poll(&mut TaskContext::from_waker(&one));
+                let again = Pin::new(&mut done).poll(&mut TaskContext::from_waker(&two));
+                drop(done);
+                drop((one, two));
+                (again, first, second)
+            }
+        });
+        let waiter = thread::spawn({
+            let ctx = ctx.clone();
+            move || {
+                let flag = std::sync::Arc::new(Flag(AtomicBool::new(false)));
+                let waker = Waker::from(flag.clone());
+                let mut done = ctx.done_owned();
+                let first = Pin::new(&mut done).poll(&mut TaskContext::from_waker(&waker));
+                (first, flag, done)
+            }
+        });
+        cancel.cancel();
+        let (again, first, second) = switcher.join().unwrap();
+        if let Poll::Ready(err) = again {
+            assert_eq!(err, Error::Canceled);
+        }
+        // The dropped future left no clone of either waker anywhere.
+        assert_eq!(std::sync::Arc::strong_count(&first), 1, "a waker was kept");
+        assert_eq!(std::sync::Arc::strong_count(&second), 1, "a waker was kept");
+        let (first, flag, done) = waiter.join().unwrap();
+        match first {
+            Poll::Ready(err) => assert_eq!(err, Error::Canceled),
+            Poll::Pending => assert!(flag.0.load(Ordering::SeqCst), "lost wake-up"),
+        }
+        drop(done);
+        assert_eq!(std::sync::Arc::strong_count(&flag), 1, "a waker was kept");
+    });
+}
+
+/// A `done()` registered on a contended context and forgotten: when the
+/// context is dropped live (never canceled), its waker is dropped with it,
+/// wherever it was registered.
+#[test]
+fn a_forgotten_waiter_is_dropped_with_its_live_context() {
+    model(|| {
+        let (ctx, guard) = Context::background().with_cancel();
+        let flags: Vec<_> = (0..2)
+            .map(|_| std::sync::Arc::new(Flag(AtomicBool::new(false))))
+            .collect();
+        let pollers: Vec<_> = flags
+            .iter()
+            .map(|flag| {
+                let ctx = ctx.clone();
+                let waker = Waker::from(flag.clone());
+                thread::spawn(move || {
+                    let mut done = ctx.done();
+                    assert!(Pin::new(&mut done)
+                        .poll(&mut TaskContext::from_waker(&waker))
+                        .is_pending());
+                    std::mem::forget(done);
+                })
+            })
+            .collect();
+        for poller in pollers {
+            poller.join().unwrap();
+        }
+        drop(ctx);
+        drop(guard);
+        for flag in &flags {
+            assert!(!flag.0.load(Ordering::SeqCst));
+            assert_eq!(
+                std::sync::Arc::strong_count(flag),
+                1,
+                "a waker outlived its context"
+            );
+        }
+    });
+}
+
 #[test]
 fn after_func_stop_races_cancel() {
     model(|| {
@@ -200,8 +291,8 @@ impl Drop for Tracked {
     }
 }
 
-/// The value cell's own count (`tree/value_node.rs`, the crate's only
-/// `unsafe`): a value read on one thread while the last handles go on
+/// The value cell's own count (`tree/value_node.rs`, one of the crate's
+/// two `unsafe` parts): a value read on one thread while the last handles go on
 /// either; the cell (and the chain it keeps, through parents and jumps) is
 /// freed once, after every read.
 #[test]

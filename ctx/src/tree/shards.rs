@@ -32,7 +32,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::task::{Poll, Waker};
 
-use super::{decode, CancelNode, ERR_MASK, SHARDED};
+use super::{decode, hot, CancelNode, ERR_MASK, SHARDED};
 use crate::error::Error;
 use crate::loom::{lock, Mutex, Ordering};
 use crate::slab::Slab;
@@ -115,14 +115,15 @@ pub(super) fn is_shard_key(key: usize) -> bool {
     key & SHARD_KEY != 0
 }
 
-/// `key` for a node list's slab key: shard keys are odd.
+/// `key` for a node list's slab key: shard keys are odd, and a thread
+/// slot's (`hot.rs`) end in `0b10`.
 pub(super) fn list_key(slab_key: usize) -> usize {
-    slab_key << 1
+    slab_key << 2
 }
 
 /// The slab key of a node-list `key`.
 pub(super) fn list_slab_key(key: usize) -> usize {
-    key >> 1
+    key >> 2
 }
 
 fn shard_key(shard: usize, slab_key: usize) -> usize {
@@ -139,8 +140,19 @@ pub(super) fn mark(node: &CancelNode) -> Option<Error> {
 }
 
 /// [`poll_done`](super::poll_done) for a `SHARDED` node: registers `waker`
-/// in this thread's shard (or replaces it in the shard `key` names).
+/// in this thread's slot (`hot.rs`) or, when that is taken, in its shard
+/// (or replaces it in the shard `key` names).
 pub(super) fn poll(node: &CancelNode, key: &mut Option<usize>, waker: &Waker) -> Poll<Error> {
+    if key.is_none() {
+        if let Some(poll) = hot::register(node, key, waker) {
+            return poll;
+        }
+    }
+    poll_shard(node, key, waker)
+}
+
+/// [`poll`] in this thread's shard.
+fn poll_shard(node: &CancelNode, key: &mut Option<usize>, waker: &Waker) -> Poll<Error> {
     let (index, slab_key) = match *key {
         Some(key) => {
             let (index, slab_key) = split(key);
@@ -210,6 +222,7 @@ pub(super) fn drain(node: &CancelNode, wakers: &mut impl Extend<Waker>) {
 /// [`drain`] by the address the entries are keyed by (a node moved out of
 /// its allocation is no longer at it: `CancelNode::leave`).
 fn drain_at(at: usize, wakers: &mut impl Extend<Waker>) {
+    hot::drain_at(at, wakers);
     for index in 0..SHARDS {
         let mut entries = lock(&shard(index).waiters);
         let slab = entries.remove(&at);
@@ -231,7 +244,8 @@ fn drain_at(at: usize, wakers: &mut impl Extend<Waker>) {
 /// Waiters of `node` in the shards (for the census, feature `debug`).
 #[cfg(any(test, feature = "debug"))]
 pub(super) fn count(node: &CancelNode) -> usize {
-    entries(address(node)).iter().map(|&(_, len)| len).sum()
+    let at = address(node);
+    entries(at).iter().map(|&(_, len)| len).sum::<usize>() + hot::count(at)
 }
 
 /// The shards holding an entry for the node at `address`, with its waiter
@@ -253,6 +267,7 @@ mod tests {
 
     use super::{address, count, entries, is_shard_key};
     use crate::error::Error;
+    use crate::tree::hot;
     use crate::tree::{cancel, poll_done, remove_waiter, CancelNode, Repr};
 
     struct Count(AtomicUsize);
@@ -286,29 +301,40 @@ mod tests {
     }
 
     #[test]
-    fn a_contended_poll_registers_in_a_shard_and_the_cancel_wakes_it() {
+    fn a_contended_poll_registers_in_a_slot_then_a_shard_and_the_cancel_wakes_them() {
         let node = CancelNode::new(&Repr::Background, None, 0);
         let (woken, first) = waker();
+        // The polling thread's slot (`hot.rs`): it was empty.
         let key = poll_contended(&node, &first).unwrap();
-        assert!(is_shard_key(key));
+        assert!(hot::is_key(key));
         assert_eq!(count(&node), 1);
-        // Uncontended now, but the node stays sharded: a second waiter
-        // goes to this thread's shard too.
+        // Uncontended now, but the node stays sharded: a waiter on this
+        // thread takes this thread's slot, and a second one its shard.
         let (woken_too, second) = waker();
         let mut other = None;
         assert!(poll_done(&node, &mut other, &second).is_pending());
-        assert!(is_shard_key(other.unwrap()));
-        assert_eq!(count(&node), 2);
-        // Polling again with the same waker changes nothing.
+        assert!(hot::is_key(other.unwrap()));
+        let (woken_three, third) = waker();
+        let mut sharded = None;
+        assert!(poll_done(&node, &mut sharded, &third).is_pending());
+        assert!(is_shard_key(sharded.unwrap()));
+        assert_eq!(count(&node), 3);
+        // Polling again with the same waker changes nothing, here or there.
         let mut again = Some(key);
         assert!(poll_done(&node, &mut again, &first).is_pending());
-        assert_eq!((again, count(&node)), (Some(key), 2));
+        assert_eq!((again, count(&node)), (Some(key), 3));
+        let mut again = sharded;
+        assert!(poll_done(&node, &mut again, &third).is_pending());
+        assert_eq!((again, count(&node)), (sharded, 3));
 
         assert!(cancel(&node, Error::Canceled, None));
-        assert_eq!(woken.0.load(Ordering::SeqCst), 1);
-        assert_eq!(woken_too.0.load(Ordering::SeqCst), 1);
-        // The cancel removed the node's entries from every shard.
+        for woken in [&woken, &woken_too, &woken_three] {
+            assert_eq!(woken.0.load(Ordering::SeqCst), 1);
+        }
+        // The cancel emptied the slots and removed the node's entries from
+        // every shard.
         assert!(entries(address(&node)).is_empty());
+        assert_eq!(count(&node), 0);
         let mut key = Some(key);
         assert_eq!(
             poll_done(&node, &mut key, &first),
@@ -316,6 +342,41 @@ mod tests {
         );
         assert_eq!(key, None);
         remove_waiter(&node, other.unwrap());
+        remove_waiter(&node, sharded.unwrap());
+    }
+
+    #[test]
+    fn a_slot_re_polled_with_another_waker_wakes_only_that_one() {
+        let node = CancelNode::new(&Repr::Background, None, 0);
+        let (woken, first) = waker();
+        let mut key = poll_contended(&node, &first);
+        assert!(hot::is_key(key.unwrap()));
+        // Polled again (on this thread) by another task: the first task's
+        // waker goes, the second's is registered.
+        let (woken_too, second) = waker();
+        assert!(poll_done(&node, &mut key, &second).is_pending());
+        assert_eq!(count(&node), 1);
+        assert!(cancel(&node, Error::Canceled, None));
+        assert_eq!(woken.0.load(Ordering::SeqCst), 0);
+        assert_eq!(woken_too.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count(&node), 0);
+    }
+
+    #[test]
+    fn a_removed_waiter_frees_its_slot_for_the_next() {
+        let node = CancelNode::new(&Repr::Background, None, 0);
+        let (woken, first) = waker();
+        let _ = poll_contended(&node, &first);
+        for _ in 0..3 {
+            let mut key = None;
+            assert!(poll_done(&node, &mut key, &first).is_pending());
+            assert!(hot::is_key(key.unwrap()), "the slot was given back");
+            remove_waiter(&node, key.unwrap());
+        }
+        // Its clones were dropped: left are the count's own handle, `first`
+        // and the other thread's registered clone.
+        assert_eq!(std::sync::Arc::strong_count(&woken), 3);
+        assert_eq!(count(&node), 1);
     }
 
     #[test]

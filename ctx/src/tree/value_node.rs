@@ -12,7 +12,8 @@
 //! cell. It is the layout of tokio's task cells (a header with a vtable in
 //! front of the typed future), and the count follows `std::sync::Arc`
 //! (relaxed increments, release decrements, an acquire before the free).
-//! Every `unsafe` block of the crate is in this file; the loom models that
+//! The crate's `unsafe` blocks are in this file and in `hot.rs` (the
+//! threads' waiter slots); the loom models that
 //! derive, share and drop value contexts across threads run through it
 //! (`ctx/tests/loom_*.rs`).
 

@@ -2,7 +2,7 @@
 
 use std::task::{Poll, Waker};
 
-use super::{decode, release_if_empty, shards, CancelNode, ERR_MASK, SHARDED};
+use super::{decode, hot, release_if_empty, shards, CancelNode, ERR_MASK, SHARDED};
 use crate::error::Error;
 use crate::loom::{try_lock, Ordering};
 
@@ -11,12 +11,34 @@ use crate::loom::{try_lock, Ordering};
 /// `key` is the waiter slot of the polling future; it is cleared once done.
 /// A waker's `clone` and `drop` are user code (invariant 4): they run with no
 /// lock held, so a waker that reaches back into this context cannot deadlock.
+#[inline]
 pub(crate) fn poll_done(node: &CancelNode, key: &mut Option<usize>, waker: &Waker) -> Poll<Error> {
     if let Some(err) = node.err() {
         *key = None;
         return Poll::Ready(err);
     }
+    // The `select!` turn on a contended context: this thread's slot. The
+    // rest is out of line, so that this path stays a few instructions.
+    if key.is_none() && node.state.load(Ordering::Relaxed) & SHARDED != 0 {
+        if let Some(poll) = hot::register(node, key, waker) {
+            return poll;
+        }
+    }
+    register(node, key, waker)
+}
+
+/// [`poll_done`] past the done check and this thread's slot.
+#[inline(never)]
+fn register(node: &CancelNode, key: &mut Option<usize>, waker: &Waker) -> Poll<Error> {
     match *key {
+        Some(k) if hot::is_key(k) => {
+            // Kept, or moved out (`key` cleared) for a fresh registration:
+            // the node is `SHARDED`, so that goes to the shards' side too.
+            return match hot::repoll(node, key, waker) {
+                Some(poll) => poll,
+                None => shards::poll(node, key, waker),
+            };
+        }
         Some(k) if shards::is_shard_key(k) => return shards::poll(node, key, waker),
         Some(_) => {}
         None if node.state.load(Ordering::Relaxed) & SHARDED != 0 => {
@@ -62,7 +84,17 @@ pub(crate) fn poll_done(node: &CancelNode, key: &mut Option<usize>, waker: &Wake
 }
 
 /// Forgets a waiter registered by [`poll_done`].
+#[inline]
 pub(crate) fn remove_waiter(node: &CancelNode, key: usize) {
+    if hot::is_key(key) {
+        return hot::remove(node, key);
+    }
+    remove_listed(node, key);
+}
+
+/// [`remove_waiter`] for a waiter in the node's list or a shard.
+#[inline(never)]
+fn remove_listed(node: &CancelNode, key: usize) {
     if shards::is_shard_key(key) {
         return shards::remove(node, key);
     }
