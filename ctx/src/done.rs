@@ -25,9 +25,12 @@ use crate::tree::{self, CancelNode};
 /// Polling a live context registers the waker (and dropping the future
 /// removes it) under the context's lock. Once that lock is found contended
 /// (many tasks on many cores polling one shared context), the context's
-/// waiters move to per-thread shards, so a `select!` turn on such a
-/// context takes no lock other cores take (about 24 ns a turn on two cores
-/// in BENCHMARKS.md's `SelectTurn`, where tokio-util's token takes 129).
+/// waiters move out of the context: each thread registers in a slot of its
+/// own, taken and freed with one read-modify-write each, or in its shard
+/// behind that slot. A `select!` turn on such a context then takes no lock
+/// and writes no memory that other cores write (about 10 ns a turn on two
+/// cores in BENCHMARKS.md's `SelectTurn`, where tokio-util's token takes
+/// 141).
 ///
 /// # Cancel safety
 ///

@@ -3,12 +3,12 @@
 //! A `select!` turn on a contended (`SHARDED`) context registers its waker
 //! and, a moment later, removes it. In the thread's shard that is two lock
 //! round trips (four read-modify-writes) and a map lookup each way, about
-//! 300 instructions: 20 ns a turn on two cores, where Go's non-blocking
-//! `select` on `ctx.Done()` takes 4 (BENCHMARKS.md, `ContextCancelDone`).
-//! So each thread also owns one slot, which a registration takes with one
-//! read-modify-write and a removal frees with one; the shard serves what
-//! the slot cannot (a second waiter on the same thread, a thread without a
-//! slot).
+//! 300 instructions: it took 20 ns a turn on two cores, where Go's
+//! non-blocking `select` on `ctx.Done()` takes 4 to 6 (BENCHMARKS.md,
+//! `ContextCancelDone`). So each thread also owns one slot, which a
+//! registration takes with one read-modify-write and the thread's own
+//! removal frees with one (9 ns a turn); the shard serves what the slot
+//! cannot (a second waiter on the same thread, a thread without a slot).
 //!
 //! Why not a crate: what is needed is a slot a cancel on another core can
 //! find and empty, in the tree's own protocol with the node's state word;

@@ -9,7 +9,9 @@
 //! registers in its own shard, keyed by the node's address, so pollers on
 //! different cores share no lock and no written cache line. The node stays
 //! 64 bytes (one more state bit, `SHARDED`); the table is fixed, as the
-//! settle buckets' are (`settle.rs`).
+//! settle buckets' are (`settle.rs`). In front of its shard each thread
+//! has one lock-free slot (`hot.rs`), which a registration tries first: a
+//! `select!` turn then takes no lock at all.
 //!
 //! # Protocol
 //!
