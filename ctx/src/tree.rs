@@ -308,12 +308,12 @@ fn drop_chain(mut parent: Repr) {
             Repr::Cancel(node) if Arc::strong_count(&node) != 1 => return,
             Repr::WithoutCancel(node) if Arc::strong_count(&node) != 1 => return,
             Repr::Cancel(node) => {
-                let at = shards::address(&node);
+                // Forgotten while its allocation is still ours: once freed,
+                // a new node can be made at the same address (and keyed by
+                // it) before a `leave` by the old address.
+                node.leave(shards::address(&node));
                 match Arc::try_unwrap(node) {
-                    Ok(mut node) => {
-                        node.leave(at);
-                        parent = std::mem::take(&mut node.parent);
-                    }
+                    Ok(mut node) => parent = std::mem::take(&mut node.parent),
                     Err(_) => return,
                 }
             }
@@ -331,11 +331,13 @@ fn drop_chain(mut parent: Repr) {
 }
 
 impl CancelNode {
-    /// Called on a node moved out of its allocation at `at` (by
-    /// `drop_chain`, which unwraps to free a chain without recursion): what
-    /// is keyed by its address goes now, by that address. Then its `Drop`
-    /// has nothing left to do there.
-    fn leave(&mut self, at: usize) {
+    /// What is keyed by the node's address `at` (shard entries and thread
+    /// slots left by forgotten `done()` futures) goes now. `drop_chain`
+    /// calls it before it unwraps the node out of its allocation (to free a
+    /// chain without recursion): once that allocation is freed, a new node
+    /// can be made at the same address and keyed by it. Then the node's
+    /// `Drop` has nothing left to do there.
+    fn leave(&self, at: usize) {
         if self.state.load(Ordering::Relaxed) & (SHARDED | ERR_MASK) == SHARDED {
             shards::forget(at);
             self.state.fetch_and(!SHARDED, Ordering::Relaxed);

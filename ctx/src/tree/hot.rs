@@ -17,20 +17,24 @@
 //!
 //! # Protocol
 //!
-//! A slot's `state` is `EMPTY`, a node's address (a waker for that node is
-//! in `waker`), or `TAKING` (someone has the waker cell to themselves).
+//! A slot's `state` is `EMPTY`, `DRAINED` (empty, as a cancel left it), a
+//! node's address (a waker for that node is in `waker`), or `TAKING`
+//! (someone has the waker cell to themselves).
 //!
-//! - Only the thread that owns the slot moves it out of `EMPTY`: it clones
-//!   the waker, sees `EMPTY` (acquire: whoever emptied it is done with the
-//!   cell), writes the cell and publishes the address with a swap, then
-//!   loads the node's state. If the node is done by then, it takes its
-//!   registration back (unless the cancel took it) and answers ready.
+//! - Only the thread that owns the slot moves it out of `EMPTY` or
+//!   `DRAINED`: it clones the waker, sees the slot empty (acquire: whoever
+//!   emptied it is done with the cell), writes the cell and publishes the
+//!   address with a swap, then loads the node's state. If the node is done
+//!   by then, it takes its registration back and answers ready; if the
+//!   cancel took it (`DRAINED`), it answers pending and the cancel's wake
+//!   follows.
 //! - Anyone else (the cancel, a removal, a re-poll, on any thread) gets the
 //!   cell by a compare-exchange from the address to `TAKING`, moves the
-//!   waker out or looks at it, and swaps in `EMPTY` or the address again.
-//!   The owner removing its own registration (a `select!` turn dropping
-//!   its `done()`) goes straight from the address to `EMPTY` with one
-//!   compare-exchange: from `EMPTY` only the owner itself can take the cell.
+//!   waker out or looks at it, and ends the hold with a swap: `EMPTY`,
+//!   `DRAINED` (the cancel) or the address again. The owner removing its
+//!   own registration (a `select!` turn dropping its `done()`) goes
+//!   straight from the address to `EMPTY` with one compare-exchange: from
+//!   `EMPTY` only the owner itself can take the cell.
 //! - The cancel sets the node's error bits with a read-modify-write, then
 //!   reads every claimed slot with a read-modify-write too (`fetch_add(0)`),
 //!   not a load. Two read-modify-writes of one slot are ordered: if the
@@ -41,15 +45,25 @@
 //!   (`fetch_max`) before its first registration and the cancel reads with
 //!   a read-modify-write before it scans.
 //! - No user code (a waker's `clone` or `drop`) runs while a slot is
-//!   `TAKING`, and no lock is taken, so it is held for a few instructions.
-//!   A cancel that finds a slot `TAKING` waits for it and reads it again
-//!   (it cannot skip it: the holder releases it with a plain store, which
-//!   the owner's next swap reads from instead of the cancel's
-//!   read-modify-write, so that swap would not see the cancel).
+//!   `TAKING`, and no lock is taken, so a hold lasts a few instructions. A
+//!   cancel that finds a slot `TAKING` skips it. That is sound because the
+//!   hold ends with a swap, which reads from the cancel's read-modify-write:
+//!   the holder, and the owner whose next swap reads from the holder's, see
+//!   the node done and do not stay registered.
+//! - A slot is found by (slot number, node address), so a future whose
+//!   registration the cancel took keeps a key that matches the next
+//!   registration of the same node in that slot, and its drop or re-poll
+//!   can take that one. Only a registration of a done node can be taken
+//!   so, and it is taken during its own re-check: that re-check tells
+//!   `DRAINED` (the cancel has the waker, which it wakes) from anything
+//!   else (a stale key took it: answer ready) and waits out a `TAKING`.
+//!   Keys are cleared before a waker is dropped, so a panicking drop
+//!   leaves no stale key on a live context.
 //!
 //! `loom_tree::sharded_waiters_are_not_lost`,
 //! `hot_slot_repoll_and_removal_race_the_cancel` and
-//! `a_hot_slot_forgotten_is_emptied_when_its_node_drops` explore it.
+//! `a_forgotten_waiter_is_dropped_with_its_live_context`, and this module's
+//! `loom_models`, explore it.
 
 use std::task::{Poll, Waker};
 
@@ -67,6 +81,15 @@ const SLOTS: usize = 4;
 const _: () = assert!(SLOTS.is_power_of_two());
 
 const EMPTY: usize = 0;
+/// `EMPTY`, as left by the cancel's drain: to the owner it is `EMPTY`; to
+/// a registration re-checking (`check_done`) it says that the cancel, not
+/// a future whose key that cancel left stale, took its waker.
+const DRAINED: usize = 2;
+
+/// Whether the owner may write the cell (the slot is `EMPTY` or `DRAINED`).
+fn free(state: usize) -> bool {
+    state == EMPTY || state == DRAINED
+}
 /// Node addresses are 64-byte aligned and never 1.
 const TAKING: usize = 1;
 
@@ -144,11 +167,17 @@ impl Slot {
     /// Takes the registration for the node at `at` out of the slot, if it
     /// is still there; the caller drops the waker (unlocked).
     fn take_if(&self, at: usize) -> Option<Waker> {
+        self.take_if_to(at, EMPTY)
+    }
+
+    /// [`take_if`](Slot::take_if), leaving `to` (`EMPTY`, or `DRAINED` for
+    /// the cancel).
+    fn take_if_to(&self, at: usize, to: usize) -> Option<Waker> {
         self.state
             .compare_exchange(at, TAKING, Ordering::Acquire, Ordering::Relaxed)
             .ok()?;
         let waker = self.take();
-        self.release(EMPTY);
+        self.release(to);
         waker
     }
 
@@ -240,7 +269,7 @@ fn claim() -> usize {
             .is_ok()
     };
     let index = (table().iter())
-        .position(|slot| slot.state.load(Ordering::Relaxed) == EMPTY && take(slot))
+        .position(|slot| free(slot.state.load(Ordering::Relaxed)) && take(slot))
         .or_else(|| table().iter().position(take));
     match index {
         Some(index) => {
@@ -284,14 +313,14 @@ pub(super) fn register(
 ) -> Option<Poll<Error>> {
     let index = mine()?;
     let slot = &table()[index];
-    if slot.state.load(Ordering::Relaxed) != EMPTY {
+    if !free(slot.state.load(Ordering::Relaxed)) {
         return None;
     }
     // User code, so before the slot is ours to write; it could even have
     // polled a `done()` of its own on this thread, which the check below
     // would see.
     let fresh = waker.clone();
-    if slot.state.load(Ordering::Acquire) != EMPTY {
+    if !free(slot.state.load(Ordering::Acquire)) {
         drop(fresh);
         return None;
     }
@@ -318,18 +347,41 @@ fn check(node: &CancelNode, index: usize, at: usize, key: &mut Option<usize>) ->
 /// [`check`] once the node is done.
 #[cold]
 fn check_done(err: Error, index: usize, at: usize, key: &mut Option<usize>) -> Poll<Error> {
-    match table()[index].take_if(at) {
-        // Done meanwhile: taken back, so nobody wakes it.
-        Some(waker) => {
-            drop(waker);
-            *key = None;
-            Poll::Ready(err)
-        }
-        // The cancel has the waker and wakes it: wait for that rather than
-        // answer now, so that no future that answered is woken afterwards.
-        None => {
-            *key = Some(key_of(index));
-            Poll::Pending
+    let slot = &table()[index];
+    loop {
+        match slot
+            .state
+            .compare_exchange(at, TAKING, Ordering::Acquire, Ordering::Relaxed)
+        {
+            // Done meanwhile: taken back, so nobody wakes it.
+            Ok(_) => {
+                let waker = slot.take();
+                slot.release(EMPTY);
+                *key = None;
+                drop(waker);
+                return Poll::Ready(err);
+            }
+            // Held for a few instructions (the cancel, or a stale key's
+            // future that may put it back): wait, then look again.
+            Err(TAKING) => {
+                #[cfg(loom)]
+                loom::thread::yield_now();
+                #[cfg(not(loom))]
+                std::thread::yield_now();
+            }
+            // The cancel has the waker and wakes it: wait for that rather
+            // than answer now (a first poll that answered ready is not
+            // woken afterwards).
+            Err(DRAINED) => {
+                *key = Some(key_of(index));
+                return Poll::Pending;
+            }
+            // A future whose key the cancel left stale (the same node, the
+            // same slot) took it, and dropped it: nobody wakes it, answer.
+            Err(_) => {
+                *key = None;
+                return Poll::Ready(err);
+            }
         }
     }
 }
@@ -366,8 +418,9 @@ pub(super) fn repoll(
     // A different task: out of the slot, then registered like a new waiter.
     let old = slot.take();
     slot.release(EMPTY);
-    drop(old);
+    // Cleared before the drop (user code, which may panic).
     *key = None;
+    drop(old);
     None
 }
 
@@ -395,7 +448,7 @@ pub(super) fn drain_at(at: usize, wakers: &mut impl Extend<Waker>) {
     let claimed = claimed().fetch_add(0, Ordering::AcqRel);
     for slot in &table()[..claimed] {
         if slot.state.fetch_add(0, Ordering::AcqRel) == at {
-            wakers.extend(slot.take_if(at));
+            wakers.extend(slot.take_if_to(at, DRAINED));
         }
     }
 }
@@ -408,4 +461,411 @@ pub(super) fn count(at: usize) -> usize {
         .iter()
         .filter(|slot| slot.state.load(Ordering::Acquire) == at)
         .count()
+}
+
+/// Loom models of the stale keys (see the protocol): a `done()` future's
+/// key names a slot, not a registration, so a key left stale by the
+/// cancel's drain matches the next registration for the same node in that
+/// slot. Run by `.ci/run` (`--lib tree::hot::loom_models`).
+#[cfg(all(test, loom))]
+mod loom_models {
+    use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
+    use std::task::{Wake, Waker};
+
+    use loom::thread;
+
+    use super::is_key;
+    use crate::error::Error;
+    use crate::tree::{cancel, poll_done, remove_waiter, shards, CancelNode, Repr};
+
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, StdOrdering::SeqCst);
+        }
+    }
+
+    fn waker() -> (std::sync::Arc<Count>, Waker) {
+        let count = std::sync::Arc::new(Count(AtomicUsize::new(0)));
+        (count.clone(), Waker::from(count))
+    }
+
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(f);
+    }
+
+    /// F1 registered in this thread's slot, moved to another thread and
+    /// dropped there (no re-poll) while the context is canceled and this
+    /// thread polls a fresh F2 of another task.
+    #[test]
+    fn a_stale_key_dropped_elsewhere_loses_no_wake_up() {
+        model(|| {
+            let node = CancelNode::new(&Repr::Background, None, 0);
+            assert!(shards::mark(&node).is_none());
+            let (_one, w1) = waker();
+            let mut k1 = None;
+            assert!(poll_done(&node, &mut k1, &w1).is_pending());
+            let k1 = k1.unwrap();
+            assert!(is_key(k1));
+            // F1's drop, on another thread (`Done::drop`).
+            let dropper = thread::spawn({
+                let node = node.clone();
+                move || remove_waiter(&node, k1)
+            });
+            let canceler = thread::spawn({
+                let node = node.clone();
+                move || {
+                    cancel(&node, Error::Canceled, None);
+                }
+            });
+            let (two, w2) = waker();
+            let mut k2 = None;
+            let first = poll_done(&node, &mut k2, &w2);
+            dropper.join().unwrap();
+            canceler.join().unwrap();
+            if first.is_pending() {
+                assert_eq!(two.0.load(StdOrdering::SeqCst), 1, "lost wake-up");
+            }
+        });
+    }
+
+    /// As above, but F1 is re-polled on the other thread by another task.
+    #[test]
+    fn a_stale_key_re_polled_elsewhere_loses_no_wake_up() {
+        model(|| {
+            let node = CancelNode::new(&Repr::Background, None, 0);
+            assert!(shards::mark(&node).is_none());
+            let (_one, w1) = waker();
+            let mut k1 = None;
+            assert!(poll_done(&node, &mut k1, &w1).is_pending());
+            assert!(is_key(k1.unwrap()));
+            let repoller = thread::spawn({
+                let node = node.clone();
+                move || {
+                    let (_three, w3) = waker();
+                    let mut k1 = k1;
+                    let _ = poll_done(&node, &mut k1, &w3);
+                    if let Some(k1) = k1 {
+                        remove_waiter(&node, k1);
+                    }
+                }
+            });
+            let canceler = thread::spawn({
+                let node = node.clone();
+                move || {
+                    cancel(&node, Error::Canceled, None);
+                }
+            });
+            let (two, w2) = waker();
+            let mut k2 = None;
+            let first = poll_done(&node, &mut k2, &w2);
+            repoller.join().unwrap();
+            canceler.join().unwrap();
+            if first.is_pending() {
+                assert_eq!(two.0.load(StdOrdering::SeqCst), 1, "lost wake-up");
+            }
+        });
+    }
+}
+
+/// Real threads: re-entrant wakers, slots of ended threads, address reuse,
+/// panicking waker drops.
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as StdOrdering};
+    use std::sync::Arc;
+    use std::task::{Wake, Waker};
+
+    use super::is_key;
+    use crate::error::Error;
+    use crate::tree::{cancel, poll_done, remove_waiter, shards, CancelNode, Repr};
+
+    #[derive(Default)]
+    struct Count {
+        woken: AtomicUsize,
+        panic_on_drop: AtomicBool,
+    }
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.woken.fetch_add(1, StdOrdering::SeqCst);
+        }
+    }
+
+    impl Drop for Count {
+        fn drop(&mut self) {
+            if self.panic_on_drop.load(StdOrdering::SeqCst) {
+                panic!("test: a waker's drop panics");
+            }
+        }
+    }
+
+    fn waker() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count::default());
+        (count.clone(), Waker::from(count))
+    }
+
+    /// A waker whose first `clone` polls another `done()` of the same
+    /// context on the same thread (it takes the slot in between the
+    /// registration's two loads): both are registered, both woken, and no
+    /// clone is left once both are removed.
+    #[test]
+    fn a_waker_whose_clone_polls_done_lets_it_take_the_slot_and_both_are_woken() {
+        use std::sync::Mutex;
+        use std::task::{RawWaker, RawWakerVTable};
+        struct Reentrant {
+            node: crate::loom::Arc<CancelNode>,
+            inner_key: Mutex<Option<usize>>,
+            inner: Waker,
+            clones: AtomicUsize,
+            wakes: AtomicUsize,
+        }
+        static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop_raw);
+        unsafe fn clone(data: *const ()) -> RawWaker {
+            let this = unsafe { &*(data as *const Reentrant) };
+            unsafe { Arc::increment_strong_count(data as *const Reentrant) };
+            if this.clones.fetch_add(1, StdOrdering::SeqCst) == 0 {
+                let mut key = this.inner_key.lock().unwrap();
+                assert!(poll_done(&this.node, &mut key, &this.inner).is_pending());
+                assert!(is_key(key.unwrap()), "the inner poll took the slot");
+            }
+            RawWaker::new(data, &VTABLE)
+        }
+        unsafe fn wake(data: *const ()) {
+            unsafe { wake_by_ref(data) };
+            unsafe { drop_raw(data) };
+        }
+        unsafe fn wake_by_ref(data: *const ()) {
+            let this = unsafe { &*(data as *const Reentrant) };
+            this.wakes.fetch_add(1, StdOrdering::SeqCst);
+        }
+        unsafe fn drop_raw(data: *const ()) {
+            unsafe { Arc::decrement_strong_count(data as *const Reentrant) };
+        }
+
+        let node = CancelNode::new(&Repr::Background, None, 0);
+        assert!(shards::mark(&node).is_none());
+        let (inner_count, inner) = waker();
+        let this = Arc::new(Reentrant {
+            node: node.clone(),
+            inner_key: Mutex::new(None),
+            inner,
+            clones: AtomicUsize::new(0),
+            wakes: AtomicUsize::new(0),
+        });
+        let outer = unsafe {
+            Waker::from_raw(RawWaker::new(
+                Arc::into_raw(this.clone()) as *const (),
+                &VTABLE,
+            ))
+        };
+        let mut key = None;
+        assert!(poll_done(&node, &mut key, &outer).is_pending());
+        assert!(
+            shards::is_shard_key(key.unwrap()),
+            "the outer went to the shard"
+        );
+        assert!(cancel(&node, Error::Canceled, None));
+        assert_eq!(this.wakes.load(StdOrdering::SeqCst), 1);
+        assert_eq!(inner_count.woken.load(StdOrdering::SeqCst), 1);
+        remove_waiter(&node, key.unwrap());
+        let inner_key = this.inner_key.lock().unwrap().take();
+        remove_waiter(&node, inner_key.unwrap());
+        drop(outer);
+        assert_eq!(
+            Arc::strong_count(&this),
+            1,
+            "a clone of the outer waker was kept"
+        );
+    }
+
+    /// A thread ends with a registration in its slot (its future moved to
+    /// another thread); once every other slot is owned, a new thread claims
+    /// that slot, drops the moved future there (the owner's way out), then
+    /// registers in it; the cancel wakes it and no clone is kept.
+    #[test]
+    fn a_slot_left_registered_by_an_ended_thread_is_claimed_and_reused() {
+        let node = CancelNode::new(&Repr::Background, None, 0);
+        assert!(shards::mark(&node).is_none());
+        let (first_count, first) = waker();
+        let (index, moved) = std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut key = None;
+                assert!(poll_done(&node, &mut key, &first).is_pending());
+                (super::MINE.with(|mine| mine.get()), key.unwrap())
+            })
+            .join()
+            .unwrap()
+        });
+        assert!(index < super::SLOTS && is_key(moved));
+        // Owners for every other slot (some may be owned by other tests).
+        let hold = std::sync::Barrier::new(super::SLOTS + 1);
+        let (count, waker_n) = waker();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..super::SLOTS)
+                .map(|_| {
+                    let (node, hold, waker_n) = (&node, &hold, &waker_n);
+                    s.spawn(move || {
+                        let mine = super::mine();
+                        let mut key = None;
+                        if mine == Some(index) {
+                            // The claimer: the moved future's drop, here.
+                            remove_waiter(node, moved);
+                            assert!(poll_done(node, &mut key, waker_n).is_pending());
+                            assert_eq!(key.map(|k| (k >> 2) & (super::SLOTS - 1)), Some(index));
+                        }
+                        hold.wait();
+                        hold.wait();
+                        if let Some(key) = key {
+                            remove_waiter(node, key);
+                        }
+                        mine == Some(index)
+                    })
+                })
+                .collect();
+            hold.wait();
+            assert!(cancel(&node, Error::Canceled, None));
+            hold.wait();
+            let claimed: usize = handles
+                .into_iter()
+                .map(|h| h.join().unwrap() as usize)
+                .sum();
+            assert_eq!(claimed, 1, "one thread claimed the ended thread's slot");
+        });
+        assert_eq!(count.woken.load(StdOrdering::SeqCst), 1, "lost wake-up");
+        assert_eq!(first_count.woken.load(StdOrdering::SeqCst), 0);
+        drop((first, waker_n));
+        assert_eq!(Arc::strong_count(&first_count), 1, "a waker was kept");
+        assert_eq!(Arc::strong_count(&count), 1, "a waker was kept");
+    }
+
+    /// Emulates an allocator handing a just-freed block to the next
+    /// allocation (what a thread cache does), and pauses the freeing thread
+    /// right after the free: disarmed, it passes everything to `System`.
+    mod reuse {
+        use std::alloc::{GlobalAlloc, Layout, System};
+        use std::cell::Cell;
+        use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+
+        pub(super) static WATCH: AtomicUsize = AtomicUsize::new(0);
+        pub(super) static FREED: AtomicBool = AtomicBool::new(false);
+        pub(super) static GO: AtomicBool = AtomicBool::new(false);
+        static STASHED: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+        static STASHED_SIZE: AtomicUsize = AtomicUsize::new(0);
+        std::thread_local! {
+            pub(super) static TAKER: Cell<bool> = const { Cell::new(false) };
+        }
+
+        pub(super) struct Hook;
+
+        unsafe impl GlobalAlloc for Hook {
+            unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+                if STASHED_SIZE.load(Ordering::Acquire) == layout.size()
+                    && TAKER.try_with(Cell::get).unwrap_or(false)
+                {
+                    let ptr = STASHED.swap(std::ptr::null_mut(), Ordering::AcqRel);
+                    if !ptr.is_null() {
+                        STASHED_SIZE.store(0, Ordering::Release);
+                        return ptr;
+                    }
+                }
+                unsafe { System.alloc(layout) }
+            }
+
+            unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+                let at = WATCH.load(Ordering::Acquire);
+                let start = ptr as usize;
+                if at != 0 && start <= at && at < start + layout.size() {
+                    WATCH.store(0, Ordering::Release);
+                    // Freed: the block goes to the next allocation of its size.
+                    STASHED.store(ptr, Ordering::Release);
+                    STASHED_SIZE.store(layout.size(), Ordering::Release);
+                    FREED.store(true, Ordering::Release);
+                    while !GO.load(Ordering::Acquire) {
+                        std::thread::yield_now();
+                    }
+                    return;
+                }
+                unsafe { System.dealloc(ptr, layout) }
+            }
+        }
+
+        #[global_allocator]
+        static HOOK: Hook = Hook;
+    }
+
+    /// ABA on a node's address: `drop_chain` frees a live `SHARDED` parent
+    /// (`Arc::try_unwrap`) before `leave(at)` forgets what is keyed by its
+    /// old address. A node allocated in between at that address, and
+    /// registered in a slot, loses its waiter to the old node's `forget`.
+    #[test]
+    fn a_parent_freed_by_drop_chain_leaves_a_new_node_at_its_address_its_waiter() {
+        use std::sync::atomic::{AtomicBool as B, Ordering as O};
+        let x = CancelNode::new(&Repr::Background, None, 0);
+        assert!(shards::mark(&x).is_none());
+        let at = shards::address(&x);
+        let child = CancelNode::new(&Repr::Cancel(x.clone()), None, 0);
+        // The child's guard: unlinked from its parent, which stays live.
+        crate::tree::release(child.clone());
+        drop(x);
+        let _: &B = &reuse::GO;
+        reuse::WATCH.store(at, O::Release);
+        // The child's last handle: `drop_chain` frees the parent.
+        let dropper = std::thread::spawn(move || drop(child));
+        while !reuse::FREED.load(O::Acquire) {
+            std::thread::yield_now();
+        }
+        reuse::TAKER.with(|taker| taker.set(true));
+        let y = CancelNode::new(&Repr::Background, None, 0);
+        reuse::TAKER.with(|taker| taker.set(false));
+        assert_eq!(shards::address(&y), at, "the freed parent's block");
+        assert!(shards::mark(&y).is_none());
+        let (woken, w) = waker();
+        let mut key = None;
+        assert!(poll_done(&y, &mut key, &w).is_pending());
+        assert!(is_key(key.unwrap()));
+        reuse::GO.store(true, O::Release);
+        dropper.join().unwrap();
+        assert!(cancel(&y, Error::Canceled, None));
+        assert_eq!(woken.woken.load(StdOrdering::SeqCst), 1, "lost wake-up");
+    }
+
+    /// A re-poll by another task whose old waker's drop panics leaves the
+    /// future's key naming the slot it no longer holds; the next waiter on
+    /// that thread takes the slot, the stale future's drop on another
+    /// thread takes that waiter's registration, and the cancel never wakes
+    /// it. The context is live throughout: no race with the cancel needed.
+    #[test]
+    fn a_panicking_waker_drop_in_a_re_poll_leaves_no_stale_key() {
+        let node = CancelNode::new(&Repr::Background, None, 0);
+        assert!(shards::mark(&node).is_none());
+        let (bomb, first) = waker();
+        let mut stale = None;
+        assert!(poll_done(&node, &mut stale, &first).is_pending());
+        assert!(is_key(stale.unwrap()));
+        bomb.panic_on_drop.store(true, StdOrdering::SeqCst);
+        drop((bomb, first)); // the slot's clone is the last handle
+        let (_other, second) = waker();
+        let repoll = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            poll_done(&node, &mut stale, &second)
+        }));
+        assert!(repoll.is_err(), "the old waker's drop panicked");
+        // The next waiter on this thread (another task) takes the slot.
+        let (woken, third) = waker();
+        let mut key = None;
+        assert!(poll_done(&node, &mut key, &third).is_pending());
+        assert!(is_key(key.unwrap()));
+        // The stale future is dropped on another thread (`Done::drop`).
+        if let Some(stale) = stale {
+            std::thread::scope(|s| {
+                s.spawn(|| remove_waiter(&node, stale));
+            });
+        }
+        assert!(cancel(&node, Error::Canceled, None));
+        assert_eq!(woken.woken.load(StdOrdering::SeqCst), 1, "lost wake-up");
+        remove_waiter(&node, key.unwrap());
+    }
 }
