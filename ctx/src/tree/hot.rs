@@ -569,6 +569,65 @@ mod loom_models {
             }
         });
     }
+
+    /// Review 2: a re-poll on another thread whose waker `will_wake` the
+    /// registration in the slot (here one waker shared by two pollers)
+    /// runs `check_done` as a non-owner. The owner can take its own
+    /// registration back, register another node M and have M's cancel
+    /// leave `DRAINED` before the non-owner's compare-exchange: it reads
+    /// that `DRAINED` as "the cancel of N has my waker" and answers pending
+    /// on a done N, woken by nobody.
+    #[test]
+    fn a_non_owner_re_check_misreads_another_nodes_drained() {
+        model(|| {
+            let n = CancelNode::new(&Repr::Background, None, 0);
+            let m = CancelNode::new(&Repr::Background, None, 0);
+            assert!(shards::mark(&n).is_none());
+            assert!(shards::mark(&m).is_none());
+            // F0, registered here with its first task's waker.
+            let (_zero, w0) = waker();
+            let mut k0 = None;
+            assert!(poll_done(&n, &mut k0, &w0).is_pending());
+            assert!(is_key(k0.unwrap()));
+            // W: the waker shared by the two pollers.
+            let (shared, w) = waker();
+            let canceler = thread::spawn({
+                let n = n.clone();
+                move || {
+                    cancel(&n, Error::Canceled, None);
+                }
+            });
+            // F0 moved to another thread, re-polled there with W.
+            let repoller = thread::spawn({
+                let (n, w) = (n.clone(), w.clone());
+                move || {
+                    let mut k0 = k0;
+                    let poll = poll_done(&n, &mut k0, &w);
+                    (poll, k0)
+                }
+            });
+            // F2 here, with W; then another task's F3 on M, and M's cancel.
+            let mut k2 = None;
+            let _ = poll_done(&n, &mut k2, &w);
+            let (_b, wb) = waker();
+            let mut k3 = None;
+            let _ = poll_done(&m, &mut k3, &wb);
+            cancel(&m, Error::Canceled, None);
+            let (poll, k0) = repoller.join().unwrap();
+            canceler.join().unwrap();
+            if poll.is_pending() {
+                assert!(
+                    shared.0.load(StdOrdering::SeqCst) > 0,
+                    "lost wake-up: F0 pending on a done node, W never woken"
+                );
+            }
+            for (node, key) in [(&n, k0), (&n, k2), (&m, k3)] {
+                if let Some(key) = key {
+                    remove_waiter(node, key);
+                }
+            }
+        });
+    }
 }
 
 /// Real threads: re-entrant wakers, slots of ended threads, address reuse,
@@ -867,5 +926,158 @@ mod tests {
         assert!(cancel(&node, Error::Canceled, None));
         assert_eq!(woken.woken.load(StdOrdering::SeqCst), 1, "lost wake-up");
         remove_waiter(&node, key.unwrap());
+    }
+
+    /// Review 2 (real threads): more threads than slots, alive at once;
+    /// registrations left by ending threads and removed elsewhere (a moved
+    /// future), re-polled by another task on another thread, made and
+    /// removed from thread-local destructors before and after the `Claim`
+    /// guard's, all racing the cancel. Whatever was pending at the cancel
+    /// is woken, and no clone of any waker is kept.
+    #[test]
+    fn slots_across_thread_exit_and_thread_local_destruction_stress() {
+        use std::cell::RefCell;
+        use std::sync::mpsc;
+        type Node = crate::loom::Arc<CancelNode>;
+        /// A registration that a thread-local's destructor re-polls (with
+        /// another waker: `repoll`'s non-owner take), then removes; or
+        /// makes first (`register` while the thread ends).
+        struct Late {
+            node: Node,
+            key: Option<usize>,
+            first: bool,
+            waker: Waker,
+            failed: Arc<AtomicBool>,
+        }
+        impl Drop for Late {
+            fn drop(&mut self) {
+                let poll = poll_done(&self.node, &mut self.key, &self.waker);
+                if self.first && poll.is_pending() && self.key.is_none() {
+                    self.failed.store(true, StdOrdering::SeqCst);
+                }
+                if let Some(key) = self.key.take() {
+                    remove_waiter(&self.node, key);
+                }
+            }
+        }
+        std::thread_local! {
+            static EARLY: RefCell<Option<Late>> = const { RefCell::new(None) };
+            static LATE: RefCell<Option<Late>> = const { RefCell::new(None) };
+        }
+        const THREADS: usize = super::SLOTS + 16;
+        for round in 0..30 {
+            let node = CancelNode::new(&Repr::Background, None, 0);
+            assert!(shards::mark(&node).is_none());
+            let failed = Arc::new(AtomicBool::new(false));
+            let canceled = Arc::new(AtomicBool::new(false));
+            let (moved_tx, moved_rx) = mpsc::channel::<(Option<usize>, Waker)>();
+            let start = Arc::new(std::sync::Barrier::new(THREADS + 1));
+            let mut counts = Vec::new();
+            let threads: Vec<_> = (0..THREADS)
+                .map(|i| {
+                    let (count, w) = waker();
+                    let (other, w_other) = waker();
+                    counts.push(count.clone());
+                    counts.push(other);
+                    let (node, failed, canceled, moved_tx, start) = (
+                        node.clone(),
+                        failed.clone(),
+                        canceled.clone(),
+                        moved_tx.clone(),
+                        start.clone(),
+                    );
+                    std::thread::spawn(move || {
+                        let mode = (i + round) % 5;
+                        if mode == 3 {
+                            // Made before this thread's `Claim`: destroyed after it.
+                            EARLY.with(|_| ());
+                        }
+                        let mut key = None;
+                        let first = poll_done(&node, &mut key, &w);
+                        start.wait();
+                        match mode {
+                            // Kept until after the cancel: must be woken.
+                            0 => {
+                                while !canceled.load(StdOrdering::SeqCst) {
+                                    std::thread::yield_now();
+                                }
+                                if first.is_pending() && count.woken.load(StdOrdering::SeqCst) != 1
+                                {
+                                    failed.store(true, StdOrdering::SeqCst);
+                                }
+                                if let Some(key) = key {
+                                    remove_waiter(&node, key);
+                                }
+                            }
+                            // Moved: dropped (or re-polled) on another thread.
+                            1 => moved_tx.send((key, w_other.clone())).unwrap(),
+                            // Re-polled by another task, then removed here.
+                            2 => {
+                                let _ = poll_done(&node, &mut key, &w_other);
+                                if let Some(key) = key {
+                                    remove_waiter(&node, key);
+                                }
+                            }
+                            // Re-polled and removed by a thread-local's
+                            // destructor, after `Claim`'s.
+                            3 => EARLY.with(|late| {
+                                *late.borrow_mut() = Some(Late {
+                                    node: node.clone(),
+                                    key,
+                                    first: false,
+                                    waker: w_other.clone(),
+                                    failed: failed.clone(),
+                                })
+                            }),
+                            // A first registration in a destructor before
+                            // `Claim`'s, and this one removed now.
+                            _ => {
+                                if let Some(key) = key {
+                                    remove_waiter(&node, key);
+                                }
+                                LATE.with(|late| {
+                                    *late.borrow_mut() = Some(Late {
+                                        node: node.clone(),
+                                        key: None,
+                                        first: true,
+                                        waker: w_other.clone(),
+                                        failed: failed.clone(),
+                                    })
+                                })
+                            }
+                        }
+                    })
+                })
+                .collect();
+            drop(moved_tx);
+            let dropper = {
+                let node = node.clone();
+                std::thread::spawn(move || {
+                    for (n, (mut key, other)) in moved_rx.into_iter().enumerate() {
+                        if n % 2 == 0 {
+                            let _ = poll_done(&node, &mut key, &other);
+                        }
+                        if let Some(key) = key {
+                            remove_waiter(&node, key);
+                        }
+                    }
+                })
+            };
+            start.wait();
+            for _ in 0..(round % 10) * 200 {
+                std::hint::spin_loop();
+            }
+            assert!(cancel(&node, Error::Canceled, None));
+            canceled.store(true, StdOrdering::SeqCst);
+            for thread in threads {
+                thread.join().unwrap();
+            }
+            dropper.join().unwrap();
+            assert!(!failed.load(StdOrdering::SeqCst), "round {round}: lost wake-up");
+            assert_eq!(super::count(shards::address(&node)), 0);
+            for count in &counts {
+                assert_eq!(Arc::strong_count(count), 1, "round {round}: a waker was kept");
+            }
+        }
     }
 }
