@@ -747,6 +747,7 @@ mod tests {
     /// registers in it; the cancel wakes it and no clone is kept.
     #[test]
     fn a_slot_left_registered_by_an_ended_thread_is_claimed_and_reused() {
+        let _table = TABLE.lock().unwrap_or_else(|e| e.into_inner());
         let node = CancelNode::new(&Repr::Background, None, 0);
         assert!(shards::mark(&node).is_none());
         let (first_count, first) = waker();
@@ -928,6 +929,9 @@ mod tests {
         remove_waiter(&node, key.unwrap());
     }
 
+    /// Tests that claim every slot of the table take turns.
+    static TABLE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     /// Review 2 (real threads): more threads than slots, alive at once;
     /// registrations left by ending threads and removed elsewhere (a moved
     /// future), re-polled by another task on another thread, made and
@@ -936,6 +940,7 @@ mod tests {
     /// is woken, and no clone of any waker is kept.
     #[test]
     fn slots_across_thread_exit_and_thread_local_destruction_stress() {
+        let _table = TABLE.lock().unwrap_or_else(|e| e.into_inner());
         use std::cell::RefCell;
         use std::sync::mpsc;
         type Node = crate::loom::Arc<CancelNode>;
