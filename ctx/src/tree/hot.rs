@@ -1078,10 +1078,17 @@ mod tests {
                 thread.join().unwrap();
             }
             dropper.join().unwrap();
-            assert!(!failed.load(StdOrdering::SeqCst), "round {round}: lost wake-up");
+            assert!(
+                !failed.load(StdOrdering::SeqCst),
+                "round {round}: lost wake-up"
+            );
             assert_eq!(super::count(shards::address(&node)), 0);
             for count in &counts {
-                assert_eq!(Arc::strong_count(count), 1, "round {round}: a waker was kept");
+                assert_eq!(
+                    Arc::strong_count(count),
+                    1,
+                    "round {round}: a waker was kept"
+                );
             }
         }
     }
