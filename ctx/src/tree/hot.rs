@@ -328,25 +328,37 @@ pub(super) fn register(
     let at = address(node);
     // The registration's read-modify-write (see the protocol).
     slot.state.swap(at, Ordering::AcqRel);
-    Some(check(node, index, at, key))
+    Some(check(node, index, at, key, true))
 }
 
 /// The registration's half of the protocol, once the swap that published
 /// the waker for the node at `at` in slot `index` is done.
 #[inline]
-fn check(node: &CancelNode, index: usize, at: usize, key: &mut Option<usize>) -> Poll<Error> {
+fn check(
+    node: &CancelNode,
+    index: usize,
+    at: usize,
+    key: &mut Option<usize>,
+    owner: bool,
+) -> Poll<Error> {
     match decode(node.state.load(Ordering::Acquire)) {
         None => {
             *key = Some(key_of(index));
             Poll::Pending
         }
-        Some(err) => check_done(err, index, at, key),
+        Some(err) => check_done(err, index, at, key, owner),
     }
 }
 
 /// [`check`] once the node is done.
 #[cold]
-fn check_done(err: Error, index: usize, at: usize, key: &mut Option<usize>) -> Poll<Error> {
+fn check_done(
+    err: Error,
+    index: usize,
+    at: usize,
+    key: &mut Option<usize>,
+    owner: bool,
+) -> Poll<Error> {
     let slot = &table()[index];
     loop {
         match slot
@@ -372,7 +384,12 @@ fn check_done(err: Error, index: usize, at: usize, key: &mut Option<usize>) -> P
             // The cancel has the waker and wakes it: wait for that rather
             // than answer now (a first poll that answered ready is not
             // woken afterwards).
-            Err(DRAINED) => {
+            // Only for the owner, which cannot register anything else in
+            // between: a re-poll (any thread) may see a `DRAINED` left by
+            // the cancel of another node that the owner registered since.
+            // A re-poll is not a first poll: ready, and at worst one
+            // spurious wake.
+            Err(DRAINED) if owner => {
                 *key = Some(key_of(index));
                 return Poll::Pending;
             }
@@ -413,7 +430,7 @@ pub(super) fn repoll(
         // Give it back, and re-check as a registration does: a cancel that
         // found the slot `TAKING` skipped it.
         slot.release(at);
-        return Some(check(node, index, at, key));
+        return Some(check(node, index, at, key, false));
     }
     // A different task: out of the slot, then registered like a new waiter.
     let old = slot.take();
