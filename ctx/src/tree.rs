@@ -308,6 +308,11 @@ fn drop_chain(mut parent: Repr) {
             Repr::Cancel(node) if Arc::strong_count(&node) != 1 => return,
             Repr::WithoutCancel(node) if Arc::strong_count(&node) != 1 => return,
             Repr::Cancel(node) => {
+                // `strong_count` is a relaxed load: the other holders'
+                // releases (their `SHARDED`, set before their last handle
+                // went) are ours only after an acquire, which `try_unwrap`
+                // makes too late for `leave`.
+                crate::loom::fence(Ordering::Acquire);
                 // Forgotten while its allocation is still ours: once freed,
                 // a new node can be made at the same address (and keyed by
                 // it) before a `leave` by the old address.
