@@ -662,7 +662,7 @@ mod loom_models {
 /// Real threads: re-entrant wakers, slots of ended threads, address reuse,
 /// panicking waker drops.
 #[cfg(all(test, not(loom)))]
-mod tests {
+pub(super) mod tests {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as StdOrdering};
     use std::sync::Arc;
     use std::task::{Wake, Waker};
@@ -702,6 +702,7 @@ mod tests {
     /// clone is left once both are removed.
     #[test]
     fn a_waker_whose_clone_polls_done_lets_it_take_the_slot_and_both_are_woken() {
+        let _slots = a_slot_free();
         use std::sync::Mutex;
         use std::task::{RawWaker, RawWakerVTable};
         struct Reentrant {
@@ -776,7 +777,7 @@ mod tests {
     /// registers in it; the cancel wakes it and no clone is kept.
     #[test]
     fn a_slot_left_registered_by_an_ended_thread_is_claimed_and_reused() {
-        let _table = TABLE.lock().unwrap_or_else(|e| e.into_inner());
+        let _table = every_slot();
         let node = CancelNode::new(&Repr::Background, None, 0);
         assert!(shards::mark(&node).is_none());
         let (first_count, first) = waker();
@@ -892,6 +893,7 @@ mod tests {
     /// registered in a slot, loses its waiter to the old node's `forget`.
     #[test]
     fn a_parent_freed_by_drop_chain_leaves_a_new_node_at_its_address_its_waiter() {
+        let _slots = a_slot_free();
         use std::sync::atomic::{AtomicBool as B, Ordering as O};
         let x = CancelNode::new(&Repr::Background, None, 0);
         assert!(shards::mark(&x).is_none());
@@ -929,6 +931,7 @@ mod tests {
     /// it. The context is live throughout: no race with the cancel needed.
     #[test]
     fn a_panicking_waker_drop_in_a_re_poll_leaves_no_stale_key() {
+        let _slots = a_slot_free();
         let node = CancelNode::new(&Repr::Background, None, 0);
         assert!(shards::mark(&node).is_none());
         let (bomb, first) = waker();
@@ -958,8 +961,19 @@ mod tests {
         remove_waiter(&node, key.unwrap());
     }
 
-    /// Tests that claim every slot of the table take turns.
-    static TABLE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    /// Tests that need a free slot read-lock this, tests that claim every
+    /// slot of the table write-lock it: they run in parallel in one binary.
+    static TABLE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+    /// For a test that needs this thread's (or a fresh thread's) slot.
+    pub(in crate::tree) fn a_slot_free() -> std::sync::RwLockReadGuard<'static, ()> {
+        TABLE.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// For a test that claims every slot.
+    fn every_slot() -> std::sync::RwLockWriteGuard<'static, ()> {
+        TABLE.write().unwrap_or_else(|e| e.into_inner())
+    }
 
     /// More threads than slots, alive at once;
     /// registrations left by ending threads and removed elsewhere (a moved
@@ -969,7 +983,7 @@ mod tests {
     /// is woken, and no clone of any waker is kept.
     #[test]
     fn slots_across_thread_exit_and_thread_local_destruction_stress() {
-        let _table = TABLE.lock().unwrap_or_else(|e| e.into_inner());
+        let _table = every_slot();
         use std::cell::RefCell;
         use std::sync::mpsc;
         type Node = crate::loom::Arc<CancelNode>;

@@ -304,6 +304,7 @@ mod tests {
 
     #[test]
     fn a_contended_poll_registers_in_a_slot_then_a_shard_and_the_cancel_wakes_them() {
+        let _slots = hot::tests::a_slot_free();
         let node = CancelNode::new(&Repr::Background, None, 0);
         let (woken, first) = waker();
         // The polling thread's slot (`hot.rs`): it was empty.
@@ -349,6 +350,7 @@ mod tests {
 
     #[test]
     fn a_slot_re_polled_with_another_waker_wakes_only_that_one() {
+        let _slots = hot::tests::a_slot_free();
         let node = CancelNode::new(&Repr::Background, None, 0);
         let (woken, first) = waker();
         let mut key = poll_contended(&node, &first);
@@ -366,6 +368,7 @@ mod tests {
 
     #[test]
     fn a_removed_waiter_frees_its_slot_for_the_next() {
+        let _slots = hot::tests::a_slot_free();
         let node = CancelNode::new(&Repr::Background, None, 0);
         let (woken, first) = waker();
         let _ = poll_contended(&node, &first);
