@@ -364,6 +364,7 @@ fn check_done(
     owner: bool,
 ) -> Poll<Error> {
     let slot = &table()[index];
+    #[cfg(not(loom))]
     let mut waits = 0u32;
     loop {
         match slot
@@ -381,16 +382,18 @@ fn check_done(
             // Held for a few instructions (the cancel, or a stale key's
             // future that may put it back): wait, then look again.
             Err(TAKING) => {
-                waits += 1;
                 #[cfg(loom)]
                 loom::thread::yield_now();
                 // A holder preempted on this core, at a lower real-time
                 // priority than ours, gets the core back only if we sleep.
                 #[cfg(not(loom))]
-                if waits < 64 {
-                    std::thread::yield_now();
-                } else {
-                    std::thread::sleep(std::time::Duration::from_micros(50));
+                {
+                    waits += 1;
+                    if waits < 64 {
+                        std::thread::yield_now();
+                    } else {
+                        std::thread::sleep(std::time::Duration::from_micros(50));
+                    }
                 }
             }
             // The cancel has the waker and wakes it: wait for that rather
@@ -526,12 +529,12 @@ mod loom_models {
         builder.check(f);
     }
 
-    /// F1 registered in this thread's slot, moved to another thread and
-    /// dropped there (no re-poll) while the context is canceled and this
-    /// thread polls a fresh F2 of another task.
-    #[test]
-    fn a_stale_key_dropped_elsewhere_loses_no_wake_up() {
-        model(|| {
+    /// F1 registered in this thread's slot and moved to another thread,
+    /// where `stale` gets its key, while the context is canceled and this
+    /// thread polls a fresh F2 of another task: if F2 answers pending, it
+    /// is woken.
+    fn stale_key_model(stale: fn(crate::loom::Arc<CancelNode>, usize)) {
+        model(move || {
             let node = CancelNode::new(&Repr::Background, None, 0);
             assert!(shards::mark(&node).is_none());
             let (_one, w1) = waker();
@@ -539,10 +542,9 @@ mod loom_models {
             assert!(poll_done(&node, &mut k1, &w1).is_pending());
             let k1 = k1.unwrap();
             assert!(is_key(k1));
-            // F1's drop, on another thread (`Done::drop`).
-            let dropper = thread::spawn({
+            let elsewhere = thread::spawn({
                 let node = node.clone();
-                move || remove_waiter(&node, k1)
+                move || stale(node, k1)
             });
             let canceler = thread::spawn({
                 let node = node.clone();
@@ -553,7 +555,7 @@ mod loom_models {
             let (two, w2) = waker();
             let mut k2 = None;
             let first = poll_done(&node, &mut k2, &w2);
-            dropper.join().unwrap();
+            elsewhere.join().unwrap();
             canceler.join().unwrap();
             if first.is_pending() {
                 assert_eq!(two.0.load(StdOrdering::SeqCst), 1, "lost wake-up");
@@ -561,40 +563,21 @@ mod loom_models {
         });
     }
 
-    /// As above, but F1 is re-polled on the other thread by another task.
+    /// F1 dropped on the other thread (`Done::drop`), not re-polled.
+    #[test]
+    fn a_stale_key_dropped_elsewhere_loses_no_wake_up() {
+        stale_key_model(|node, k1| remove_waiter(&node, k1));
+    }
+
+    /// F1 re-polled on the other thread by another task, then dropped.
     #[test]
     fn a_stale_key_re_polled_elsewhere_loses_no_wake_up() {
-        model(|| {
-            let node = CancelNode::new(&Repr::Background, None, 0);
-            assert!(shards::mark(&node).is_none());
-            let (_one, w1) = waker();
-            let mut k1 = None;
-            assert!(poll_done(&node, &mut k1, &w1).is_pending());
-            assert!(is_key(k1.unwrap()));
-            let repoller = thread::spawn({
-                let node = node.clone();
-                move || {
-                    let (_three, w3) = waker();
-                    let mut k1 = k1;
-                    let _ = poll_done(&node, &mut k1, &w3);
-                    if let Some(k1) = k1 {
-                        remove_waiter(&node, k1);
-                    }
-                }
-            });
-            let canceler = thread::spawn({
-                let node = node.clone();
-                move || {
-                    cancel(&node, Error::Canceled, None);
-                }
-            });
-            let (two, w2) = waker();
-            let mut k2 = None;
-            let first = poll_done(&node, &mut k2, &w2);
-            repoller.join().unwrap();
-            canceler.join().unwrap();
-            if first.is_pending() {
-                assert_eq!(two.0.load(StdOrdering::SeqCst), 1, "lost wake-up");
+        stale_key_model(|node, k1| {
+            let (_three, w3) = waker();
+            let mut k1 = Some(k1);
+            let _ = poll_done(&node, &mut k1, &w3);
+            if let Some(k1) = k1 {
+                remove_waiter(&node, k1);
             }
         });
     }
