@@ -171,18 +171,18 @@ impl Slot {
     /// Takes the registration for the node at `at` out of the slot, if it
     /// is still there; the caller drops the waker (unlocked).
     fn take_if(&self, at: usize) -> Option<Waker> {
-        self.take_if_to(at, EMPTY)
+        self.take_from(at, EMPTY).ok().flatten()
     }
 
     /// [`take_if`](Slot::take_if), leaving `to` (`EMPTY`, or `DRAINED` for
-    /// the cancel).
-    fn take_if_to(&self, at: usize, to: usize) -> Option<Waker> {
+    /// the cancel); `Err` with the state found when the registration is
+    /// not there.
+    fn take_from(&self, at: usize, to: usize) -> Result<Option<Waker>, usize> {
         self.state
-            .compare_exchange(at, TAKING, Ordering::Acquire, Ordering::Relaxed)
-            .ok()?;
+            .compare_exchange(at, TAKING, Ordering::Acquire, Ordering::Relaxed)?;
         let waker = self.take();
         self.release(to);
-        waker
+        Ok(waker)
     }
 
     /// Ends a `TAKING` hold with `state`: a read-modify-write, so that it
@@ -367,14 +367,9 @@ fn check_done(
     #[cfg(not(loom))]
     let mut waits = 0u32;
     loop {
-        match slot
-            .state
-            .compare_exchange(at, TAKING, Ordering::Acquire, Ordering::Relaxed)
-        {
+        match slot.take_from(at, EMPTY) {
             // Done meanwhile: taken back, so nobody wakes it.
-            Ok(_) => {
-                let waker = slot.take();
-                slot.release(EMPTY);
+            Ok(waker) => {
                 *key = None;
                 drop(waker);
                 return Poll::Ready(err);
@@ -480,7 +475,7 @@ pub(super) fn drain_at(at: usize, wakers: &mut impl Extend<Waker>) {
     let claimed = claimed().fetch_add(0, Ordering::AcqRel);
     for slot in &table()[..claimed] {
         if slot.state.fetch_add(0, Ordering::AcqRel) == at {
-            wakers.extend(slot.take_if_to(at, DRAINED));
+            wakers.extend(slot.take_from(at, DRAINED).ok().flatten());
         }
     }
 }
@@ -493,6 +488,14 @@ pub(super) fn count(at: usize) -> usize {
         .iter()
         .filter(|slot| slot.state.load(Ordering::Acquire) == at)
         .count()
+}
+
+/// A live node marked `SHARDED`, as a contended poll leaves it.
+#[cfg(test)]
+fn sharded_node() -> crate::loom::Arc<CancelNode> {
+    let node = CancelNode::new(&super::Repr::Background, None, 0);
+    assert!(super::shards::mark(&node).is_none());
+    node
 }
 
 /// Loom models of the stale keys (see the protocol): a `done()` future's
@@ -508,7 +511,7 @@ mod loom_models {
 
     use super::is_key;
     use crate::error::Error;
-    use crate::tree::{cancel, poll_done, remove_waiter, shards, CancelNode, Repr};
+    use crate::tree::{cancel, poll_done, remove_waiter, CancelNode};
 
     struct Count(AtomicUsize);
 
@@ -535,8 +538,7 @@ mod loom_models {
     /// is woken.
     fn stale_key_model(stale: fn(crate::loom::Arc<CancelNode>, usize)) {
         model(move || {
-            let node = CancelNode::new(&Repr::Background, None, 0);
-            assert!(shards::mark(&node).is_none());
+            let node = super::sharded_node();
             let (_one, w1) = waker();
             let mut k1 = None;
             assert!(poll_done(&node, &mut k1, &w1).is_pending());
@@ -592,10 +594,7 @@ mod loom_models {
     #[test]
     fn a_re_poll_on_another_thread_after_another_nodes_cancel_loses_no_wake_up() {
         model(|| {
-            let n = CancelNode::new(&Repr::Background, None, 0);
-            let m = CancelNode::new(&Repr::Background, None, 0);
-            assert!(shards::mark(&n).is_none());
-            assert!(shards::mark(&m).is_none());
+            let (n, m) = (super::sharded_node(), super::sharded_node());
             // F0, registered here with its first task's waker.
             let (_zero, w0) = waker();
             let mut k0 = None;
@@ -718,8 +717,7 @@ pub(super) mod tests {
             unsafe { Arc::decrement_strong_count(data as *const Reentrant) };
         }
 
-        let node = CancelNode::new(&Repr::Background, None, 0);
-        assert!(shards::mark(&node).is_none());
+        let node = super::sharded_node();
         let (inner_count, inner) = waker();
         let this = Arc::new(Reentrant {
             node: node.clone(),
@@ -761,8 +759,7 @@ pub(super) mod tests {
     #[test]
     fn a_slot_left_registered_by_an_ended_thread_is_claimed_and_reused() {
         let _table = every_slot();
-        let node = CancelNode::new(&Repr::Background, None, 0);
-        assert!(shards::mark(&node).is_none());
+        let node = super::sharded_node();
         let (first_count, first) = waker();
         let (index, moved) = std::thread::scope(|s| {
             s.spawn(|| {
@@ -878,8 +875,7 @@ pub(super) mod tests {
     fn a_parent_freed_by_drop_chain_leaves_a_new_node_at_its_address_its_waiter() {
         let _slots = a_slot_free();
         use std::sync::atomic::{AtomicBool as B, Ordering as O};
-        let x = CancelNode::new(&Repr::Background, None, 0);
-        assert!(shards::mark(&x).is_none());
+        let x = super::sharded_node();
         let at = shards::address(&x);
         let child = CancelNode::new(&Repr::Cancel(x.clone()), None, 0);
         // The child's guard: unlinked from its parent, which stays live.
@@ -915,8 +911,7 @@ pub(super) mod tests {
     #[test]
     fn a_panicking_waker_drop_in_a_re_poll_leaves_no_stale_key() {
         let _slots = a_slot_free();
-        let node = CancelNode::new(&Repr::Background, None, 0);
-        assert!(shards::mark(&node).is_none());
+        let node = super::sharded_node();
         let (bomb, first) = waker();
         let mut stale = None;
         assert!(poll_done(&node, &mut stale, &first).is_pending());
@@ -997,8 +992,7 @@ pub(super) mod tests {
         }
         const THREADS: usize = super::SLOTS + 16;
         for round in 0..30 {
-            let node = CancelNode::new(&Repr::Background, None, 0);
-            assert!(shards::mark(&node).is_none());
+            let node = super::sharded_node();
             let failed = Arc::new(AtomicBool::new(false));
             let canceled = Arc::new(AtomicBool::new(false));
             let (moved_tx, moved_rx) = mpsc::channel::<(Option<usize>, Waker)>();

@@ -142,19 +142,9 @@ pub(super) fn mark(node: &CancelNode) -> Option<Error> {
 }
 
 /// [`poll_done`](super::poll_done) for a `SHARDED` node: registers `waker`
-/// in this thread's slot (`hot.rs`) or, when that is taken, in its shard
-/// (or replaces it in the shard `key` names).
+/// in this thread's shard (or replaces it in the shard `key` names). The
+/// thread's slot (`hot.rs`), in front of the shard, is the caller's to try.
 pub(super) fn poll(node: &CancelNode, key: &mut Option<usize>, waker: &Waker) -> Poll<Error> {
-    if key.is_none() {
-        if let Some(poll) = hot::register(node, key, waker) {
-            return poll;
-        }
-    }
-    poll_shard(node, key, waker)
-}
-
-/// [`poll`] in this thread's shard.
-fn poll_shard(node: &CancelNode, key: &mut Option<usize>, waker: &Waker) -> Poll<Error> {
     let (index, slab_key) = match *key {
         Some(key) => {
             let (index, slab_key) = split(key);

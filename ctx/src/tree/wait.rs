@@ -36,11 +36,12 @@ fn register(node: &CancelNode, key: &mut Option<usize>, waker: &Waker) -> Poll<E
             // the node is `SHARDED`, so that goes to the shards' side too.
             return match hot::repoll(node, key, waker) {
                 Some(poll) => poll,
-                None => shards::poll(node, key, waker),
+                None => register_sharded(node, key, waker),
             };
         }
         Some(k) if shards::is_shard_key(k) => return shards::poll(node, key, waker),
         Some(_) => {}
+        // (`poll_done` tried this thread's slot already.)
         None if node.state.load(Ordering::Relaxed) & SHARDED != 0 => {
             return shards::poll(node, key, waker);
         }
@@ -61,7 +62,7 @@ fn register(node: &CancelNode, key: &mut Option<usize>, waker: &Waker) -> Poll<E
                     *key = None;
                     return Poll::Ready(err);
                 }
-                return shards::poll(node, key, waker);
+                return register_sharded(node, key, waker);
             }
             (false, None) => node.lock(),
         };
@@ -80,6 +81,15 @@ fn register(node: &CancelNode, key: &mut Option<usize>, waker: &Waker) -> Poll<E
         if step.finish(key, shards::list_key, &mut fresh, waker) {
             return Poll::Pending;
         }
+    }
+}
+
+/// A first registration on a `SHARDED` node: this thread's slot, or when
+/// that is taken, its shard.
+fn register_sharded(node: &CancelNode, key: &mut Option<usize>, waker: &Waker) -> Poll<Error> {
+    match hot::register(node, key, waker) {
+        Some(poll) => poll,
+        None => shards::poll(node, key, waker),
     }
 }
 
